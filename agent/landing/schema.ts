@@ -1,0 +1,111 @@
+/**
+ * The landing database: one SQLite file (`<state_dir>/landing.db`), WAL mode,
+ * `synchronous=FULL`, so a committed transaction survives power loss.
+ *
+ * Tables:
+ * - `landed_<dataset>`: rows acknowledged to their source but not yet sealed into
+ *   Parquet. `id` only goes up (AUTOINCREMENT), so a seal can take "every row ≤ id".
+ *   Column `"<name>"` per dataset column; time as INTEGER µs, booleans as 0/1.
+ * - `dedupe_keys`: (dataset, key) of rows with a dedupe key, kept for the dedupe
+ *   retention; a row whose key is present is a redelivery and is not inserted.
+ * - `source_keys`: (source, key) of source units already landed (a dropped file, a
+ *   Kafka offset), written in the same transaction as their rows: exactly-once intake.
+ * - `blobs`: content-addressed files referenced by rows; a blob file on disk that is
+ *   not in this table after a crash is an orphan and is removed at start-up.
+ * - `quarantine`: messages that did not fit, with raw bytes (capped) and the reason,
+ *   written in the same transaction as the good rows of the same commit.
+ * - `hot_files`: every published Parquet file of the hot tier (L0 and L1). A file on
+ *   disk that is not registered here is an orphan; a file is registered in the same
+ *   transaction that removes its inputs (landed rows, or the L0 files it merged).
+ */
+import type Database from 'better-sqlite3';
+import type { Dataset, DatasetColumn } from '../../config/dataset.ts';
+
+export const LANDING_SCHEMA_VERSION = 1;
+
+export function landedTable(dataset: string): string {
+  return `landed_${dataset}`;
+}
+
+export function sqliteAffinity(column: DatasetColumn): string {
+  switch (column.type) {
+    case 'double':
+      return 'REAL';
+    case 'int':
+    case 'long':
+    case 'timestamp':
+    case 'boolean':
+      return 'INTEGER';
+    default:
+      return 'TEXT';
+  }
+}
+
+/** Applies the pragmas every connection to the landing database needs. */
+export function applyPragmas(db: Database.Database): void {
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = FULL');
+  db.pragma('busy_timeout = 10000');
+  db.pragma('foreign_keys = OFF');
+  // Keep the WAL from growing without bound between checkpoints.
+  db.pragma('wal_autocheckpoint = 4000');
+  db.pragma('journal_size_limit = 268435456');
+}
+
+/** Creates missing tables and appends columns a dataset gained. Idempotent. */
+export function ensureSchema(db: Database.Database, datasets: Dataset[]): void {
+  db.exec(`
+    CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE IF NOT EXISTS dedupe_keys (
+      dataset TEXT NOT NULL, key TEXT NOT NULL, ts_us INTEGER NOT NULL,
+      PRIMARY KEY (dataset, key)) WITHOUT ROWID;
+    CREATE INDEX IF NOT EXISTS dedupe_keys_age ON dedupe_keys (ts_us);
+    CREATE TABLE IF NOT EXISTS source_keys (
+      source TEXT NOT NULL, key TEXT NOT NULL, at_us INTEGER NOT NULL,
+      PRIMARY KEY (source, key)) WITHOUT ROWID;
+    CREATE INDEX IF NOT EXISTS source_keys_age ON source_keys (at_us);
+    CREATE TABLE IF NOT EXISTS blobs (
+      sha256 TEXT PRIMARY KEY, size_bytes INTEGER NOT NULL, content_type TEXT,
+      first_seen_us INTEGER NOT NULL) WITHOUT ROWID;
+    CREATE TABLE IF NOT EXISTS quarantine (
+      id INTEGER PRIMARY KEY AUTOINCREMENT,
+      received_at_us INTEGER NOT NULL, source TEXT NOT NULL, coordinates TEXT NOT NULL,
+      dataset TEXT, reason_code TEXT NOT NULL, reason TEXT NOT NULL,
+      payload BLOB NOT NULL, payload_bytes INTEGER NOT NULL);
+    CREATE TABLE IF NOT EXISTS hot_files (
+      id INTEGER PRIMARY KEY AUTOINCREMENT,
+      dataset TEXT NOT NULL, level INTEGER NOT NULL, path TEXT NOT NULL UNIQUE,
+      window_start_us INTEGER NOT NULL, partition_json TEXT NOT NULL,
+      min_ts_us INTEGER NOT NULL, max_ts_us INTEGER NOT NULL,
+      record_count INTEGER NOT NULL, file_size_bytes INTEGER NOT NULL,
+      stats_json TEXT NOT NULL, created_at_us INTEGER NOT NULL);
+    CREATE INDEX IF NOT EXISTS hot_files_window ON hot_files (dataset, level, window_start_us);
+  `);
+  db.prepare(`INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)`).run(String(LANDING_SCHEMA_VERSION));
+  for (const dataset of datasets) {
+    const table = landedTable(dataset.name);
+    const columns = dataset.columns.map((c) => `"${c.name}" ${sqliteAffinity(c)}`).join(', ');
+    db.exec(`CREATE TABLE IF NOT EXISTS "${table}" (id INTEGER PRIMARY KEY AUTOINCREMENT, ${columns})`);
+    const existing = new Set((db.prepare(`PRAGMA table_info("${table}")`).all() as { name: string }[]).map((r) => r.name));
+    for (const column of dataset.columns) {
+      if (!existing.has(column.name)) db.exec(`ALTER TABLE "${table}" ADD COLUMN "${column.name}" ${sqliteAffinity(column)}`);
+    }
+  }
+}
+
+/** A row of `hot_files`. */
+export interface HotFileRecord {
+  id: number;
+  dataset: string;
+  level: 0 | 1;
+  /** Relative to the state directory. */
+  path: string;
+  window_start_us: number;
+  partition_json: string;
+  min_ts_us: number;
+  max_ts_us: number;
+  record_count: number;
+  file_size_bytes: number;
+  stats_json: string;
+  created_at_us: number;
+}

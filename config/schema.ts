@@ -1,0 +1,324 @@
+/**
+ * The lakeside configuration schema: one YAML file, validated here.
+ *
+ * Invariants:
+ * - Every name a user writes is snake_case; durations and sizes carry their unit in
+ *   the key (`_ms`, `_seconds`, `_hours`, `_bytes`).
+ * - Secrets (passwords, keys) are never inline: fields marked `secretRef` only accept
+ *   `${env:NAME}` or `${file:/path}`; the loader resolves them after validation.
+ * - Dataset and column names are SQL- and path-safe identifiers, so they can name
+ *   SQLite tables, Parquet columns and folders without quoting tricks.
+ * - Column field ids (Iceberg/Parquet) are stable: explicit `field_id`, or the time
+ *   column = 1 and the columns 2, 3, … in declared order. Columns are only appended.
+ */
+import { z } from 'zod';
+
+const identifier = z
+  .string()
+  .regex(/^[a-z][a-z0-9_]{0,62}$/, 'expected a lowercase identifier: a-z, 0-9 and _, starting with a letter, at most 63 characters');
+
+/** `${env:NAME}` or `${file:/absolute/path}`; resolved by the loader. */
+export const SECRET_REF = /^\$\{(env|file):([^}]+)\}$/;
+const secretRef = z
+  .string()
+  .regex(SECRET_REF, 'secrets must be a reference, ${env:NAME} or ${file:/path}, never written inline');
+
+const positiveInt = z.number().int().positive();
+const nonNegativeInt = z.number().int().nonnegative();
+
+export const COLUMN_TYPES = ['string', 'int', 'long', 'double', 'boolean', 'timestamp', 'blob'] as const;
+export type ColumnType = (typeof COLUMN_TYPES)[number];
+
+export const TIME_FORMATS = ['epoch_s', 'epoch_ms', 'epoch_us', 'iso8601'] as const;
+export type TimeFormat = (typeof TIME_FORMATS)[number];
+
+const columnSchema = z.strictObject({
+  name: identifier,
+  /** `blob`: a content-addressed file; the column holds its sha256 (hex). */
+  type: z.enum(COLUMN_TYPES),
+  nullable: z.boolean().default(true),
+  field_id: positiveInt.optional(),
+  doc: z.string().optional(),
+});
+export type ColumnConfig = z.infer<typeof columnSchema>;
+
+export const datasetSchema = z
+  .strictObject({
+    name: identifier,
+    /** Event time, stored as microseconds since the epoch (UTC). */
+    time_column: identifier,
+    time_field_id: positiveInt.optional(),
+    columns: z.array(columnSchema).min(1),
+    /** Columns whose values together identify a reading; redeliveries with the same key are dropped. */
+    dedupe_key: z.array(identifier).min(1).optional(),
+    /** Identity partition columns for L1 files (besides the compaction window). */
+    partition_by: z.array(identifier).default([]),
+    /** A row whose event time is further ahead of the agent's clock is quarantined. */
+    max_future_skew_seconds: nonNegativeInt.default(300),
+    /** A row whose event time is older than this is quarantined. */
+    max_past_age_hours: positiveInt.default(24 * 7),
+    doc: z.string().optional(),
+  })
+  .superRefine((dataset, ctx) => {
+    const names = new Set<string>([dataset.time_column]);
+    dataset.columns.forEach((column, index) => {
+      if (names.has(column.name)) {
+        ctx.addIssue({ code: 'custom', path: ['columns', index, 'name'], message: `duplicate column name "${column.name}"` });
+      }
+      names.add(column.name);
+    });
+    const blobs = dataset.columns.filter((c) => c.type === 'blob');
+    if (blobs.length > 1) {
+      ctx.addIssue({ code: 'custom', path: ['columns'], message: 'a dataset has at most one blob column' });
+    }
+    for (const key of ['dedupe_key', 'partition_by'] as const) {
+      (dataset[key] ?? []).forEach((name, index) => {
+        if (!names.has(name)) {
+          ctx.addIssue({ code: 'custom', path: [key, index], message: `unknown column "${name}"` });
+        }
+      });
+    }
+    const ids = new Set<number>();
+    const explicit = [dataset.time_field_id, ...dataset.columns.map((c) => c.field_id)];
+    explicit.forEach((id) => {
+      if (id === undefined) return;
+      if (ids.has(id)) ctx.addIssue({ code: 'custom', path: ['columns'], message: `duplicate field_id ${id}` });
+      ids.add(id);
+    });
+  });
+export type DatasetConfig = z.infer<typeof datasetSchema>;
+
+/**
+ * Where one column's value comes from. Exactly one of:
+ * - `topic_level`: the 0-based level of the MQTT topic (or path segment for folders);
+ * - `json`: a path into the JSON payload, e.g. `reading.value` or `defects[0].label`;
+ * - `path_field`: a named `{placeholder}` of a folder's path pattern;
+ * - `const`: a fixed value;
+ * - `received_at`: the agent's clock when the message arrived;
+ * - `payload`: the raw payload (for a blob column).
+ * `format` says how a time value is written (for the time column and timestamp columns).
+ */
+const fieldSourceSchema = z
+  .strictObject({
+    topic_level: nonNegativeInt.optional(),
+    json: z.string().min(1).optional(),
+    path_field: identifier.optional(),
+    const: z.union([z.string(), z.number(), z.boolean()]).optional(),
+    received_at: z.literal(true).optional(),
+    payload: z.literal(true).optional(),
+    format: z.enum(TIME_FORMATS).optional(),
+  })
+  .superRefine((source, ctx) => {
+    const kinds = (['topic_level', 'json', 'path_field', 'const', 'received_at', 'payload'] as const).filter(
+      (kind) => source[kind] !== undefined,
+    );
+    if (kinds.length !== 1) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `expected exactly one of topic_level, json, path_field, const, received_at, payload (got ${kinds.length === 0 ? 'none' : kinds.join(', ')})`,
+      });
+    }
+  });
+export type FieldSource = z.infer<typeof fieldSourceSchema>;
+
+const mqttRouteSchema = z.strictObject({
+  /** MQTT topic filter, with + and # wildcards. */
+  filter: z.string().min(1),
+  dataset: identifier,
+  /** Column name → where its value comes from. */
+  fields: z.record(identifier, fieldSourceSchema),
+  /** `json` (default) parses the payload; `binary` keeps it whole (for a blob column). */
+  payload: z.enum(['json', 'binary']).default('json'),
+});
+export type MqttRouteConfig = z.infer<typeof mqttRouteSchema>;
+
+const tlsSchema = z.strictObject({
+  ca_file: z.string().optional(),
+  cert_file: z.string().optional(),
+  key_file: z.string().optional(),
+  /** Verify the server certificate (default true). */
+  reject_unauthorized: z.boolean().default(true),
+});
+
+const mqttUrl = z
+  .string()
+  .refine((value) => /^(mqtts?|wss?|tcp|ssl):\/\/[^/\s]+/.test(value), 'expected an mqtt:// or mqtts:// URL');
+
+export const mqttSourceSchema = z.strictObject({
+  name: identifier,
+  url: mqttUrl,
+  protocol_version: z.union([z.literal(5), z.literal(4)]).default(5),
+  /** Base client id; connection i of the pool uses `<client_id>-<i>`. Fixed, so sessions persist. */
+  client_id: z.string().min(1).max(200),
+  username: z.string().optional(),
+  password: secretRef.optional(),
+  tls: tlsSchema.optional(),
+  /** Number of shared-subscription connections; their messages share one group commit. */
+  connections: positiveInt.max(256).default(8),
+  /** Shared-subscription group; set to null to subscribe without `$share/` (then connections must be 1). */
+  share_group: z.string().min(1).nullable().default('lakeside'),
+  clean_session: z.boolean().default(false),
+  session_expiry_seconds: nonNegativeInt.default(7 * 24 * 3600),
+  keepalive_seconds: positiveInt.default(30),
+  reconnect_min_ms: positiveInt.default(500),
+  reconnect_max_ms: positiveInt.default(30_000),
+  connect_timeout_ms: positiveInt.default(30_000),
+  /** Larger payloads are quarantined (with their first bytes only). */
+  max_payload_bytes: positiveInt.default(1024 * 1024),
+  routes: z.array(mqttRouteSchema).min(1),
+}).superRefine((source, ctx) => {
+  if (source.share_group === null && source.connections !== 1) {
+    ctx.addIssue({ code: 'custom', path: ['connections'], message: 'without a share_group only 1 connection can subscribe (otherwise every message arrives once per connection)' });
+  }
+  if (source.reconnect_max_ms < source.reconnect_min_ms) {
+    ctx.addIssue({ code: 'custom', path: ['reconnect_max_ms'], message: 'must be at least reconnect_min_ms' });
+  }
+});
+export type MqttSourceConfig = z.infer<typeof mqttSourceSchema>;
+
+export const folderSourceSchema = z.strictObject({
+  name: identifier,
+  /** The drop folder, watched recursively. */
+  path: z.string().min(1),
+  dataset: identifier,
+  /** Pattern of the path relative to the folder, e.g. `{line}/{camera}/{file}`; `{file}` is the file name. */
+  path_pattern: z.string().min(1),
+  /** Column name → source (`path_field`, `const`, `received_at`, `payload` for the blob column). */
+  fields: z.record(identifier, fieldSourceSchema),
+  /** Only file names matching this regular expression are taken. */
+  include: z.string().default('.*'),
+  max_file_bytes: positiveInt.default(64 * 1024 * 1024),
+  /** A file is taken once its size and mtime have not changed for this long. */
+  stable_ms: positiveInt.default(500),
+  /** Move ingested files here instead of deleting them. */
+  done_dir: z.string().optional(),
+  /** Files ingested concurrently. */
+  concurrency: positiveInt.max(64).default(4),
+});
+export type FolderSourceConfig = z.infer<typeof folderSourceSchema>;
+
+const landingSchema = z.strictObject({
+  /** A group commit holds at most this many rows… */
+  group_commit_max_rows: positiveInt.default(1000),
+  /** …and waits at most this long for more rows when the writer is idle. */
+  group_commit_max_delay_ms: nonNegativeInt.default(1),
+  /** How long dedupe and source keys are remembered. */
+  dedupe_retention_hours: positiveInt.default(72),
+  /** First retry delay after a failed commit (disk full, I/O error); doubles up to 30 s. */
+  retry_initial_ms: positiveInt.default(200),
+});
+
+const hotSchema = z.strictObject({
+  /** Landed rows become L0 Parquet files this often. */
+  seal_interval_ms: positiveInt.default(2000),
+  /** Event-time window compacted into one L1 file per dataset and partition. */
+  compaction_window_minutes: positiveInt.default(10),
+  /** A window is compacted this long after it ends (room for late rows). */
+  compaction_grace_seconds: nonNegativeInt.default(60),
+  compaction_interval_ms: positiveInt.default(10_000),
+  /** Rows per Parquet row group. */
+  row_group_rows: positiveInt.default(128 * 1024),
+  /** Rows sealed into one L0 file at most. */
+  seal_max_rows: positiveInt.default(500_000),
+});
+
+export const configSchema = z
+  .strictObject({
+    /** This plant's id; a column of every table in the central catalog. */
+    plant: identifier,
+    /** This agent's id; unique per running agent. Defaults to the plant id. */
+    agent_id: identifier.optional(),
+    state_dir: z.string().min(1).default('/var/lib/lakeside'),
+    log_level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'),
+    landing: landingSchema.default(landingSchema.parse({})),
+    hot: hotSchema.default(hotSchema.parse({})),
+    datasets: z.array(datasetSchema).min(1),
+    sources: z
+      .strictObject({
+        mqtt: z.array(mqttSourceSchema).default([]),
+        folders: z.array(folderSourceSchema).default([]),
+      })
+      .default({ mqtt: [], folders: [] }),
+  })
+  .superRefine((config, ctx) => {
+    const datasets = new Map(config.datasets.map((d) => [d.name, d]));
+    const seenDatasets = new Set<string>();
+    config.datasets.forEach((dataset, index) => {
+      if (seenDatasets.has(dataset.name)) {
+        ctx.addIssue({ code: 'custom', path: ['datasets', index, 'name'], message: `duplicate dataset "${dataset.name}"` });
+      }
+      seenDatasets.add(dataset.name);
+    });
+    const sourceNames = new Set<string>();
+    const checkName = (name: string, path: (string | number)[]) => {
+      if (sourceNames.has(name)) ctx.addIssue({ code: 'custom', path, message: `duplicate source name "${name}"` });
+      sourceNames.add(name);
+    };
+    const checkFields = (datasetName: string, fields: Record<string, FieldSource>, path: (string | number)[]) => {
+      const dataset = datasets.get(datasetName);
+      if (!dataset) {
+        ctx.addIssue({ code: 'custom', path: [...path, 'dataset'], message: `unknown dataset "${datasetName}"` });
+        return;
+      }
+      const columns = new Map<string, ColumnType>([[dataset.time_column, 'timestamp']]);
+      for (const column of dataset.columns) columns.set(column.name, column.type);
+      for (const [name, source] of Object.entries(fields)) {
+        const type = columns.get(name);
+        if (!type) {
+          ctx.addIssue({ code: 'custom', path: [...path, 'fields', name], message: `dataset "${datasetName}" has no column "${name}"` });
+          continue;
+        }
+        if (source.payload && type !== 'blob') {
+          ctx.addIssue({ code: 'custom', path: [...path, 'fields', name, 'payload'], message: 'payload can only fill a blob column' });
+        }
+        if (type === 'blob' && !source.payload) {
+          ctx.addIssue({ code: 'custom', path: [...path, 'fields', name], message: 'a blob column is filled from the payload (payload: true)' });
+        }
+        if (source.format && type !== 'timestamp') {
+          ctx.addIssue({ code: 'custom', path: [...path, 'fields', name, 'format'], message: 'format applies to time columns only' });
+        }
+      }
+      if (!fields[dataset.time_column]) {
+        ctx.addIssue({ code: 'custom', path: [...path, 'fields'], message: `the time column "${dataset.time_column}" needs a source (json/topic_level/path_field with format, or received_at: true)` });
+      }
+      for (const column of dataset.columns) {
+        if (!column.nullable && !fields[column.name]) {
+          ctx.addIssue({ code: 'custom', path: [...path, 'fields'], message: `non-nullable column "${column.name}" needs a source` });
+        }
+      }
+    };
+    config.sources.mqtt.forEach((source, i) => {
+      checkName(source.name, ['sources', 'mqtt', i, 'name']);
+      source.routes.forEach((route, r) => {
+        checkFields(route.dataset, route.fields, ['sources', 'mqtt', i, 'routes', r]);
+        const usesPayload = Object.values(route.fields).some((f) => f.payload);
+        const usesJson = Object.values(route.fields).some((f) => f.json !== undefined);
+        if (route.payload === 'binary' && usesJson) {
+          ctx.addIssue({ code: 'custom', path: ['sources', 'mqtt', i, 'routes', r, 'payload'], message: 'a binary payload has no JSON fields' });
+        }
+        if (usesPayload && route.payload !== 'binary') {
+          ctx.addIssue({ code: 'custom', path: ['sources', 'mqtt', i, 'routes', r, 'payload'], message: 'a route that stores the payload as a blob needs payload: binary' });
+        }
+      });
+    });
+    config.sources.folders.forEach((source, i) => {
+      checkName(source.name, ['sources', 'folders', i, 'name']);
+      checkFields(source.dataset, source.fields, ['sources', 'folders', i]);
+      for (const [name, field] of Object.entries(source.fields)) {
+        if (field.json !== undefined || field.topic_level !== undefined) {
+          ctx.addIssue({ code: 'custom', path: ['sources', 'folders', i, 'fields', name], message: 'folder fields come from path_field, const, received_at or payload' });
+        }
+        if (field.path_field && !source.path_pattern.includes(`{${field.path_field}}`)) {
+          ctx.addIssue({ code: 'custom', path: ['sources', 'folders', i, 'fields', name, 'path_field'], message: `path_pattern has no {${field.path_field}}` });
+        }
+      }
+      try {
+        new RegExp(source.include);
+      } catch {
+        ctx.addIssue({ code: 'custom', path: ['sources', 'folders', i, 'include'], message: 'not a valid regular expression' });
+      }
+    });
+  });
+
+/** The config as written (after defaults), before secrets are resolved. */
+export type LakesideConfig = z.infer<typeof configSchema>;
