@@ -1,0 +1,253 @@
+/**
+ * The landing log, as the sources see it: `append(item)` resolves only once the
+ * transaction holding the item is durable (WAL, synchronous=FULL). Sources
+ * acknowledge after that and never before.
+ *
+ * Group commit: items wait in memory until the writer is free; then everything
+ * waiting (up to `maxRows` rows) goes in one transaction. When the writer is idle a
+ * batch waits at most `maxDelayMs` for company.
+ *
+ * Failures: a retriable failure (disk full, I/O error) retries the same batch with
+ * backoff, forever, until it commits or the log stops; nothing is acknowledged
+ * meanwhile, so sources stall instead of losing data, and resume by themselves once
+ * space returns. Memory stays bounded because sources wait for their acks.
+ */
+import { EventEmitter } from 'node:events';
+import { Worker } from 'node:worker_threads';
+import type { DatasetConfig } from '../../config/schema.ts';
+import { ErrorCode, type Logger } from '../log.ts';
+import { onceStop, type Component } from '../lifecycle.ts';
+import { backoffDelay, sleep } from '../retry.ts';
+import type { LandingItem, LandingItemResult } from './types.ts';
+import type { WriterReply, WriterRequest } from './writer-protocol.ts';
+
+export interface LandingLogOptions {
+  dbPath: string;
+  datasets: DatasetConfig[];
+  maxRows: number;
+  maxDelayMs: number;
+  retryInitialMs: number;
+  /** How long dedupe and source keys are remembered. */
+  dedupeRetentionHours: number;
+  logger: Logger;
+}
+
+interface Pending {
+  item: LandingItem;
+  rows: number;
+  resolve: (result: LandingItemResult) => void;
+  reject: (error: Error) => void;
+}
+
+export interface LandingStats {
+  commits: number;
+  rowsInserted: number;
+  duplicates: number;
+  quarantined: number;
+  failedCommits: number;
+}
+
+export class LandingStoppedError extends Error {
+  constructor() {
+    super('the landing log is stopping; the item was not committed (its source will redeliver it)');
+  }
+}
+
+export class LandingLog extends EventEmitter implements Component {
+  readonly name = 'landing-log';
+  readonly stats: LandingStats = { commits: 0, rowsInserted: 0, duplicates: 0, quarantined: 0, failedCommits: 0 };
+  private worker: Worker | null = null;
+  private queue: Pending[] = [];
+  private queuedRows = 0;
+  private inFlight: Promise<void> | null = null;
+  private timer: NodeJS.Immediate | NodeJS.Timeout | null = null;
+  private nextId = 1;
+  private replies = new Map<number, (reply: WriterReply) => void>();
+  private blockedSince: number | null = null;
+  private stopping = false;
+  private readonly abort = new AbortController();
+  private pruneTimer: NodeJS.Timeout | null = null;
+  private readonly options: LandingLogOptions;
+
+  constructor(options: LandingLogOptions) {
+    super();
+    this.options = options;
+  }
+
+  /** True while commits fail (disk full, I/O error): sources should stop picking up new work. */
+  get blocked(): boolean {
+    return this.blockedSince !== null;
+  }
+
+  async start(): Promise<void> {
+    const worker = new Worker(new URL('./writer-worker.ts', import.meta.url), {
+      workerData: { dbPath: this.options.dbPath, datasets: this.options.datasets },
+    });
+    this.worker = worker;
+    await new Promise<void>((resolve, reject) => {
+      const onError = (error: Error) => reject(new Error(`the landing log could not open ${this.options.dbPath}: ${error.message}`));
+      worker.once('error', onError);
+      worker.on('message', (reply: WriterReply) => {
+        if (reply.type === 'ready') {
+          worker.off('error', onError);
+          worker.on('error', (error) => this.onWorkerCrash(error));
+          resolve();
+          return;
+        }
+        const waiter = this.replies.get(reply.id);
+        this.replies.delete(reply.id);
+        waiter?.(reply);
+      });
+    });
+    const retentionUs = this.options.dedupeRetentionHours * 3_600_000_000;
+    this.pruneTimer = setInterval(() => void this.request({ type: 'prune', id: 0, retentionUs }).catch(() => {}), 600_000);
+    this.pruneTimer.unref();
+  }
+
+  /** Resolves when the item is durable; rejects only if the log stops before it could commit. */
+  append(item: LandingItem): Promise<LandingItemResult> {
+    if (this.stopping) return Promise.reject(new LandingStoppedError());
+    return new Promise((resolve, reject) => {
+      const rows = Math.max(1, item.rows.length + item.quarantine.length);
+      this.queue.push({ item, rows, resolve, reject });
+      this.queuedRows += rows;
+      this.schedule();
+    });
+  }
+
+  readonly stop = onceStop(async () => {
+    this.stopping = true;
+    if (this.pruneTimer) clearInterval(this.pruneTimer);
+    // Drain: whatever is queued commits now (if the disk allows it; a stop that cannot
+    // commit gives up after the abort below and the sources redeliver).
+    const drainDeadline = setTimeout(() => this.abort.abort(), 10_000);
+    while (this.queue.length > 0 || this.inFlight) {
+      if (!this.inFlight) this.flush();
+      await this.inFlight;
+      if (this.abort.signal.aborted) break;
+    }
+    clearTimeout(drainDeadline);
+    for (const pending of this.queue.splice(0)) pending.reject(new LandingStoppedError());
+    if (this.worker) {
+      await this.request({ type: 'close', id: 0 }).catch(() => {});
+      await this.worker.terminate();
+      this.worker = null;
+    }
+  });
+
+  private schedule(): void {
+    if (this.inFlight) return; // the batch after the current one forms by itself
+    if (this.queuedRows >= this.options.maxRows) {
+      this.flush();
+      return;
+    }
+    if (this.timer) return;
+    const run = () => {
+      this.timer = null;
+      if (!this.inFlight) this.flush();
+    };
+    this.timer = this.options.maxDelayMs > 0 ? setTimeout(run, this.options.maxDelayMs) : setImmediate(run);
+  }
+
+  private flush(): void {
+    if (this.timer) {
+      clearTimeout(this.timer as NodeJS.Timeout);
+      clearImmediate(this.timer as NodeJS.Immediate);
+      this.timer = null;
+    }
+    if (this.queue.length === 0) return;
+    let rows = 0;
+    let count = 0;
+    while (count < this.queue.length && (count === 0 || rows + this.queue[count]!.rows <= this.options.maxRows)) {
+      rows += this.queue[count]!.rows;
+      count++;
+    }
+    const batch = this.queue.splice(0, count);
+    this.queuedRows -= rows;
+    this.inFlight = this.commitUntilDone(batch)
+      .catch((error: Error) => {
+        for (const pending of batch) pending.reject(error);
+      })
+      .finally(() => {
+        this.inFlight = null;
+        if (this.queue.length > 0 && !this.stopping) this.flush();
+      });
+  }
+
+  private async commitUntilDone(batch: Pending[]): Promise<void> {
+    const items = batch.map((p) => p.item);
+    for (let attempt = 0; ; attempt++) {
+      const reply = await this.request({ type: 'commit', id: 0, items }).catch(
+        (error: Error): WriterReply => ({ type: 'failed', id: 0, code: 'WORKER', retriable: false, message: error.message }),
+      );
+      if (reply.type === 'committed') {
+        this.onCommitted(batch, reply.results);
+        return;
+      }
+      if (reply.type !== 'failed') throw new Error(`unexpected writer reply ${reply.type}`);
+      this.stats.failedCommits++;
+      if (!reply.retriable || this.abort.signal.aborted) {
+        this.options.logger.error({ code: ErrorCode.landingIo, sqlite: reply.code, err: reply.message }, 'landing commit failed; items not acknowledged');
+        for (const pending of batch) pending.reject(new Error(`landing commit failed: ${reply.message}`));
+        return;
+      }
+      this.onBlocked(reply.code, reply.message, batch.length);
+      await sleep(backoffDelay(attempt, { initialMs: this.options.retryInitialMs, maxMs: 30_000 }), this.abort.signal);
+    }
+  }
+
+  private onCommitted(batch: Pending[], results: LandingItemResult[]): void {
+    if (this.blockedSince !== null) {
+      const blockedMs = Date.now() - this.blockedSince;
+      this.blockedSince = null;
+      this.options.logger.warn({ code: ErrorCode.landingRecovered, blocked_ms: blockedMs }, 'landing log commits again; ingestion resumed');
+      this.emit('unblocked');
+    }
+    this.stats.commits++;
+    batch.forEach((pending, index) => {
+      const result = results[index]!;
+      this.stats.rowsInserted += result.inserted;
+      this.stats.duplicates += result.duplicates;
+      this.stats.quarantined += result.quarantined;
+      pending.resolve(result);
+    });
+    this.emit('committed', batch.length);
+  }
+
+  private onBlocked(sqliteCode: string, message: string, items: number): void {
+    if (this.blockedSince !== null) return;
+    this.blockedSince = Date.now();
+    const diskFull = sqliteCode.startsWith('SQLITE_FULL');
+    this.options.logger.error(
+      {
+        code: diskFull ? ErrorCode.landingDiskFull : ErrorCode.landingIo,
+        sqlite: sqliteCode,
+        err: message,
+        db: this.options.dbPath,
+        waiting_items: items,
+      },
+      diskFull
+        ? `landing log disk is full (${this.options.dbPath}): nothing is acknowledged until space returns; retrying`
+        : `landing log cannot commit (${sqliteCode}): nothing is acknowledged until it can; retrying`,
+    );
+    this.emit('blocked', { code: sqliteCode, message });
+  }
+
+  private request(request: WriterRequest): Promise<WriterReply> {
+    const worker = this.worker;
+    if (!worker) return Promise.reject(new Error('the landing writer is not running'));
+    const id = this.nextId++;
+    return new Promise((resolve) => {
+      this.replies.set(id, resolve);
+      worker.postMessage({ ...request, id });
+    });
+  }
+
+  private onWorkerCrash(error: Error): void {
+    this.options.logger.fatal({ code: ErrorCode.landingIo, err: error.message }, 'the landing writer crashed');
+    for (const [id, waiter] of this.replies) waiter({ type: 'failed', id, code: 'WORKER', retriable: false, message: error.message });
+    this.replies.clear();
+    this.worker = null;
+    this.emit('fatal', error);
+  }
+}

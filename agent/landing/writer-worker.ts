@@ -1,0 +1,176 @@
+/**
+ * The landing log's single writer, on a worker thread so fsyncs never stall the main
+ * event loop. It owns the only ingest connection to the landing database.
+ *
+ * Invariants:
+ * - One `commit` message = one SQLite transaction (synchronous=FULL): when the reply
+ *   says ok, every row, quarantine entry, blob reference and source key of the batch
+ *   is on disk; when it says failed, none of them is.
+ * - A retriable failure (disk full, I/O error, busy) is reported as such; the caller
+ *   retries the same batch. Any other failure is isolated to the items that cause it:
+ *   each item is retried alone and one that still fails is quarantined with the error,
+ *   so a single bad row never blocks its source.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import Database from 'better-sqlite3';
+import { resolveDataset, type Dataset } from '../../config/dataset.ts';
+import type { DatasetConfig } from '../../config/schema.ts';
+import { applyPragmas, ensureSchema, landedTable } from './schema.ts';
+import type { LandingItem, LandingItemResult, QuarantineEntry } from './types.ts';
+import type { WriterReply, WriterRequest } from './writer-protocol.ts';
+
+interface WriterData {
+  dbPath: string;
+  datasets: DatasetConfig[];
+}
+
+const RETRIABLE_CODES = /^SQLITE_(FULL|IOERR|BUSY|LOCKED|CANTOPEN|PROTOCOL|NOMEM)/;
+
+const { dbPath, datasets: datasetConfigs } = workerData as WriterData;
+const datasets = new Map<string, Dataset>(datasetConfigs.map((c) => [c.name, resolveDataset(c)]));
+const db = new Database(dbPath);
+applyPragmas(db);
+ensureSchema(db, [...datasets.values()]);
+
+const insertRow = new Map(
+  [...datasets.values()].map((dataset) => {
+    const names = dataset.columns.map((c) => `"${c.name}"`).join(', ');
+    const params = dataset.columns.map(() => '?').join(', ');
+    return [dataset.name, db.prepare(`INSERT INTO "${landedTable(dataset.name)}" (${names}) VALUES (${params})`)];
+  }),
+);
+const insertDedupeKey = db.prepare('INSERT OR IGNORE INTO dedupe_keys (dataset, key, ts_us) VALUES (?, ?, ?)');
+const insertSourceKey = db.prepare('INSERT OR IGNORE INTO source_keys (source, key, at_us) VALUES (?, ?, ?)');
+const insertBlob = db.prepare('INSERT OR IGNORE INTO blobs (sha256, size_bytes, content_type, first_seen_us) VALUES (?, ?, ?, ?)');
+const insertQuarantine = db.prepare(
+  `INSERT INTO quarantine (received_at_us, source, coordinates, dataset, reason_code, reason, payload, payload_bytes)
+   VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+);
+
+function nowUs(): number {
+  return Date.now() * 1000;
+}
+
+function writeQuarantine(entry: QuarantineEntry): void {
+  insertQuarantine.run(
+    entry.receivedAtUs,
+    entry.source,
+    entry.coordinates,
+    entry.dataset,
+    entry.reasonCode,
+    entry.reason,
+    Buffer.from(entry.payload.buffer, entry.payload.byteOffset, entry.payload.byteLength),
+    entry.payloadBytes,
+  );
+}
+
+function dedupeKeyOf(dataset: Dataset, values: unknown[]): string {
+  // JSON keeps types apart ("1" vs 1) and is unambiguous about separators.
+  return JSON.stringify(dataset.dedupeKey!.map((i) => values[i] ?? null));
+}
+
+function writeItem(item: LandingItem, at: number): LandingItemResult {
+  const result: LandingItemResult = { inserted: 0, duplicates: 0, sourceDuplicate: false, quarantined: 0 };
+  if (item.sourceKey && insertSourceKey.run(item.sourceKey.source, item.sourceKey.key, at).changes === 0) {
+    result.sourceDuplicate = true;
+    return result;
+  }
+  for (const blob of item.blobs) insertBlob.run(blob.sha256, blob.sizeBytes, blob.contentType, at);
+  for (const row of item.rows) {
+    const dataset = datasets.get(row.dataset);
+    const insert = insertRow.get(row.dataset);
+    if (!dataset || !insert) throw new Error(`unknown dataset "${row.dataset}"`);
+    if (dataset.dedupeKey && insertDedupeKey.run(dataset.name, dedupeKeyOf(dataset, row.values), row.values[0] as number).changes === 0) {
+      result.duplicates++;
+      continue;
+    }
+    insert.run(row.values.map((v) => (typeof v === 'boolean' ? (v ? 1 : 0) : v)));
+    result.inserted++;
+  }
+  for (const entry of item.quarantine) {
+    writeQuarantine(entry);
+    result.quarantined++;
+  }
+  return result;
+}
+
+const commitBatch = db.transaction((items: LandingItem[], at: number) => items.map((item) => writeItem(item, at)));
+const commitOne = db.transaction((item: LandingItem, at: number) => writeItem(item, at));
+const quarantineOne = db.transaction((entries: QuarantineEntry[]) => entries.forEach(writeQuarantine));
+
+function isRetriable(error: unknown): boolean {
+  const code = (error as { code?: unknown }).code;
+  return typeof code === 'string' && RETRIABLE_CODES.test(code);
+}
+
+/** Retries items alone after a non-retriable batch failure; an item that fails alone is quarantined. */
+function commitIsolated(items: LandingItem[], at: number): LandingItemResult[] {
+  return items.map((item) => {
+    try {
+      return commitOne(item, at);
+    } catch (error) {
+      if (isRetriable(error)) throw error;
+      const reason = error instanceof Error ? error.message : String(error);
+      const entries: QuarantineEntry[] = item.rows.map((row) => ({
+        source: item.sourceKey?.source ?? 'unknown',
+        coordinates: JSON.stringify({ sourceKey: item.sourceKey?.key ?? null }),
+        dataset: row.dataset,
+        reasonCode: 'landing_rejected',
+        reason: `the landing log refused the row: ${reason}`,
+        payload: Buffer.from(JSON.stringify(row.values)),
+        payloadBytes: 0,
+        receivedAtUs: at,
+      }));
+      quarantineOne([...entries, ...item.quarantine]);
+      return { inserted: 0, duplicates: 0, sourceDuplicate: false, quarantined: entries.length + item.quarantine.length };
+    }
+  });
+}
+
+function handle(request: WriterRequest): WriterReply {
+  switch (request.type) {
+    case 'commit': {
+      const at = nowUs();
+      try {
+        return { type: 'committed', id: request.id, results: commitBatch(request.items, at) };
+      } catch (error) {
+        if (isRetriable(error)) return failure(request.id, error);
+        try {
+          return { type: 'committed', id: request.id, results: commitIsolated(request.items, at) };
+        } catch (inner) {
+          return failure(request.id, inner);
+        }
+      }
+    }
+    case 'prune': {
+      try {
+        const cutoff = nowUs() - request.retentionUs;
+        const keys = db.prepare('DELETE FROM dedupe_keys WHERE ts_us < ?').run(cutoff).changes;
+        const sources = db.prepare('DELETE FROM source_keys WHERE at_us < ?').run(cutoff).changes;
+        return { type: 'pruned', id: request.id, removed: keys + sources };
+      } catch (error) {
+        return failure(request.id, error);
+      }
+    }
+    case 'close': {
+      db.close();
+      return { type: 'closed', id: request.id };
+    }
+  }
+}
+
+function failure(id: number, error: unknown): WriterReply {
+  const code = String((error as { code?: unknown }).code ?? 'UNKNOWN');
+  return {
+    type: 'failed',
+    id,
+    code,
+    retriable: isRetriable(error),
+    message: error instanceof Error ? error.message : String(error),
+  };
+}
+
+parentPort!.on('message', (request: WriterRequest) => {
+  parentPort!.postMessage(handle(request));
+});
+parentPort!.postMessage({ type: 'ready', id: 0 } satisfies WriterReply);

@@ -1,0 +1,36 @@
+/**
+ * Logging: pino JSON lines on stdout (journald keeps them). Every error a plant
+ * engineer may act on carries a stable `code` (see `ErrorCode`), the same string the
+ * README documents. Secrets are never logged: config is logged only through
+ * `redactConfig`.
+ */
+import { pino, type Logger } from 'pino';
+
+export type { Logger };
+
+/** Stable error and event codes shared by logs, the API and the README. */
+export const ErrorCode = {
+  configInvalid: 'CONFIG_INVALID',
+  landingDiskFull: 'LANDING_DISK_FULL',
+  landingIo: 'LANDING_IO_ERROR',
+  landingRecovered: 'LANDING_RECOVERED',
+  landingRejected: 'LANDING_ROW_REJECTED',
+  mqttConnect: 'MQTT_CONNECT_ERROR',
+  folderRefused: 'FOLDER_FILE_REFUSED',
+  folderError: 'FOLDER_ERROR',
+  sealFailed: 'SEAL_FAILED',
+  compactFailed: 'COMPACTION_FAILED',
+  stateLocked: 'STATE_DIR_LOCKED',
+} as const;
+
+export function createLogger(level: string, destination?: NodeJS.WritableStream): Logger {
+  return pino(
+    { level, base: { service: 'lakeside' }, timestamp: pino.stdTimeFunctions.isoTime },
+    destination ?? pino.destination({ fd: 1, sync: false }),
+  );
+}
+
+/** A logger that drops everything, for tests and library use. */
+export function silentLogger(): Logger {
+  return pino({ level: 'silent' });
+}

@@ -1,0 +1,105 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { DatasetConfig } from '../../../config/schema.ts';
+import { LandingLog, LandingStoppedError } from '../../../agent/landing/landing-log.ts';
+import type { LandingItem } from '../../../agent/landing/types.ts';
+import { silentLogger } from '../../../agent/log.ts';
+
+const readings: DatasetConfig = {
+  name: 'readings',
+  time_column: 'ts',
+  columns: [
+    { name: 'line', type: 'string', nullable: false },
+    { name: 'value', type: 'double', nullable: true },
+    { name: 'ok', type: 'boolean', nullable: true },
+  ],
+  dedupe_key: ['line', 'ts'],
+  partition_by: [],
+  max_future_skew_seconds: 300,
+  max_past_age_hours: 168,
+};
+const events: DatasetConfig = { ...readings, name: 'events', dedupe_key: undefined };
+
+function row(dataset: string, ts: number, line: string, value: number | null): LandingItem {
+  return { rows: [{ dataset, values: [ts, line, value, true] }], quarantine: [], blobs: [] };
+}
+
+describe('LandingLog', () => {
+  let dir: string;
+  let log: LandingLog;
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'landing-'));
+    log = new LandingLog({
+      dbPath: join(dir, 'landing.db'),
+      datasets: [readings, events],
+      maxRows: 50,
+      maxDelayMs: 1,
+      retryInitialMs: 10,
+      dedupeRetentionHours: 72,
+      logger: silentLogger(),
+    });
+    await log.start();
+  });
+  afterEach(async () => {
+    await log.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('resolves appends only once their rows are committed, grouping many appends per commit', async () => {
+    const results = await Promise.all(Array.from({ length: 500 }, (_, i) => log.append(row('events', 1_000 + i, 'l1', i))));
+    expect(results.every((r) => r.inserted === 1)).toBe(true);
+    // Group commit: fewer transactions than appends, none over the row cap.
+    expect(log.stats.commits).toBeLessThan(500);
+    expect(log.stats.commits).toBeGreaterThanOrEqual(10);
+    const db = new Database(join(dir, 'landing.db'), { readonly: true });
+    expect(db.prepare('SELECT count(*) FROM landed_events').pluck().get()).toBe(500);
+    expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
+    db.close();
+  });
+
+  it('drops redeliveries of a dedupe key, across separate commits', async () => {
+    await log.append(row('readings', 5, 'l1', 1));
+    const again = await log.append(row('readings', 5, 'l1', 1));
+    const other = await log.append(row('readings', 5, 'l2', 1));
+    expect(again).toMatchObject({ inserted: 0, duplicates: 1 });
+    expect(other).toMatchObject({ inserted: 1, duplicates: 0 });
+  });
+
+  it('lands an item with a source key once, and quarantine rows in the same commit', async () => {
+    const item: LandingItem = {
+      ...row('events', 7, 'l1', 2),
+      quarantine: [
+        {
+          source: 's', coordinates: '{}', dataset: 'events', reasonCode: 'malformed_json', reason: 'bad',
+          payload: Buffer.from('{x'), payloadBytes: 2, receivedAtUs: 1,
+        },
+      ],
+      sourceKey: { source: 'folder:x', key: 'a.jpg:abc' },
+    };
+    expect(await log.append(item)).toMatchObject({ inserted: 1, quarantined: 1, sourceDuplicate: false });
+    expect(await log.append(item)).toMatchObject({ inserted: 0, quarantined: 0, sourceDuplicate: true });
+    const db = new Database(join(dir, 'landing.db'), { readonly: true });
+    expect(db.prepare('SELECT count(*) FROM quarantine').pluck().get()).toBe(1);
+    expect(db.prepare('SELECT count(*) FROM landed_events').pluck().get()).toBe(1);
+    db.close();
+  });
+
+  it('quarantines a row the database refuses without failing the rest of its batch', async () => {
+    const bad: LandingItem = { rows: [{ dataset: 'nope', values: [1, 'x', 1, true] }], quarantine: [], blobs: [] };
+    const [good, refused] = await Promise.all([log.append(row('events', 9, 'l1', 3)), log.append(bad)]);
+    expect(good.inserted).toBe(1);
+    expect(refused).toMatchObject({ inserted: 0, quarantined: 1 });
+    const db = new Database(join(dir, 'landing.db'), { readonly: true });
+    expect(db.prepare("SELECT reason_code FROM quarantine").pluck().get()).toBe('landing_rejected');
+    db.close();
+  });
+
+  it('refuses new appends once stopping, and stop is safe twice', async () => {
+    await log.stop();
+    await log.stop();
+    await expect(log.append(row('events', 1, 'l1', 1))).rejects.toBeInstanceOf(LandingStoppedError);
+  });
+});
