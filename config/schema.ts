@@ -89,33 +89,57 @@ export const datasetSchema = z
 export type DatasetConfig = z.infer<typeof datasetSchema>;
 
 /**
+ * A path into a JSON payload: `a.b[0].c`; a key is any run of characters other than
+ * `.`, `[` and `]`. The mapper (agent/mapping/json-path.ts) compiles the same grammar.
+ */
+export const JSON_PATH = /^(?:[^.[\]]+|\[\d+\])(?:\.[^.[\]]+|\[\d+\])*$/;
+
+/** An MQTT topic filter: `+` fills a whole level, `#` only the whole last level. */
+export function topicFilterProblem(filter: string): string | null {
+  const levels = filter.split('/');
+  for (let i = 0; i < levels.length; i++) {
+    const level = levels[i]!;
+    if (level === '#' && i !== levels.length - 1) return '# is only allowed as the last level';
+    if (level !== '#' && level !== '+' && (level.includes('#') || level.includes('+'))) {
+      return 'wildcards + and # must fill a whole topic level';
+    }
+  }
+  return filter.includes('\u0000') ? 'a topic filter cannot contain NUL' : null;
+}
+
+/** `{name}` placeholders of a folder path pattern. */
+export const PATH_PLACEHOLDER = /\{([^{}]*)\}/g;
+
+/**
  * Where one column's value comes from. Exactly one of:
  * - `topic_level`: the 0-based level of the MQTT topic (or path segment for folders);
  * - `json`: a path into the JSON payload, e.g. `reading.value` or `defects[0].label`;
  * - `path_field`: a named `{placeholder}` of a folder's path pattern;
  * - `const`: a fixed value;
  * - `received_at`: the agent's clock when the message arrived;
+ * - `file_mtime`: the modification time of a dropped file (folders only);
  * - `payload`: the raw payload (for a blob column).
  * `format` says how a time value is written (for the time column and timestamp columns).
  */
 const fieldSourceSchema = z
   .strictObject({
     topic_level: nonNegativeInt.optional(),
-    json: z.string().min(1).optional(),
+    json: z.string().regex(JSON_PATH, 'expected a JSON path like reading.value or defects[0].label').optional(),
     path_field: identifier.optional(),
     const: z.union([z.string(), z.number(), z.boolean()]).optional(),
     received_at: z.literal(true).optional(),
+    file_mtime: z.literal(true).optional(),
     payload: z.literal(true).optional(),
     format: z.enum(TIME_FORMATS).optional(),
   })
   .superRefine((source, ctx) => {
-    const kinds = (['topic_level', 'json', 'path_field', 'const', 'received_at', 'payload'] as const).filter(
+    const kinds = (['topic_level', 'json', 'path_field', 'const', 'received_at', 'file_mtime', 'payload'] as const).filter(
       (kind) => source[kind] !== undefined,
     );
     if (kinds.length !== 1) {
       ctx.addIssue({
         code: 'custom',
-        message: `expected exactly one of topic_level, json, path_field, const, received_at, payload (got ${kinds.length === 0 ? 'none' : kinds.join(', ')})`,
+        message: `expected exactly one of topic_level, json, path_field, const, received_at, file_mtime, payload (got ${kinds.length === 0 ? 'none' : kinds.join(', ')})`,
       });
     }
   });
@@ -123,7 +147,10 @@ export type FieldSource = z.infer<typeof fieldSourceSchema>;
 
 const mqttRouteSchema = z.strictObject({
   /** MQTT topic filter, with + and # wildcards. */
-  filter: z.string().min(1),
+  filter: z.string().min(1).superRefine((filter, ctx) => {
+    const problem = topicFilterProblem(filter);
+    if (problem) ctx.addIssue({ code: 'custom', message: problem });
+  }),
   dataset: identifier,
   /** Column name → where its value comes from. */
   fields: z.record(identifier, fieldSourceSchema),
@@ -147,7 +174,7 @@ const mqttUrl = z
 export const mqttSourceSchema = z.strictObject({
   name: identifier,
   url: mqttUrl,
-  protocol_version: z.union([z.literal(5), z.literal(4)]).default(5),
+  protocol_version: z.literal([5, 4]).default(5),
   /** Base client id; connection i of the pool uses `<client_id>-<i>`. Fixed, so sessions persist. */
   client_id: z.string().min(1).max(200),
   username: z.string().optional(),
@@ -222,6 +249,35 @@ const hotSchema = z.strictObject({
   seal_max_rows: positiveInt.default(500_000),
 });
 
+function constMismatch(value: string | number | boolean, type: ColumnType): string | null {
+  switch (type) {
+    case 'int':
+    case 'long':
+    case 'double':
+      return typeof value === 'number' ? null : `a ${type} column needs a numeric const`;
+    case 'boolean':
+      return typeof value === 'boolean' ? null : 'a boolean column needs true or false';
+    case 'string':
+      return typeof value === 'boolean' ? 'a string column needs a string const' : null;
+    default:
+      return null;
+  }
+}
+
+function pathPatternProblem(pattern: string): string | null {
+  const segments = pattern.split('/');
+  if (segments.some((s) => s === '' || s === '.' || s === '..')) return 'segments must not be empty, "." or ".."';
+  const names = new Set<string>();
+  for (const match of pattern.matchAll(PATH_PLACEHOLDER)) {
+    const name = match[1]!;
+    if (!/^[a-z][a-z0-9_]{0,62}$/.test(name)) return `placeholder {${name}} is not a lowercase identifier`;
+    if (names.has(name)) return `placeholder {${name}} appears twice`;
+    names.add(name);
+  }
+  if (/[{}]/.test(pattern.replace(PATH_PLACEHOLDER, ''))) return 'unbalanced { or }';
+  return null;
+}
+
 export const configSchema = z
   .strictObject({
     /** This plant's id; a column of every table in the central catalog. */
@@ -277,9 +333,18 @@ export const configSchema = z
         if (source.format && type !== 'timestamp') {
           ctx.addIssue({ code: 'custom', path: [...path, 'fields', name, 'format'], message: 'format applies to time columns only' });
         }
+        const textual = source.json !== undefined || source.topic_level !== undefined || source.path_field !== undefined || source.const !== undefined;
+        if (type === 'timestamp' && textual && !source.format) {
+          ctx.addIssue({ code: 'custom', path: [...path, 'fields', name], message: 'a time column read from the message needs a format (epoch_s, epoch_ms, epoch_us or iso8601)' });
+        }
+        if ((source.received_at || source.file_mtime) && type !== 'timestamp') {
+          ctx.addIssue({ code: 'custom', path: [...path, 'fields', name], message: 'received_at and file_mtime fill time columns only' });
+        }
+        const constProblem = source.const === undefined ? null : constMismatch(source.const, type);
+        if (constProblem) ctx.addIssue({ code: 'custom', path: [...path, 'fields', name, 'const'], message: constProblem });
       }
       if (!fields[dataset.time_column]) {
-        ctx.addIssue({ code: 'custom', path: [...path, 'fields'], message: `the time column "${dataset.time_column}" needs a source (json/topic_level/path_field with format, or received_at: true)` });
+        ctx.addIssue({ code: 'custom', path: [...path, 'fields'], message: `the time column "${dataset.time_column}" needs a source (json, topic_level or path_field with a format, or received_at/file_mtime: true)` });
       }
       for (const column of dataset.columns) {
         if (!column.nullable && !fields[column.name]) {
@@ -296,6 +361,11 @@ export const configSchema = z
         if (route.payload === 'binary' && usesJson) {
           ctx.addIssue({ code: 'custom', path: ['sources', 'mqtt', i, 'routes', r, 'payload'], message: 'a binary payload has no JSON fields' });
         }
+        for (const [name, field] of Object.entries(route.fields)) {
+          if (field.path_field !== undefined || field.file_mtime) {
+            ctx.addIssue({ code: 'custom', path: ['sources', 'mqtt', i, 'routes', r, 'fields', name], message: 'MQTT fields come from topic_level, json, const, received_at or payload' });
+          }
+        }
         if (usesPayload && route.payload !== 'binary') {
           ctx.addIssue({ code: 'custom', path: ['sources', 'mqtt', i, 'routes', r, 'payload'], message: 'a route that stores the payload as a blob needs payload: binary' });
         }
@@ -306,12 +376,14 @@ export const configSchema = z
       checkFields(source.dataset, source.fields, ['sources', 'folders', i]);
       for (const [name, field] of Object.entries(source.fields)) {
         if (field.json !== undefined || field.topic_level !== undefined) {
-          ctx.addIssue({ code: 'custom', path: ['sources', 'folders', i, 'fields', name], message: 'folder fields come from path_field, const, received_at or payload' });
+          ctx.addIssue({ code: 'custom', path: ['sources', 'folders', i, 'fields', name], message: 'folder fields come from path_field, const, received_at, file_mtime or payload' });
         }
         if (field.path_field && !source.path_pattern.includes(`{${field.path_field}}`)) {
           ctx.addIssue({ code: 'custom', path: ['sources', 'folders', i, 'fields', name, 'path_field'], message: `path_pattern has no {${field.path_field}}` });
         }
       }
+      const problem = pathPatternProblem(source.path_pattern);
+      if (problem) ctx.addIssue({ code: 'custom', path: ['sources', 'folders', i, 'path_pattern'], message: problem });
       try {
         new RegExp(source.include);
       } catch {
