@@ -1,0 +1,50 @@
+/**
+ * Where hot-tier files live, relative to the state directory (the form stored in
+ * `hot_files.path`):
+ *   hot/<dataset>/L0/<window>/<firstId>-<lastId>.parquet
+ *   hot/<dataset>/L1/<window>/<key=value/…>/<firstL0>-<lastL0>-p<n>-<k>.parquet
+ * `<window>` is the window start in ISO basic form, e.g. 20261121T1440Z. Names are
+ * derived from ids that are never reused (landing ids, hot_files ids), so a retried
+ * step produces the same name and no two steps produce the same one.
+ * Everything under `hot/` belongs to the hot tier: recovery deletes what is not registered.
+ */
+import type { RowValue } from '../../config/dataset.ts';
+
+export const HOT_DIR = 'hot';
+
+/** Window start µs → `YYYYMMDDTHHMMZ` (windows are whole minutes). */
+export function windowDirName(windowStartUs: number): string {
+  const iso = new Date(Math.floor(windowStartUs / 1000)).toISOString();
+  return `${iso.slice(0, 4)}${iso.slice(5, 7)}${iso.slice(8, 10)}T${iso.slice(11, 13)}${iso.slice(14, 16)}Z`;
+}
+
+export function windowStartOf(timeUs: number, windowUs: number): number {
+  return Math.floor(timeUs / windowUs) * windowUs;
+}
+
+export function l0Path(dataset: string, windowStartUs: number, firstId: number, lastId: number): string {
+  return `${HOT_DIR}/${dataset}/L0/${windowDirName(windowStartUs)}/${firstId}-${lastId}.parquet`;
+}
+
+/** Hive's name for a null partition value. */
+const NULL_SEGMENT = '__HIVE_DEFAULT_PARTITION__';
+
+export function partitionSegments(values: Record<string, RowValue>): string {
+  return Object.entries(values)
+    .map(([name, value]) => `${name}=${value === null ? NULL_SEGMENT : encodeURIComponent(String(value))}`)
+    .join('/');
+}
+
+export function l1Path(
+  dataset: string,
+  windowStartUs: number,
+  partition: Record<string, RowValue>,
+  firstL0: number,
+  lastL0: number,
+  partitionOrdinal: number,
+  part: number,
+): string {
+  const segments = partitionSegments(partition);
+  const dir = `${HOT_DIR}/${dataset}/L1/${windowDirName(windowStartUs)}${segments ? `/${segments}` : ''}`;
+  return `${dir}/${firstL0}-${lastL0}-p${partitionOrdinal}-${part}.parquet`;
+}

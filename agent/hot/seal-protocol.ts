@@ -1,0 +1,44 @@
+/**
+ * Messages between `Sealer` (main thread) and `seal-worker.ts`. Plain structured-
+ * cloneable data only: datasets travel as their config and are resolved in the worker.
+ */
+import type { DatasetConfig } from '../../config/schema.ts';
+import type { CompactResult } from './compact.ts';
+import type { RecoveryReport } from './recovery.ts';
+import type { SealResult } from './seal.ts';
+
+export interface SealWorkerData {
+  dbPath: string;
+  stateDir: string;
+  datasets: DatasetConfig[];
+  compactionWindowMinutes: number;
+  compactionGraceSeconds: number;
+  rowGroupRows: number;
+  sealMaxRows: number;
+  l1MaxRows: number;
+}
+
+export type SealRequest =
+  | { id: number; op: 'recover' }
+  | { id: number; op: 'seal' }
+  | { id: number; op: 'compact'; nowUs: number }
+  | { id: number; op: 'close' };
+
+export interface DatasetFailure {
+  dataset: string;
+  message: string;
+}
+
+export interface SealAllResult {
+  results: SealResult[];
+  failures: DatasetFailure[];
+}
+
+export interface CompactAllResult {
+  results: CompactResult[];
+  failures: DatasetFailure[];
+}
+
+export type SealResponse =
+  | { id: number; ok: true; result: RecoveryReport | SealAllResult | CompactAllResult | null }
+  | { id: number; ok: false; message: string; stack?: string };

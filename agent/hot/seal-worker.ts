@@ -1,0 +1,62 @@
+/**
+ * The seal/compaction thread: owns its own connection to the landing database and
+ * runs one request at a time (the handler is synchronous, so requests cannot
+ * overlap). A failure of one dataset is reported and does not stop the others.
+ * Loaded by `sealer.ts` as a Worker; Node ≥ 22.18 strips the types itself.
+ */
+import Database from 'better-sqlite3';
+import { parentPort, workerData } from 'node:worker_threads';
+import { resolveDataset } from '../../config/dataset.ts';
+import { applyPragmas, ensureSchema } from '../landing/schema.ts';
+import { compactDataset } from './compact.ts';
+import { recoverHotTier, type RecoveryReport } from './recovery.ts';
+import { sealDataset } from './seal.ts';
+import type { CompactAllResult, SealAllResult, SealRequest, SealResponse, SealWorkerData } from './seal-protocol.ts';
+
+const config = workerData as SealWorkerData;
+const datasets = config.datasets.map(resolveDataset);
+const db = new Database(config.dbPath);
+applyPragmas(db);
+ensureSchema(db, datasets);
+
+function sealAll(): SealAllResult {
+  const out: SealAllResult = { results: [], failures: [] };
+  for (const dataset of datasets) {
+    try {
+      out.results.push(sealDataset(db, dataset, config.stateDir, config));
+    } catch (error) {
+      out.failures.push({ dataset: dataset.name, message: (error as Error).message });
+    }
+  }
+  return out;
+}
+
+function compactAll(nowUs: number): CompactAllResult {
+  const out: CompactAllResult = { results: [], failures: [] };
+  for (const dataset of datasets) {
+    try {
+      out.results.push(compactDataset(db, dataset, config.stateDir, config, nowUs));
+    } catch (error) {
+      out.failures.push({ dataset: dataset.name, message: (error as Error).message });
+    }
+  }
+  return out;
+}
+
+parentPort!.on('message', (request: SealRequest) => {
+  let response: SealResponse;
+  try {
+    let result: RecoveryReport | SealAllResult | CompactAllResult | null;
+    if (request.op === 'recover') result = recoverHotTier(db, config.stateDir);
+    else if (request.op === 'seal') result = sealAll();
+    else if (request.op === 'compact') result = compactAll(request.nowUs);
+    else {
+      db.close();
+      result = null;
+    }
+    response = { id: request.id, ok: true, result };
+  } catch (error) {
+    response = { id: request.id, ok: false, message: (error as Error).message, stack: (error as Error).stack };
+  }
+  parentPort!.postMessage(response);
+});

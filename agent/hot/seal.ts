@@ -1,0 +1,132 @@
+/**
+ * Seal: landed rows of one dataset → L0 Parquet files, one per event-time window.
+ *
+ * Invariants:
+ * - Every landed row is, at every instant, in exactly one place: `landed_<dataset>`
+ *   or a registered L0 file. The files are published (atomic rename, fsynced) first;
+ *   then ONE transaction registers them in `hot_files` and deletes exactly the rows
+ *   they hold (`id <= lastId`: ids only go up and only the seal deletes, so every id
+ *   up to lastId was read). A crash before that commit leaves unregistered files,
+ *   which recovery deletes; the rows are still landed and the next seal rewrites them.
+ * - The ingest writer owns the other write transactions: ours is short (an insert
+ *   per file and one range delete), reads run outside it (WAL snapshot reads).
+ * - Column 0 (event time) is never null: the landing log refuses such rows.
+ */
+import type Database from 'better-sqlite3';
+import { join } from 'node:path';
+import type { Dataset } from '../../config/dataset.ts';
+import { landedTable, type HotFileRecord } from '../landing/schema.ts';
+import { writeFileAtomic } from './atomic-file.ts';
+import { RowColumnizer, takeRows, timeValues, type ColumnBatch } from './columns.ts';
+import { encodeParquet } from './parquet-writer.ts';
+import { l0Path, windowStartOf } from './paths.ts';
+import { insertHotFiles, newHotFile, nowUs, withCleanup, type NewHotFile } from './registry.ts';
+
+export interface SealOptions {
+  compactionWindowMinutes: number;
+  rowGroupRows: number;
+  /** Rows read and sealed per step at most (one step = one commit). */
+  sealMaxRows: number;
+  /** Test hook: runs after the files are published, before the commit that registers them. */
+  beforeCommit?: (files: NewHotFile[]) => void;
+  /** Clock for `created_at_us` (tests). */
+  nowUs?: () => number;
+}
+
+export interface SealResult {
+  dataset: string;
+  rows: number;
+  files: HotFileRecord[];
+}
+
+interface WindowPart {
+  windowStartUs: number;
+  batch: ColumnBatch;
+}
+
+/** Splits a batch by event-time window; the common case (one window) copies nothing. */
+export function splitByWindow(batch: ColumnBatch, windowUs: number): WindowPart[] {
+  const times = timeValues(batch);
+  const windowOf = new Float64Array(batch.length);
+  const counts = new Map<number, number>();
+  for (let i = 0; i < batch.length; i++) {
+    const w = windowStartOf(times[i] as number, windowUs);
+    windowOf[i] = w;
+    counts.set(w, (counts.get(w) ?? 0) + 1);
+  }
+  if (counts.size === 1) return [{ windowStartUs: windowOf[0] as number, batch }];
+  const indices = new Map<number, { at: number; list: Uint32Array }>();
+  for (const [w, count] of counts) indices.set(w, { at: 0, list: new Uint32Array(count) });
+  for (let i = 0; i < batch.length; i++) {
+    const slot = indices.get(windowOf[i] as number)!;
+    slot.list[slot.at++] = i;
+  }
+  return [...indices.entries()]
+    .sort((a, b) => a[0] - b[0])
+    .map(([windowStartUs, slot]) => ({ windowStartUs, batch: takeRows(batch, slot.list) }));
+}
+
+function timeRange(batch: ColumnBatch): [number, number] {
+  const times = timeValues(batch);
+  let min = Infinity;
+  let max = -Infinity;
+  for (let i = 0; i < times.length; i++) {
+    const t = times[i] as number;
+    if (t < min) min = t;
+    if (t > max) max = t;
+  }
+  return [min, max];
+}
+
+export function sealDataset(db: Database.Database, dataset: Dataset, stateDir: string, options: SealOptions): SealResult {
+  const table = landedTable(dataset.name);
+  const columns = dataset.columns.map((c) => `"${c.name}"`).join(', ');
+  const maxId = db.prepare(`SELECT max(id) FROM "${table}"`).pluck().get() as number | null;
+  const result: SealResult = { dataset: dataset.name, rows: 0, files: [] };
+  if (maxId === null) return result;
+  const select = db.prepare(`SELECT id, ${columns} FROM "${table}" WHERE id > ? AND id <= ? ORDER BY id LIMIT ?`).raw();
+  const remove = db.prepare(`DELETE FROM "${table}" WHERE id <= ?`);
+  const windowUs = options.compactionWindowMinutes * 60_000_000;
+  const clock = options.nowUs ?? nowUs;
+  let after = 0;
+  for (;;) {
+    // Ids are unique, so the id range bounds the row count: a capacity without a count query.
+    const builder = new RowColumnizer(dataset, Math.min(options.sealMaxRows, maxId - after), 1);
+    let firstId = -1;
+    let lastId = -1;
+    for (const row of select.iterate(after, maxId, options.sealMaxRows) as IterableIterator<unknown[]>) {
+      lastId = row[0] as number;
+      if (firstId < 0) firstId = lastId;
+      builder.push(row);
+    }
+    if (builder.length === 0) break;
+    const batch = builder.finish();
+    const pending: NewHotFile[] = [];
+    const registered = withCleanup(stateDir, pending, () => {
+    for (const part of splitByWindow(batch, windowUs)) {
+      const { bytes, stats } = encodeParquet(dataset, part.batch, { rowGroupRows: options.rowGroupRows });
+      const path = l0Path(dataset.name, part.windowStartUs, firstId, lastId);
+      writeFileAtomic(join(stateDir, path), bytes);
+      const [minTs, maxTs] = timeRange(part.batch);
+      pending.push(
+        newHotFile(
+          { dataset: dataset.name, level: 0, path, window_start_us: part.windowStartUs, partition_json: '{}', file_size_bytes: bytes.length, created_at_us: clock() },
+          stats,
+          minTs,
+          maxTs,
+        ),
+      );
+    }
+    options.beforeCommit?.(pending);
+    return db.transaction(() => {
+      const records = insertHotFiles(db, pending);
+      remove.run(lastId);
+      return records;
+    }).immediate();
+    });
+    result.rows += batch.length;
+    result.files.push(...registered);
+    after = lastId;
+  }
+  return result;
+}
