@@ -10,6 +10,7 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
+import type { IPublishPacket } from 'mqtt';
 import type { LoadedConfig } from '../config/loader.ts';
 import { BlobStore } from './blobs/blob-store.ts';
 import { Sealer } from './hot/sealer.ts';
@@ -23,6 +24,12 @@ import { FolderSource } from './sources/folder-source.ts';
 import { MqttSource } from './sources/mqtt-source.ts';
 import { acquireStateLock } from './state-lock.ts';
 
+/** Test and benchmark instrumentation; production passes nothing. */
+export interface DaemonHooks {
+  mqttAckMode?: 'after_commit' | 'on_receipt';
+  onMqttAck?: (packet: IPublishPacket) => void;
+}
+
 export class Daemon {
   readonly landing: LandingLog;
   readonly sealer: Sealer;
@@ -34,7 +41,7 @@ export class Daemon {
   private readonly logger: Logger;
   readonly dbPath: string;
 
-  constructor(loaded: LoadedConfig, logger: Logger) {
+  constructor(loaded: LoadedConfig, logger: Logger, hooks: DaemonHooks = {}) {
     this.loaded = loaded;
     this.logger = logger;
     const { config } = loaded;
@@ -65,6 +72,8 @@ export class Daemon {
           blobs: this.blobs,
           logger,
           ...(source.password !== undefined ? { password: source.password } : {}),
+          ...(hooks.mqttAckMode ? { ackMode: hooks.mqttAckMode } : {}),
+          ...(hooks.onMqttAck ? { onAck: hooks.onMqttAck } : {}),
         }),
       );
     }

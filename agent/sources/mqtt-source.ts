@@ -29,6 +29,13 @@ export interface MqttSourceOptions {
   logger: Logger;
   /** Resolved secret, never from the YAML itself. */
   password?: string;
+  /**
+   * `after_commit` (always, in production) or `on_receipt`, which breaks the durability
+   * promise and exists only as the benchmark's baseline. Not a config option.
+   */
+  ackMode?: 'after_commit' | 'on_receipt';
+  /** Instrumentation hook: called when a message is acknowledged. */
+  onAck?: (packet: IPublishPacket) => void;
 }
 
 export interface MqttSourceStats {
@@ -112,12 +119,10 @@ export class MqttSource implements Component {
   private onMessage(packet: IPublishPacket, done: (error?: Error) => void): void {
     if (this.stopping) return; // never acked: redelivered after restart
     this.stats.received++;
+    if (this.options.ackMode === 'on_receipt') this.acknowledge(packet, done);
     const work = this.land(packet).then(
       (acknowledge) => {
-        if (acknowledge) {
-          this.stats.acked++;
-          done();
-        }
+        if (acknowledge && this.options.ackMode !== 'on_receipt') this.acknowledge(packet, done);
       },
       (error: Error) => {
         // Not committed, so not acknowledged: the broker redelivers it.
@@ -126,6 +131,12 @@ export class MqttSource implements Component {
     );
     this.inFlight.add(work);
     void work.finally(() => this.inFlight.delete(work));
+  }
+
+  private acknowledge(packet: IPublishPacket, done: (error?: Error) => void): void {
+    this.stats.acked++;
+    done();
+    this.options.onAck?.(packet);
   }
 
   /** Lands one message; resolves true when it may be acknowledged. */
@@ -143,8 +154,21 @@ export class MqttSource implements Component {
         item.blobs.push(blob);
       }
       item.rows.push(outcome.row);
-    } else {
+    } else if (outcome.kind === 'quarantine') {
       item.quarantine.push(outcome.entry);
+      this.stats.quarantined++;
+    } else {
+      // Overlapping subscriptions can deliver a topic no route takes: keep it, with the reason.
+      item.quarantine.push({
+        source: this.options.config.name,
+        coordinates: JSON.stringify({ topic: packet.topic }),
+        dataset: null,
+        reasonCode: 'unrouted',
+        reason: `no route matches topic ${packet.topic}`,
+        payload: payload.subarray(0, 4096),
+        payloadBytes: payload.byteLength,
+        receivedAtUs,
+      });
       this.stats.quarantined++;
     }
     const result = await this.options.landing.append(item);
