@@ -374,6 +374,12 @@ export const configSchema = z
     config.sources.folders.forEach((source, i) => {
       checkName(source.name, ['sources', 'folders', i, 'name']);
       checkFields(source.dataset, source.fields, ['sources', 'folders', i]);
+      const blobColumn = datasets.get(source.dataset)?.columns.find((c) => c.type === 'blob');
+      if (datasets.has(source.dataset) && !blobColumn) {
+        ctx.addIssue({ code: 'custom', path: ['sources', 'folders', i, 'dataset'], message: `dataset "${source.dataset}" has no blob column to hold the files` });
+      } else if (blobColumn && !source.fields[blobColumn.name]?.payload) {
+        ctx.addIssue({ code: 'custom', path: ['sources', 'folders', i, 'fields'], message: `the file goes into the blob column: add ${blobColumn.name}: { payload: true }` });
+      }
       for (const [name, field] of Object.entries(source.fields)) {
         if (field.json !== undefined || field.topic_level !== undefined) {
           ctx.addIssue({ code: 'custom', path: ['sources', 'folders', i, 'fields', name], message: 'folder fields come from path_field, const, received_at, file_mtime or payload' });

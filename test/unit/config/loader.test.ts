@@ -163,3 +163,33 @@ describe('redaction', () => {
     expect(config.sources.mqtt[0]!.password).toBe(SECRET);
   });
 });
+
+describe('schema checks the mapper relies on', () => {
+  it.each([
+    [(t: string) => t.replace('filter: plant/+/line/+/sensor/+', 'filter: plant/#/sensor'), 'sources.mqtt[0].routes[0].filter: # is only allowed as the last level'],
+    [(t: string) => t.replace('{ json: ts, format: epoch_ms }', '{ json: ts }'), 'sources.mqtt[0].routes[0].fields.ts: a time column read from the message needs a format (epoch_s, epoch_ms, epoch_us or iso8601)'],
+    [(t: string) => t.replace('value: { json: value }', 'value: { json: "value..x" }'), 'sources.mqtt[0].routes[0].fields.value.json: expected a JSON path like reading.value or defects[0].label'],
+    [(t: string) => t.replace('value: { json: value }', 'value: { const: "high" }'), 'sources.mqtt[0].routes[0].fields.value.const: a double column needs a numeric const'],
+    [(t: string) => t.replace('line: { topic_level: 3 }', 'line: { path_field: line }'), 'sources.mqtt[0].routes[0].fields.line: MQTT fields come from topic_level, json, const, received_at or payload'],
+    [(t: string) => t.replace('protocol_version', 'x').replace('client_id: lakeside', 'client_id: lakeside\n      protocol_version: 3'), 'sources.mqtt[0].protocol_version: expected one of 5, 4, got 3'],
+  ])('%#', (patch, expected) => {
+    const error = issuesOf(configText(patch));
+    expect(error.issues.map((i) => `${i.path}: ${i.message}`)).toEqual([expected]);
+  });
+
+  it('checks folder sources: path pattern placeholders and a blob column', () => {
+    const folder = (pattern: string, datasetColumns: string, image = '        image: { payload: true }\n') =>
+      configText((t) =>
+        t
+          .replace('    dedupe_key: [line, ts]', `    dedupe_key: [line, ts]\n  - name: frames\n    time_column: ts\n    columns:\n${datasetColumns}`)
+          .concat(`  folders:\n    - name: drop\n      path: ./drop\n      dataset: frames\n      path_pattern: "${pattern}"\n      fields:\n        ts: { file_mtime: true }\n        line: { path_field: line }\n${image}`),
+      );
+    const withBlob = '      - { name: line, type: string }\n      - { name: image, type: blob }\n';
+    const loaded = parseConfigText(folder('{line}/{file}', withBlob), '/opt/c.yaml', { env: { MQTT_PASSWORD: SECRET } });
+    expect(loaded.config.sources.folders[0]!.path).toBe('/opt/drop');
+    expect(issuesOf(folder('{line}/{line}', withBlob)).issues.map((i) => i.message)).toContain('placeholder {line} appears twice');
+    expect(issuesOf(folder('{camera}/{file}', withBlob)).issues.map((i) => i.message)).toContain('path_pattern has no {line}');
+    expect(issuesOf(folder('{line}/{file}', '      - { name: line, type: string }\n')).issues.map((i) => i.message)).toContain('dataset "frames" has no blob column to hold the files');
+    expect(issuesOf(folder('{line}/{file}', withBlob, '')).issues.map((i) => i.message)).toContain('the file goes into the blob column: add image: { payload: true }');
+  });
+});
