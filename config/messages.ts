@@ -3,8 +3,9 @@
  * number", not "Invalid input: expected string, received number". Messages written in
  * the schema itself take precedence (zod applies a schema's own message first).
  *
- * Invariant: a message never quotes a string the user wrote except where it is an
- * option of a closed set (enum values), so an inline secret is never echoed back.
+ * Invariant: a message never quotes a string the user wrote, except the value of a
+ * closed-set field (an enum such as log_level, cut to 40 characters), so an inline
+ * secret is never echoed back.
  */
 import type { z } from 'zod';
 
