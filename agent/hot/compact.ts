@@ -21,6 +21,7 @@ import { readFileSync, rmdirSync, unlinkSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Dataset, RowValue } from '../../config/dataset.ts';
 import type { HotFileRecord } from '../landing/schema.ts';
+import { failpoint } from '../failpoint.ts';
 import { writeFileAtomic } from './atomic-file.ts';
 import { cellValue, concatBatches, takeRows, timeValues, type ColumnBatch, type ColumnData } from './columns.ts';
 import { decodeParquet } from './parquet-reader.ts';
@@ -163,12 +164,14 @@ function compactWindow(db: Database.Database, dataset: Dataset, stateDir: string
     }
   });
   options.beforeCommit?.(pending);
+  failpoint('compact.after-publish', pending); // crash tests: L1 published, not registered
   return db.transaction(() => {
     const records = insertHotFiles(db, pending);
     for (const input of inputs) remove.run(input.id);
     return records;
   }).immediate();
   });
+  failpoint('compact.after-commit', inputs); // crash tests: committed, L0 inputs not yet unlinked
   result.windows++;
   result.rows += merged.length;
   result.added.push(...added);

@@ -16,6 +16,7 @@ import type Database from 'better-sqlite3';
 import { join } from 'node:path';
 import type { Dataset } from '../../config/dataset.ts';
 import { landedTable, type HotFileRecord } from '../landing/schema.ts';
+import { failpoint } from '../failpoint.ts';
 import { writeFileAtomic } from './atomic-file.ts';
 import { RowColumnizer, takeRows, timeValues, type ColumnBatch } from './columns.ts';
 import { encodeParquet } from './parquet-writer.ts';
@@ -118,6 +119,7 @@ export function sealDataset(db: Database.Database, dataset: Dataset, stateDir: s
       );
     }
     options.beforeCommit?.(pending);
+    failpoint('seal.after-publish', pending); // crash tests: published, not registered
     return db.transaction(() => {
       const records = insertHotFiles(db, pending);
       remove.run(lastId);
