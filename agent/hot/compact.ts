@@ -50,24 +50,58 @@ export interface CompactResult {
   errors: { windowStartUs: number; message: string }[];
 }
 
+/** Stable LSD radix argsort of unsigned 32-bit keys: two 16-bit passes. */
+function radixArgsort(keys: Uint32Array): Uint32Array {
+  const n = keys.length;
+  let from = new Uint32Array(n);
+  let to = new Uint32Array(n);
+  for (let i = 0; i < n; i++) from[i] = i;
+  const counts = new Uint32Array(65536);
+  for (let shift = 0; shift < 32; shift += 16) {
+    counts.fill(0);
+    for (let i = 0; i < n; i++) counts[(keys[i]! >>> shift) & 0xffff]!++;
+    let sum = 0;
+    for (let b = 0; b < 65536; b++) {
+      const c = counts[b]!;
+      counts[b] = sum;
+      sum += c;
+    }
+    for (let i = 0; i < n; i++) {
+      const row = from[i]!;
+      to[counts[(keys[row]! >>> shift) & 0xffff]!++] = row;
+    }
+    [from, to] = [to, from];
+  }
+  return from;
+}
+
 /**
- * Stable argsort by time. Times of one window span < 2^53 / n µs, so (offset, index)
- * packs exactly into one double and a native numeric sort does the work.
+ * Stable argsort by time. A window spans well under 2^32 µs (71 minutes), so the
+ * common case is a radix sort of offsets; wider spans fall back to a packed
+ * (offset, index) numeric sort, or a comparator sort.
  */
 export function sortByTime(times: Float64Array): Uint32Array {
   const n = times.length;
-  const perm = new Uint32Array(n);
   let sorted = true;
   let min = Infinity;
   let max = -Infinity;
   for (let i = 0; i < n; i++) {
-    perm[i] = i;
     const t = times[i] as number;
     if (i > 0 && t < (times[i - 1] as number)) sorted = false;
     if (t < min) min = t;
     if (t > max) max = t;
   }
-  if (sorted || n < 2) return perm;
+  if (sorted || n < 2) {
+    const identity = new Uint32Array(n);
+    for (let i = 0; i < n; i++) identity[i] = i;
+    return identity;
+  }
+  if (max - min < 4294967296) {
+    const keys = new Uint32Array(n);
+    for (let i = 0; i < n; i++) keys[i] = (times[i] as number) - min;
+    return radixArgsort(keys);
+  }
+  const perm = new Uint32Array(n);
   if ((max - min + 1) * n < Number.MAX_SAFE_INTEGER) {
     const keys = new Float64Array(n);
     for (let i = 0; i < n; i++) keys[i] = ((times[i] as number) - min) * n + i;
@@ -75,6 +109,7 @@ export function sortByTime(times: Float64Array): Uint32Array {
     for (let i = 0; i < n; i++) perm[i] = (keys[i] as number) % n;
     return perm;
   }
+  for (let i = 0; i < n; i++) perm[i] = i;
   return perm.sort((a, b) => (times[a] as number) - (times[b] as number) || a - b);
 }
 
@@ -84,33 +119,60 @@ interface Partition {
   rows: Uint32Array;
 }
 
-/** Groups the rows of `order` by the partition columns, keeping `order` within each group. */
-export function partitionRows(dataset: Dataset, batch: ColumnBatch, order: Uint32Array): Partition[] {
-  const n = order.length;
-  const keyOf = new Array<string>(n);
-  const counts = new Map<string, { count: number; first: number }>();
+/**
+ * A small integer per row naming its partition: dictionary codes directly when the
+ * dataset partitions by one string column (the common case), string keys otherwise.
+ */
+function partitionIds(dataset: Dataset, batch: ColumnBatch): { ids: Int32Array; count: number } {
+  const n = batch.length;
+  const ids = new Int32Array(n);
+  const only = dataset.partitionBy.length === 1 ? (batch.columns[dataset.partitionBy[0]!] as ColumnData) : null;
+  if (only && only.kind === 'dict' && !only.valid) {
+    const remap = new Int32Array(only.dictionary.length).fill(-1);
+    let count = 0;
+    for (let i = 0; i < n; i++) {
+      const code = only.codes[i]!;
+      let id = remap[code]!;
+      if (id < 0) remap[code] = id = count++;
+      ids[i] = id;
+    }
+    return { ids, count };
+  }
+  const keys = new Map<string, number>();
   const columnKey = (data: ColumnData, row: number): string =>
     data.valid && data.valid[row] === 0 ? 'n' : data.kind === 'dict' ? `d${data.codes[row]}` : `v${data.values[row]}`;
   for (let i = 0; i < n; i++) {
-    const row = order[i] as number;
     let key = '';
-    for (const c of dataset.partitionBy) key += `${columnKey(batch.columns[c] as ColumnData, row)}|`;
-    keyOf[i] = key;
-    const slot = counts.get(key);
-    if (slot) slot.count++;
-    else counts.set(key, { count: 1, first: row });
+    for (const c of dataset.partitionBy) key += `${columnKey(batch.columns[c] as ColumnData, i)}|`;
+    let id = keys.get(key);
+    if (id === undefined) keys.set(key, (id = keys.size));
+    ids[i] = id;
   }
-  const partitions = new Map<string, Partition & { at: number }>();
-  for (const [key, { count, first }] of counts) {
+  return { ids, count: keys.size };
+}
+
+/** Groups the rows of `order` by the partition columns, keeping `order` within each group; groups in path order. */
+export function partitionRows(dataset: Dataset, batch: ColumnBatch, order: Uint32Array): Partition[] {
+  const { ids, count } = partitionIds(dataset, batch);
+  const sizes = new Uint32Array(count);
+  const firstRow = new Int32Array(count).fill(-1);
+  for (let i = 0; i < batch.length; i++) {
+    const id = ids[i]!;
+    sizes[id]!++;
+    if (firstRow[id]! < 0) firstRow[id] = i;
+  }
+  const partitions: (Partition & { at: number })[] = [];
+  for (let id = 0; id < count; id++) {
     const values: Record<string, RowValue> = {};
-    for (const c of dataset.partitionBy) values[dataset.columns[c]!.name] = cellValue(dataset, batch, c, first);
-    partitions.set(key, { values, segments: partitionSegments(values), rows: new Uint32Array(count), at: 0 });
+    for (const c of dataset.partitionBy) values[dataset.columns[c]!.name] = cellValue(dataset, batch, c, firstRow[id]!);
+    partitions.push({ values, segments: partitionSegments(values), rows: new Uint32Array(sizes[id]!), at: 0 });
   }
-  for (let i = 0; i < n; i++) {
-    const p = partitions.get(keyOf[i] as string)!;
-    p.rows[p.at++] = order[i] as number;
+  for (let i = 0; i < order.length; i++) {
+    const row = order[i]!;
+    const p = partitions[ids[row]!]!;
+    p.rows[p.at++] = row;
   }
-  return [...partitions.values()]
+  return partitions
     .map(({ values, segments, rows }) => ({ values, segments, rows }))
     .sort((a, b) => (a.segments < b.segments ? -1 : a.segments > b.segments ? 1 : 0));
 }

@@ -38,6 +38,8 @@ export interface SealResult {
   dataset: string;
   rows: number;
   files: HotFileRecord[];
+  /** Where the time went (ms): SQLite reads, Parquet encoding, file publication, the commit. */
+  timings: { readMs: number; encodeMs: number; publishMs: number; commitMs: number };
 }
 
 interface WindowPart {
@@ -83,7 +85,8 @@ export function sealDataset(db: Database.Database, dataset: Dataset, stateDir: s
   const table = landedTable(dataset.name);
   const columns = dataset.columns.map((c) => `"${c.name}"`).join(', ');
   const maxId = db.prepare(`SELECT max(id) FROM "${table}"`).pluck().get() as number | null;
-  const result: SealResult = { dataset: dataset.name, rows: 0, files: [] };
+  const result: SealResult = { dataset: dataset.name, rows: 0, files: [], timings: { readMs: 0, encodeMs: 0, publishMs: 0, commitMs: 0 } };
+  const timings = result.timings;
   if (maxId === null) return result;
   const select = db.prepare(`SELECT id, ${columns} FROM "${table}" WHERE id > ? AND id <= ? ORDER BY id LIMIT ?`).raw();
   const remove = db.prepare(`DELETE FROM "${table}" WHERE id <= ?`);
@@ -91,6 +94,13 @@ export function sealDataset(db: Database.Database, dataset: Dataset, stateDir: s
   const clock = options.nowUs ?? nowUs;
   let after = 0;
   for (;;) {
+    let mark = performance.now();
+    const lap = (): number => {
+      const now = performance.now();
+      const elapsed = now - mark;
+      mark = now;
+      return elapsed;
+    };
     // Ids are unique, so the id range bounds the row count: a capacity without a count query.
     const builder = new RowColumnizer(dataset, Math.min(options.sealMaxRows, maxId - after), 1);
     let firstId = -1;
@@ -102,12 +112,15 @@ export function sealDataset(db: Database.Database, dataset: Dataset, stateDir: s
     }
     if (builder.length === 0) break;
     const batch = builder.finish();
+    timings.readMs += lap();
     const pending: NewHotFile[] = [];
     const registered = withCleanup(stateDir, pending, () => {
     for (const part of splitByWindow(batch, windowUs)) {
       const { bytes, stats } = encodeParquet(dataset, part.batch, { rowGroupRows: options.rowGroupRows });
       const path = l0Path(dataset.name, part.windowStartUs, firstId, lastId);
+      timings.encodeMs += lap();
       writeFileAtomic(join(stateDir, path), bytes);
+      timings.publishMs += lap();
       const [minTs, maxTs] = timeRange(part.batch);
       pending.push(
         newHotFile(
@@ -126,6 +139,7 @@ export function sealDataset(db: Database.Database, dataset: Dataset, stateDir: s
       return records;
     }).immediate();
     });
+    timings.commitMs += lap();
     result.rows += batch.length;
     result.files.push(...registered);
     after = lastId;

@@ -67,6 +67,8 @@ started = performance.now();
 const sealed = sealDataset(db, dataset, stateDir, options);
 const sealMs = performance.now() - started;
 console.log(`seal:    ${sealed.rows} rows → ${sealed.files.length} L0 files in ${sealMs.toFixed(0)} ms = ${rate(sealed.rows, sealMs)}`);
+const t = sealed.timings;
+console.log(`         SQLite read ${t.readMs.toFixed(0)} ms, encode ${t.encodeMs.toFixed(0)} ms, publish ${t.publishMs.toFixed(0)} ms, commit (register + delete) ${t.commitMs.toFixed(0)} ms`);
 
 started = performance.now();
 const compacted = compactDataset(db, dataset, stateDir, options, t0Us + 24 * 3600e6 + Date.now() * 1000);
