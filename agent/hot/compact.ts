@@ -199,39 +199,39 @@ function compactWindow(db: Database.Database, dataset: Dataset, stateDir: string
   const pending: NewHotFile[] = [];
   const remove = db.prepare(`DELETE FROM hot_files WHERE id = ?`);
   const added = withCleanup(stateDir, pending, () => {
-  partitionRows(dataset, merged, order).forEach((partition, ordinal) => {
-    for (let start = 0, part = 0; start < partition.rows.length; start += options.l1MaxRows, part++) {
-      const rows = partition.rows.subarray(start, start + options.l1MaxRows);
-      const batch = takeRows(merged, rows);
-      const { bytes, stats } = encodeParquet(dataset, batch, { rowGroupRows: options.rowGroupRows });
-      const path = l1Path(dataset.name, windowStartUs, partition.values, firstL0, lastL0, ordinal, part);
-      writeFileAtomic(join(stateDir, path), bytes);
-      const fileTimes = timeValues(batch);
-      pending.push(
-        newHotFile(
-          {
-            dataset: dataset.name,
-            level: 1,
-            path,
-            window_start_us: windowStartUs,
-            partition_json: JSON.stringify(partition.values),
-            file_size_bytes: bytes.length,
-            created_at_us: clock(),
-          },
-          stats,
-          fileTimes[0] as number,
-          fileTimes[fileTimes.length - 1] as number,
-        ),
-      );
-    }
-  });
-  options.beforeCommit?.(pending);
-  failpoint('compact.after-publish', pending); // crash tests: L1 published, not registered
-  return db.transaction(() => {
-    const records = insertHotFiles(db, pending);
-    for (const input of inputs) remove.run(input.id);
-    return records;
-  }).immediate();
+    partitionRows(dataset, merged, order).forEach((partition, ordinal) => {
+      for (let start = 0, part = 0; start < partition.rows.length; start += options.l1MaxRows, part++) {
+        const rows = partition.rows.subarray(start, start + options.l1MaxRows);
+        const batch = takeRows(merged, rows);
+        const { bytes, stats } = encodeParquet(dataset, batch, { rowGroupRows: options.rowGroupRows });
+        const path = l1Path(dataset.name, windowStartUs, partition.values, firstL0, lastL0, ordinal, part);
+        writeFileAtomic(join(stateDir, path), bytes);
+        const fileTimes = timeValues(batch);
+        pending.push(
+          newHotFile(
+            {
+              dataset: dataset.name,
+              level: 1,
+              path,
+              window_start_us: windowStartUs,
+              partition_json: JSON.stringify(partition.values),
+              file_size_bytes: bytes.length,
+              created_at_us: clock(),
+            },
+            stats,
+            fileTimes[0] as number,
+            fileTimes[fileTimes.length - 1] as number,
+          ),
+        );
+      }
+    });
+    options.beforeCommit?.(pending);
+    failpoint('compact.after-publish', pending); // crash tests: L1 published, not registered
+    return db.transaction(() => {
+      const records = insertHotFiles(db, pending);
+      for (const input of inputs) remove.run(input.id);
+      return records;
+    }).immediate();
   });
   failpoint('compact.after-commit', inputs); // crash tests: committed, L0 inputs not yet unlinked
   result.windows++;

@@ -23,6 +23,8 @@ import { encodeParquet } from './parquet-writer.ts';
 import { l0Path, windowStartOf } from './paths.ts';
 import { insertHotFiles, newHotFile, nowUs, withCleanup, type NewHotFile } from './registry.ts';
 
+const READ_PAGE_ROWS = 5000;
+
 export interface SealOptions {
   compactionWindowMinutes: number;
   rowGroupRows: number;
@@ -104,40 +106,44 @@ export function sealDataset(db: Database.Database, dataset: Dataset, stateDir: s
     // Ids are unique, so the id range bounds the row count: a capacity without a count query.
     const builder = new RowColumnizer(dataset, Math.min(options.sealMaxRows, maxId - after), 1);
     let firstId = -1;
-    let lastId = -1;
-    for (const row of select.iterate(after, maxId, options.sealMaxRows) as IterableIterator<unknown[]>) {
-      lastId = row[0] as number;
-      if (firstId < 0) firstId = lastId;
-      builder.push(row);
+    let lastId = after;
+    // Small `.all()` pages beat `.iterate()` by a third: fewer native crossings, and
+    // each page dies young instead of a half-million rows surviving into the old space.
+    while (builder.length < options.sealMaxRows) {
+      const page = select.all(lastId, maxId, Math.min(READ_PAGE_ROWS, options.sealMaxRows - builder.length)) as unknown[][];
+      if (page.length === 0) break;
+      if (firstId < 0) firstId = (page[0] as unknown[])[0] as number;
+      lastId = (page[page.length - 1] as unknown[])[0] as number;
+      for (let i = 0; i < page.length; i++) builder.push(page[i] as unknown[]);
     }
     if (builder.length === 0) break;
     const batch = builder.finish();
     timings.readMs += lap();
     const pending: NewHotFile[] = [];
     const registered = withCleanup(stateDir, pending, () => {
-    for (const part of splitByWindow(batch, windowUs)) {
-      const { bytes, stats } = encodeParquet(dataset, part.batch, { rowGroupRows: options.rowGroupRows });
-      const path = l0Path(dataset.name, part.windowStartUs, firstId, lastId);
-      timings.encodeMs += lap();
-      writeFileAtomic(join(stateDir, path), bytes);
-      timings.publishMs += lap();
-      const [minTs, maxTs] = timeRange(part.batch);
-      pending.push(
-        newHotFile(
-          { dataset: dataset.name, level: 0, path, window_start_us: part.windowStartUs, partition_json: '{}', file_size_bytes: bytes.length, created_at_us: clock() },
-          stats,
-          minTs,
-          maxTs,
-        ),
-      );
-    }
-    options.beforeCommit?.(pending);
-    failpoint('seal.after-publish', pending); // crash tests: published, not registered
-    return db.transaction(() => {
-      const records = insertHotFiles(db, pending);
-      remove.run(lastId);
-      return records;
-    }).immediate();
+      for (const part of splitByWindow(batch, windowUs)) {
+        const { bytes, stats } = encodeParquet(dataset, part.batch, { rowGroupRows: options.rowGroupRows });
+        const path = l0Path(dataset.name, part.windowStartUs, firstId, lastId);
+        timings.encodeMs += lap();
+        writeFileAtomic(join(stateDir, path), bytes);
+        timings.publishMs += lap();
+        const [minTs, maxTs] = timeRange(part.batch);
+        pending.push(
+          newHotFile(
+            { dataset: dataset.name, level: 0, path, window_start_us: part.windowStartUs, partition_json: '{}', file_size_bytes: bytes.length, created_at_us: clock() },
+            stats,
+            minTs,
+            maxTs,
+          ),
+        );
+      }
+      options.beforeCommit?.(pending);
+      failpoint('seal.after-publish', pending); // crash tests: published, not registered
+      return db.transaction(() => {
+        const records = insertHotFiles(db, pending);
+        remove.run(lastId);
+        return records;
+      }).immediate();
     });
     timings.commitMs += lap();
     result.rows += batch.length;
