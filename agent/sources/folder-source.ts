@@ -15,7 +15,7 @@
  *   same transaction, so a crash between commit and delete never duplicates a row.
  */
 import { constants, type Stats } from 'node:fs';
-import { lstat, mkdir, open, realpath, rename, unlink } from 'node:fs/promises';
+import { lstat, mkdir, open, readdir, realpath, rename, unlink } from 'node:fs/promises';
 import { dirname, extname, join, relative, resolve, sep } from 'node:path';
 import chokidar, { type FSWatcher } from 'chokidar';
 import type { FolderSourceConfig } from '../../config/schema.ts';
@@ -103,10 +103,13 @@ export class FolderSource implements Component {
       ignored: (path: string) => (doneDir !== null && (path === doneDir || path.startsWith(doneDir + sep))) || /(^|\/)\.tmp-/.test(path),
     });
     this.watcher = watcher;
-    watcher.on('add', (path) => this.enqueue(path));
+    let scanned = false;
+    watcher.on('add', (path) => (scanned ? this.enqueue(path) : this.enqueueWhenStable(path)));
     watcher.on('change', (path) => this.enqueue(path));
+    watcher.on('addDir', (path) => this.recheckDirectoryLater(path));
     watcher.on('error', (error) => this.log.error({ code: ErrorCode.folderError, err: String(error) }, 'folder watch error'));
     await new Promise<void>((ready) => watcher.once('ready', () => ready()));
+    scanned = true;
     this.log.info({ path: this.root }, 'watching folder');
   }
 
@@ -123,6 +126,45 @@ export class FolderSource implements Component {
     this.queued.add(path);
     this.queue.push(path);
     this.pump();
+  }
+
+  /**
+   * chokidar's awaitWriteFinish only covers files that appear after its initial scan: a
+   * file the scan finds (say, one a camera is still writing while the daemon starts) is
+   * emitted at once. Such a file is queued only once two looks `stable_ms` apart see the
+   * same size and mtime; otherwise a half-written file would land and be removed.
+   */
+  private enqueueWhenStable(path: string, previous: string | null = null): void {
+    if (this.stopping) return;
+    lstat(path).then(
+      (stats) => {
+        const signature = `${stats.size}:${stats.mtimeMs}`;
+        if (signature === previous) return this.enqueue(path);
+        const timer = setTimeout(() => this.enqueueWhenStable(path, signature), this.options.config.stable_ms);
+        timer.unref();
+      },
+      () => {}, // gone already
+    );
+  }
+
+  /**
+   * chokidar reads a new directory and only then watches it, so an entry created in
+   * between (`mkdir -p` and an immediate write, as camera software does) is never
+   * reported, and the file would sit in the folder until a restart. Once the directory
+   * has settled, it is read again and whatever chokidar does not know is handed to it.
+   */
+  private recheckDirectoryLater(directory: string): void {
+    const timer = setTimeout(() => {
+      void readdir(directory)
+        .then((names) => {
+          const watcher = this.watcher;
+          if (this.stopping || !watcher) return; // add() would reopen a closed watcher
+          const known = new Set(watcher.getWatched()[directory] ?? []);
+          for (const name of names) if (!known.has(name)) watcher.add(join(directory, name));
+        })
+        .catch(() => {}); // gone already
+    }, this.options.config.stable_ms);
+    timer.unref();
   }
 
   private pump(): void {
