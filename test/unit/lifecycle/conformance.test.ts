@@ -1,0 +1,440 @@
+// The one lifecycle contract (agent/lifecycle.ts), checked for every component:
+// - the constructor does no I/O (nothing is created, nothing connects);
+// - start() resolves when the component is ready to work;
+// - stop() is safe to call twice and concurrently, and afterwards nothing the component
+//   started (worker threads, watchers, sockets, ref'd timers) keeps the process alive.
+// Then the same at the daemon level: start, ingest, stop, restart on the same state,
+// and the state lock that keeps a second daemon off a state directory in use.
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, readdirSync } from 'node:fs';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer, type AddressInfo, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { Aedes } from 'aedes';
+import Database from 'better-sqlite3';
+import mqtt from 'mqtt';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { resolveDataset } from '../../../config/dataset.ts';
+import { parseConfigText } from '../../../config/loader.ts';
+import { datasetSchema, folderSourceSchema, mqttSourceSchema, type DatasetConfig } from '../../../config/schema.ts';
+import { BlobStore } from '../../../agent/blobs/blob-store.ts';
+import { Daemon } from '../../../agent/daemon.ts';
+import { Sealer } from '../../../agent/hot/sealer.ts';
+import { LandingLog } from '../../../agent/landing/landing-log.ts';
+import { applyPragmas, ensureSchema } from '../../../agent/landing/schema.ts';
+import type { Component } from '../../../agent/lifecycle.ts';
+import { silentLogger } from '../../../agent/log.ts';
+import { FolderMapper, MqttMapper } from '../../../agent/mapping/mapper.ts';
+import { FolderSource } from '../../../agent/sources/folder-source.ts';
+import { MqttSource } from '../../../agent/sources/mqtt-source.ts';
+
+const REPO_ROOT = new URL('../../../', import.meta.url);
+
+const frames: DatasetConfig = datasetSchema.parse({
+  name: 'frames',
+  time_column: 'ts',
+  columns: [
+    { name: 'line', type: 'string', nullable: false },
+    { name: 'camera', type: 'string', nullable: false },
+    { name: 'image', type: 'blob' },
+  ],
+});
+const readings: DatasetConfig = datasetSchema.parse({
+  name: 'readings',
+  time_column: 'ts',
+  columns: [
+    { name: 'line', type: 'string', nullable: false },
+    { name: 'value', type: 'double' },
+  ],
+});
+const hot = {
+  seal_interval_ms: 50,
+  compaction_window_minutes: 10,
+  compaction_grace_seconds: 60,
+  compaction_interval_ms: 100,
+  row_group_rows: 1000,
+  seal_max_rows: 1000,
+};
+
+async function waitFor<T>(probe: () => T | Promise<T>, what: string | (() => string), timeoutMs = 15_000): Promise<NonNullable<T>> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value) return value as NonNullable<T>;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${typeof what === 'string' ? what : what()}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/** OS threads of this process: a worker thread that was not terminated shows here. */
+const threadCount = (): number => readdirSync('/proc/self/task').length;
+
+function countByType(resources: string[]): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const r of resources) counts.set(r, (counts.get(r) ?? 0) + 1);
+  return counts;
+}
+
+/** Resources (ref'd handles, timers, requests) beyond those of the baseline. */
+function extraResources(baseline: string[]): string[] {
+  const base = countByType(baseline);
+  const extra: string[] = [];
+  for (const [type, n] of countByType(process.getActiveResourcesInfo())) {
+    if (n > (base.get(type) ?? 0)) extra.push(`${type}×${n - (base.get(type) ?? 0)}`);
+  }
+  return extra;
+}
+
+interface Baseline {
+  threads: number;
+  resources: string[];
+}
+
+function baseline(): Baseline {
+  return { threads: threadCount(), resources: process.getActiveResourcesInfo() };
+}
+
+/** Nothing the component started is left: back to the baseline's threads and handles. */
+async function expectNothingLeft(before: Baseline): Promise<void> {
+  await waitFor(
+    () => threadCount() <= before.threads && extraResources(before.resources).length === 0,
+    () => `threads ${threadCount()} (baseline ${before.threads}), extra resources [${extraResources(before.resources).join(', ')}]`,
+    5_000,
+  );
+}
+
+/** stop() twice at once, then once more: every call resolves, and all calls share one stop. */
+async function stopTwiceConcurrently(component: Component): Promise<void> {
+  const first = component.stop();
+  const second = component.stop();
+  expect(second).toBe(first);
+  await Promise.all([first, second]);
+  await component.stop();
+}
+
+interface Case {
+  name: string;
+  /** Builds the component over paths that do not exist yet. */
+  build(dir: string): Component;
+  /** Paths the component may create once started, but never when only constructed. */
+  paths(dir: string): string[];
+  /** Proves the component does its work once start() has resolved. */
+  ready(component: Component, dir: string): Promise<void>;
+  /** Anything the case needs around it (a landing log for sources), started before and stopped after. */
+  around?: (dir: string) => { start(): Promise<void>; stop(): Promise<void> };
+}
+
+// A landing log (and blob store) for the sources, in its own directory so the source's
+// own I/O is what the no-I/O check looks at.
+function landingFor(dir: string): { landing: LandingLog; blobs: BlobStore } {
+  return {
+    landing: new LandingLog({
+      dbPath: join(dir, 'support', 'landing.db'),
+      datasets: [frames, readings],
+      maxRows: 100,
+      maxDelayMs: 1,
+      retryInitialMs: 10,
+      dedupeRetentionHours: 72,
+      logger: silentLogger(),
+    }),
+    blobs: new BlobStore(join(dir, 'support', 'blobs')),
+  };
+}
+const support = new Map<string, { landing: LandingLog; blobs: BlobStore }>();
+function supportOf(dir: string): { landing: LandingLog; blobs: BlobStore } {
+  let s = support.get(dir);
+  if (!s) support.set(dir, (s = landingFor(dir)));
+  return s;
+}
+const withLanding = (dir: string) => ({
+  async start() {
+    await mkdir(join(dir, 'support'), { recursive: true });
+    const s = supportOf(dir);
+    await s.landing.start();
+    await s.blobs.start();
+  },
+  async stop() {
+    await supportOf(dir).landing.stop();
+  },
+});
+
+let broker: Aedes;
+let server: Server;
+let brokerUrl = '';
+
+const cases: Case[] = [
+  {
+    name: 'LandingLog',
+    build: (dir) =>
+      new LandingLog({
+        dbPath: join(dir, 'state', 'landing.db'),
+        datasets: [frames],
+        maxRows: 100,
+        maxDelayMs: 1,
+        retryInitialMs: 10,
+        dedupeRetentionHours: 72,
+        logger: silentLogger(),
+      }),
+    paths: (dir) => [join(dir, 'state', 'landing.db')],
+    async ready(component) {
+      const log = component as LandingLog;
+      const result = await log.append({ rows: [{ dataset: 'frames', values: [Date.now() * 1000, 'l1', 'c1', null] }], quarantine: [], blobs: [] });
+      expect(result.inserted).toBe(1);
+    },
+    around: (dir) => ({ start: () => mkdir(join(dir, 'state'), { recursive: true }).then(() => {}), stop: async () => {} }),
+  },
+  {
+    name: 'Sealer',
+    build: (dir) => new Sealer({ dbPath: join(dir, 'state', 'landing.db'), stateDir: join(dir, 'state'), datasets: [frames], hot, logger: silentLogger() }),
+    paths: (dir) => [join(dir, 'state', 'hot')],
+    async ready(component) {
+      const sealer = component as Sealer;
+      expect(sealer.lastRecovery).not.toBeNull(); // start-up recovery has run
+      const result = await sealer.sealNow();
+      expect(result.failures).toEqual([]);
+    },
+    around: (dir) => ({
+      async start() {
+        // The landing schema exists before the sealer starts, as in the daemon.
+        await mkdir(join(dir, 'state'), { recursive: true });
+        const db = new Database(join(dir, 'state', 'landing.db'));
+        applyPragmas(db);
+        ensureSchema(db, [resolveDataset(frames)]);
+        db.close();
+      },
+      async stop() {},
+    }),
+  },
+  {
+    name: 'FolderSource',
+    build(dir) {
+      const config = folderSourceSchema.parse({
+        name: 'cams',
+        path: join(dir, 'drop'),
+        done_dir: join(dir, 'done'),
+        dataset: 'frames',
+        path_pattern: '{line}/{camera}/{file}',
+        fields: { ts: { received_at: true }, line: { path_field: 'line' }, camera: { path_field: 'camera' }, image: { payload: true } },
+        stable_ms: 100,
+      });
+      const { landing, blobs } = supportOf(dir);
+      return new FolderSource({ config, mapper: new FolderMapper(config, [resolveDataset(frames)]), landing, blobs, logger: silentLogger() });
+    },
+    paths: (dir) => [join(dir, 'drop'), join(dir, 'done')],
+    async ready(component, dir) {
+      const source = component as FolderSource;
+      await mkdir(join(dir, 'drop', 'l1', 'c1'), { recursive: true });
+      await writeFile(join(dir, 'drop', 'l1', 'c1', 'a.jpg'), 'frame');
+      await waitFor(() => source.stats.ingested === 1, 'the dropped file to be ingested');
+      expect(existsSync(join(dir, 'done', 'l1', 'c1', 'a.jpg'))).toBe(true);
+    },
+    around: withLanding,
+  },
+  {
+    name: 'MqttSource',
+    build(dir) {
+      // aedes speaks MQTT 3.1.1 without $share: one plain connection.
+      const config = mqttSourceSchema.parse({
+        name: 'broker',
+        url: brokerUrl,
+        protocol_version: 4,
+        client_id: `conformance-${createHash('sha256').update(dir).digest('hex').slice(0, 8)}`,
+        share_group: null,
+        connections: 1,
+        routes: [{ filter: 'plant/+/reading', dataset: 'readings', fields: { ts: { received_at: true }, line: { topic_level: 1 }, value: { json: 'value' } } }],
+      });
+      const { landing, blobs } = supportOf(dir);
+      return new MqttSource({ config, mapper: new MqttMapper(config, [resolveDataset(readings)]), landing, blobs, logger: silentLogger() });
+    },
+    paths: () => [],
+    async ready(component) {
+      const source = component as MqttSource;
+      expect(source.stats.connected).toBeGreaterThanOrEqual(1);
+      const publisher = await mqtt.connectAsync(brokerUrl, { protocolVersion: 4 });
+      try {
+        await waitFor(() => broker.connectedClients >= 2, 'the publisher to connect');
+        // The subscription may be a moment behind the CONNACK: publish until it lands.
+        await waitFor(async () => {
+          await publisher.publishAsync('plant/l1/reading', JSON.stringify({ value: 1.5 }), { qos: 1 });
+          return source.stats.acked >= 1;
+        }, 'a message to be landed and acknowledged');
+      } finally {
+        await publisher.endAsync();
+      }
+    },
+    around: withLanding,
+  },
+];
+
+describe('lifecycle conformance', () => {
+  let dir: string;
+
+  beforeAll(async () => {
+    broker = await Aedes.createBroker();
+    server = createServer(broker.handle);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    brokerUrl = `mqtt://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(async () => {
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await new Promise<void>((resolve) => broker.close(() => resolve()));
+  });
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'conformance-'));
+  });
+  afterEach(async () => {
+    support.delete(dir);
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  describe.each(cases)('$name', (c) => {
+    it('does no I/O in its constructor', async () => {
+      const clientsBefore = broker.connectedClients;
+      const component = c.build(dir);
+      expect(component.name).toEqual(expect.any(String));
+      // Give anything started behind our back a chance to show.
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      for (const path of [join(dir, 'state'), join(dir, 'support'), ...c.paths(dir)]) expect(existsSync(path), path).toBe(false);
+      expect(broker.connectedClients).toBe(clientsBefore);
+    });
+
+    it('stop() before start() is safe', async () => {
+      const component = c.build(dir);
+      await stopTwiceConcurrently(component);
+      for (const path of c.paths(dir)) expect(existsSync(path), path).toBe(false);
+    });
+
+    it('is ready when start() resolves; stop() twice and concurrently leaves nothing running', async () => {
+      const env = c.around?.(dir);
+      await env?.start();
+      const before = baseline();
+      const component = c.build(dir);
+      try {
+        await component.start();
+        await c.ready(component, dir);
+      } finally {
+        await stopTwiceConcurrently(component);
+      }
+      await expectNothingLeft(before);
+      await env?.stop();
+    });
+  });
+
+  describe('Daemon', () => {
+    function configText(stateDir: string, drop: string): string {
+      return `
+plant: p1
+state_dir: ${stateDir}
+log_level: fatal
+hot:
+  seal_interval_ms: 100
+datasets:
+  - name: frames
+    time_column: ts
+    columns:
+      - { name: line, type: string, nullable: false }
+      - { name: camera, type: string, nullable: false }
+      - { name: image, type: blob }
+sources:
+  folders:
+    - name: cams
+      path: ${drop}
+      dataset: frames
+      path_pattern: "{line}/{camera}/{file}"
+      stable_ms: 100
+      fields:
+        ts: { received_at: true }
+        line: { path_field: line }
+        camera: { path_field: camera }
+        image: { payload: true }
+`;
+    }
+
+    /** Rows of `frames` anywhere in the hot path: still landed, or sealed into registered files. */
+    function framesStored(stateDir: string): number {
+      const db = new Database(join(stateDir, 'landing.db'), { readonly: true });
+      try {
+        const landed = db.prepare('SELECT count(*) FROM landed_frames').pluck().get() as number;
+        const sealed = db.prepare("SELECT coalesce(sum(record_count), 0) FROM hot_files WHERE dataset = 'frames' AND level = 0").pluck().get() as number;
+        return landed + sealed;
+      } finally {
+        db.close();
+      }
+    }
+
+    async function dropFile(drop: string, name: string, body: string): Promise<string> {
+      await mkdir(join(drop, 'l1', 'c1'), { recursive: true });
+      const path = join(drop, 'l1', 'c1', name);
+      await writeFile(path, body);
+      return path;
+    }
+
+    it('constructs without I/O, ingests, stops, restarts on the same state, and leaves nothing running', async () => {
+      const stateDir = join(dir, 'state');
+      const drop = join(dir, 'drop');
+      const text = configText(stateDir, drop);
+      const before = baseline();
+
+      const first = new Daemon(parseConfigText(text, join(dir, 'lakeside.yaml')), silentLogger());
+      expect(existsSync(stateDir)).toBe(false);
+      expect(existsSync(drop)).toBe(false);
+      await first.start();
+      expect(existsSync(join(stateDir, 'lakeside.lock'))).toBe(true);
+      const a = await dropFile(drop, 'a.jpg', 'frame a');
+      await waitFor(() => !existsSync(a), 'a.jpg to be ingested');
+      await stopTwiceConcurrently(first as unknown as Component);
+      expect(existsSync(join(stateDir, 'lakeside.lock'))).toBe(false);
+      expect(framesStored(stateDir)).toBe(1);
+      await expectNothingLeft(before);
+
+      const second = new Daemon(parseConfigText(text, join(dir, 'lakeside.yaml')), silentLogger());
+      await second.start();
+      try {
+        expect(framesStored(stateDir)).toBe(1);
+        const b = await dropFile(drop, 'b.jpg', 'frame b');
+        await waitFor(() => !existsSync(b), 'b.jpg to be ingested after the restart');
+      } finally {
+        await second.stop();
+      }
+      expect(framesStored(stateDir)).toBe(2);
+      await expectNothingLeft(before);
+    });
+
+    it('refuses a second daemon (another process) on a state directory in use, with STATE_DIR_LOCKED', async () => {
+      const stateDir = join(dir, 'state');
+      const drop = join(dir, 'drop');
+      const text = configText(stateDir, drop);
+      await writeFile(join(dir, 'lakeside.yaml'), text);
+      const daemon = new Daemon(parseConfigText(text, join(dir, 'lakeside.yaml')), silentLogger());
+      await daemon.start();
+      try {
+        const script = `
+          const { loadConfigFile } = await import(${JSON.stringify(new URL('config/loader.ts', REPO_ROOT).href)});
+          const { Daemon } = await import(${JSON.stringify(new URL('agent/daemon.ts', REPO_ROOT).href)});
+          const { silentLogger } = await import(${JSON.stringify(new URL('agent/log.ts', REPO_ROOT).href)});
+          const daemon = new Daemon(await loadConfigFile(${JSON.stringify(join(dir, 'lakeside.yaml'))}), silentLogger());
+          try { await daemon.start(); await daemon.stop(); console.log('STARTED'); }
+          catch (error) { console.log('FAILED ' + error.code); }
+        `;
+        const out = await new Promise<string>((resolve, reject) =>
+          execFile(process.execPath, ['--input-type=module', '-e', script], { cwd: pathToFileURL(REPO_ROOT.pathname).pathname, timeout: 60_000 }, (error, stdout, stderr) =>
+            error ? reject(new Error(`${error.message}\n${stderr}`)) : resolve(stdout.trim()),
+          ),
+        );
+        expect(out).toBe('FAILED STATE_DIR_LOCKED');
+        // The running daemon still works.
+        const c = await dropFile(drop, 'c.jpg', 'frame c');
+        await waitFor(() => !existsSync(c), 'c.jpg to be ingested');
+      } finally {
+        await daemon.stop();
+      }
+      // Once released, the directory can be taken again.
+      const again = new Daemon(parseConfigText(text, join(dir, 'lakeside.yaml')), silentLogger());
+      await again.start();
+      await again.stop();
+    });
+  });
+});
