@@ -7,6 +7,7 @@
 //     what is published meanwhile;
 //   - the sealer's Parquet writes fail with ENOSPC too: it logs and retries, the rows
 //     stay landed;
+//   - a SIGKILL while full: the daemon restarts on the full disk and alerts again;
 //   - once the ballast goes, ingestion resumes by itself (LANDING_RECOVERED) and every
 //     seq the broker acknowledged to the publisher ends up in the hot tier (the dedupe
 //     dataset exactly once); the landing database passes PRAGMA integrity_check.
@@ -142,7 +143,8 @@ describe('disk full: a clear alert, nothing acknowledged dropped, automatic reco
     const configPath = join(dir, 'lakeside.yaml'); // off the small fs: config is not state
     await writeFile(configPath, JSON.stringify(configFor(stateDir, broker.url), null, 2));
 
-    const d = spawnDaemon({ config: configPath, env: { LAKESIDE_FAILPOINTS: '' } });
+    let d = spawnDaemon({ config: configPath, env: { LAKESIDE_FAILPOINTS: '' } });
+    const runs = [d];
     daemon = d;
     await d.waitReady(60_000);
     await waitForSubscriptions(
@@ -204,6 +206,18 @@ describe('disk full: a clear alert, nothing acknowledged dropped, automatic reco
       expect(landedWhileFull).toEqual([]);
     }
 
+    // A crash while the disk is full: the daemon starts again on the full disk (it
+    // needs no free space to start), alerts again as the broker redelivers, and stays up.
+    d.kill('SIGKILL');
+    expect(await d.waitExit(15_000)).toEqual({ code: null, signal: 'SIGKILL' });
+    d = spawnDaemon({ config: configPath, env: { LAKESIDE_FAILPOINTS: '' } });
+    runs.push(d);
+    daemon = d;
+    await d.waitReady(60_000);
+    const fullAgain = await d.waitForLine((l) => codeOf(l) === 'LANDING_DISK_FULL', 60_000);
+    expect(String(fullAgain.json?.sqlite)).toMatch(/^SQLITE_FULL/);
+    expect(d.exit).toBeUndefined();
+
     // Give the space back: ingestion resumes without any help.
     const linesBeforeFree = d.lines.length;
     await fs.free();
@@ -232,7 +246,7 @@ describe('disk full: a clear alert, nothing acknowledged dropped, automatic reco
     );
 
     expect(await d.stop(60_000)).toEqual({ code: 0, signal: null });
-    const fatal = d.logs().filter((l) => (l.level as number) >= 60);
+    const fatal = runs.flatMap((r) => r.logs()).filter((l) => (l.level as number) >= 60);
     expect(fatal).toEqual([]);
 
     const final = hotTierSeqs(stateDir);
@@ -247,7 +261,7 @@ describe('disk full: a clear alert, nothing acknowledged dropped, automatic reco
     expect(audit.unregisteredParquet).toEqual([]);
     expect(audit.missingParquet).toEqual([]);
 
-    const sealFailures = d.logs().filter((l) => l.code === 'SEAL_FAILED' || l.code === 'COMPACTION_FAILED').length;
+    const sealFailures = runs.flatMap((r) => r.logs()).filter((l) => l.code === 'SEAL_FAILED' || l.code === 'COMPACTION_FAILED').length;
     const blockedMs = recovered.json?.blocked_ms;
     console.log(
       `disk-full test: ${acked.length} acked (${publishedWhileFull.length} while full), blocked ${String(blockedMs)} ms, ` +
