@@ -112,9 +112,22 @@ export class MqttSource implements Component {
     // Messages already handed to the landing log commit and get their PUBACK; new ones
     // are left unacknowledged for the broker to redeliver.
     await Promise.allSettled([...this.inFlight]);
-    await Promise.all(this.clients.map((client) => new Promise<void>((resolve) => client.end(false, {}, () => resolve()))));
+    await Promise.all(this.clients.map((client) => this.disconnect(client)));
     this.clients = [];
   });
+
+  /**
+   * Sends DISCONNECT after the PUBACKs already written. mqtt.js then waits for the
+   * socket to close, which never happens while a message we will not acknowledge holds
+   * its work loop; the PUBACKs and DISCONNECT are in the socket by then, so after a
+   * short grace the socket is destroyed.
+   */
+  private async disconnect(client: MqttClient): Promise<void> {
+    const graceful = new Promise<void>((resolve) => client.end(false, {}, () => resolve()));
+    const grace = new Promise<void>((resolve) => setTimeout(resolve, 2000).unref());
+    await Promise.race([graceful, grace]);
+    client.stream?.destroy();
+  }
 
   private onMessage(packet: IPublishPacket, done: (error?: Error) => void): void {
     if (this.stopping) return; // never acked: redelivered after restart

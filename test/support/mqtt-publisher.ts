@@ -155,6 +155,13 @@ export class MqttPublisher {
     this.schedule(0);
   }
 
+  /** Raises the number of messages this run may send to `total` (flow control for closed-loop benchmarks). */
+  allow(total: number): void {
+    if (total <= this.limit) return;
+    this.limit = total;
+    if (this.running) this.schedule(0);
+  }
+
   /** Stop issuing new publishes and wait (up to timeoutMs) for the in-flight ones. */
   async stop(timeoutMs = 30_000): Promise<PublisherStats> {
     this.running = false;

@@ -248,17 +248,6 @@ describe('MQTT mapping', () => {
     expect(map(SENSOR, reading({ ts: NOW_MS + 299_000 })).kind).toBe('row');
     expect(map(SENSOR, reading({ ts: NOW_MS - 23 * 3_600_000 })).kind).toBe('row');
   });
-
-  it('maps a 100-byte JSON message in a few µs at most', () => {
-    const payload = Buffer.from(JSON.stringify({ ts: NOW_MS, reading: { value: 41.2, unit: '%' }, seq: 123456, channel: 4, ok: true }));
-    const n = 50_000;
-    for (let i = 0; i < n; i++) mapper.map(SENSOR, payload, NOW_US);
-    const start = process.hrtime.bigint();
-    for (let i = 0; i < n; i++) mapper.map(SENSOR, payload, NOW_US);
-    const perMessageNs = Number(process.hrtime.bigint() - start) / n;
-    // Generous for shared CI machines; locally ~1 µs including JSON.parse.
-    expect(perMessageNs).toBeLessThan(10_000);
-  });
 });
 
 describe('folder mapping', () => {
