@@ -45,24 +45,27 @@ function allocNumbers(column: DatasetColumn, n: number): Float64Array | Int32Arr
   return new Float64Array(n);
 }
 
+type ColumnFiller = (rows: unknown[][], count: number, at: number) => void;
+
 /**
  * Builds columns from SQLite `.raw()` rows whose first `skip` cells are not dataset
- * columns (e.g. the landing `id`), one row at a time, so the rows themselves are
- * never all held in memory. Booleans arrive as 0/1, times as µs integers.
+ * columns (e.g. the landing `id`), a page of rows at a time, so the rows themselves
+ * are never all held in memory. Booleans arrive as 0/1, times as µs integers.
+ * A page is filled column by column: one tight, single-type loop per column rather
+ * than a closure call per cell.
  */
 export class RowColumnizer {
   length = 0;
   private readonly capacity: number;
-  private readonly skip: number;
-  private readonly appenders: ((value: unknown, row: number) => void)[];
+  private readonly fillers: ColumnFiller[];
   private readonly finishers: ((length: number) => ColumnData)[];
 
   constructor(dataset: Dataset, capacity: number, skip: number) {
     this.capacity = capacity;
-    this.skip = skip;
-    this.appenders = [];
+    this.fillers = [];
     this.finishers = [];
-    for (const column of dataset.columns) {
+    dataset.columns.forEach((column, c) => {
+      const cell = c + skip;
       let valid: Uint8Array | null = null;
       const markNull = (row: number): void => {
         if (valid === null) valid = new Uint8Array(capacity).fill(1);
@@ -72,34 +75,44 @@ export class RowColumnizer {
         const codes = new Int32Array(capacity);
         const dictionary: string[] = [];
         const index = new Map<string, number>();
-        this.appenders.push((value, row) => {
-          if (value === null || value === undefined) return markNull(row);
-          const s = typeof value === 'string' ? value : String(value);
-          let code = index.get(s);
-          if (code === undefined) {
-            code = dictionary.length;
-            dictionary.push(s);
-            index.set(s, code);
+        this.fillers.push((rows, count, at) => {
+          for (let i = 0; i < count; i++) {
+            const value = (rows[i] as unknown[])[cell];
+            if (value === null || value === undefined) {
+              markNull(at + i);
+              continue;
+            }
+            const s = typeof value === 'string' ? value : String(value);
+            let code = index.get(s);
+            if (code === undefined) {
+              code = dictionary.length;
+              dictionary.push(s);
+              index.set(s, code);
+            }
+            codes[at + i] = code;
           }
-          codes[row] = code;
         });
         this.finishers.push((n) => ({ kind: 'dict', codes: codes.subarray(0, n), dictionary, valid: valid ? (valid as Uint8Array).subarray(0, n) : null }));
       } else {
         const values = allocNumbers(column, capacity);
-        this.appenders.push((value, row) => {
-          if (value === null || value === undefined) markNull(row);
-          else values[row] = typeof value === 'number' ? value : Number(value);
+        this.fillers.push((rows, count, at) => {
+          for (let i = 0; i < count; i++) {
+            const value = (rows[i] as unknown[])[cell];
+            if (typeof value === 'number') values[at + i] = value;
+            else if (value === null || value === undefined) markNull(at + i);
+            else values[at + i] = Number(value);
+          }
         });
         this.finishers.push((n) => ({ kind: 'number', values: values.subarray(0, n), valid: valid ? (valid as Uint8Array).subarray(0, n) : null }));
       }
-    }
+    });
   }
 
-  push(row: unknown[]): void {
-    if (this.length >= this.capacity) throw new Error('RowColumnizer: capacity exceeded');
-    const at = this.length++;
-    const appenders = this.appenders;
-    for (let c = 0; c < appenders.length; c++) (appenders[c] as (v: unknown, r: number) => void)(row[c + this.skip], at);
+  /** Appends every row of `rows`. */
+  pushRows(rows: unknown[][]): void {
+    if (this.length + rows.length > this.capacity) throw new Error('RowColumnizer: capacity exceeded');
+    for (const fill of this.fillers) fill(rows, rows.length, this.length);
+    this.length += rows.length;
   }
 
   finish(): ColumnBatch {
@@ -109,7 +122,7 @@ export class RowColumnizer {
 
 export function columnsFromRows(dataset: Dataset, rows: unknown[][], skip: number): ColumnBatch {
   const builder = new RowColumnizer(dataset, rows.length, skip);
-  for (const row of rows) builder.push(row);
+  builder.pushRows(rows);
   return builder.finish();
 }
 

@@ -6,6 +6,8 @@
  * that were published but never registered (crash between rename and commit), and
  * L0 files whose rows a committed L1 already holds (crash before their unlink).
  * All three are deleted: their rows are either still landed or in a registered file.
+ * Sealed rows still in the landing tables (a purge cut short, purge.ts) are deleted
+ * too: harmless, as readers apply the watermark, but they hold space.
  * A registered file missing on disk is reported, never silently unregistered: that
  * is data loss to be alerted on, not a state to paper over.
  */
@@ -15,6 +17,7 @@ import { join, relative, sep } from 'node:path';
 import type { HotFileRecord } from '../landing/schema.ts';
 import { isTempName } from './atomic-file.ts';
 import { HOT_DIR } from './paths.ts';
+import { purgeSealed } from './purge.ts';
 
 export interface RecoveryReport {
   /** Paths relative to the state directory. */
@@ -23,10 +26,12 @@ export interface RecoveryReport {
   /** Registered files not found on disk (still registered). */
   missing: HotFileRecord[];
   emptyDirsRemoved: number;
+  /** Sealed rows still in the landing tables, now deleted. */
+  sealedRowsPurged: number;
 }
 
 export function recoverHotTier(db: Database.Database, stateDir: string): RecoveryReport {
-  const report: RecoveryReport = { tempFilesDeleted: [], orphansDeleted: [], missing: [], emptyDirsRemoved: 0 };
+  const report: RecoveryReport = { tempFilesDeleted: [], orphansDeleted: [], missing: [], emptyDirsRemoved: 0, sealedRowsPurged: 0 };
   const registered = db.prepare(`SELECT * FROM hot_files ORDER BY id`).all() as HotFileRecord[];
   const known = new Set(registered.map((r) => r.path));
   const root = join(stateDir, HOT_DIR);
@@ -57,5 +62,6 @@ export function recoverHotTier(db: Database.Database, stateDir: string): Recover
   };
   if (existsSync(root)) walk(root);
   for (const record of registered) if (!existsSync(join(stateDir, record.path))) report.missing.push(record);
+  for (const dataset of db.prepare('SELECT dataset FROM sealed_through').pluck().all() as string[]) report.sealedRowsPurged += purgeSealed(db, dataset);
   return report;
 }

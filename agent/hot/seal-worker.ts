@@ -10,6 +10,7 @@ import { resolveDataset } from '../../config/dataset.ts';
 import { applyPragmas, ensureSchema } from '../landing/schema.ts';
 import { compactDataset } from './compact.ts';
 import { recoverHotTier, type RecoveryReport } from './recovery.ts';
+import { awaitPurges } from './purge.ts';
 import { sealDataset } from './seal.ts';
 import type { CompactAllResult, SealAllResult, SealRequest, SealResponse, SealWorkerData } from './seal-protocol.ts';
 
@@ -51,6 +52,7 @@ parentPort!.on('message', (request: SealRequest) => {
     else if (request.op === 'seal') result = sealAll();
     else if (request.op === 'compact') result = compactAll(request.nowUs);
     else {
+      awaitPurges(); // leave no sealed row behind on a clean stop (recovery would purge it anyway)
       db.close();
       result = null;
     }

@@ -3,9 +3,15 @@
  * `synchronous=FULL`, so a committed transaction survives power loss.
  *
  * Tables:
- * - `landed_<dataset>`: rows acknowledged to their source but not yet sealed into
- *   Parquet. `id` only goes up (AUTOINCREMENT), so a seal can take "every row ≤ id".
- *   Column `"<name>"` per dataset column; time as INTEGER µs, booleans as 0/1.
+ * - `landed_<dataset>`: rows acknowledged to their source, one `"<name>"` column per
+ *   dataset column (time as INTEGER µs, booleans as 0/1). `id` only goes up
+ *   (AUTOINCREMENT: never reused, even after deletes), so a seal can take "every row ≤ id".
+ *   A row is LANDED iff its id is above the dataset's `sealed_through` watermark:
+ *   rows at or below it are sealed (in a registered file) and only wait for their
+ *   physical delete (hot/purge.ts). Every reader must apply the watermark
+ *   (`landedRowsWhere`), never count the table's raw rows.
+ * - `sealed_through`: (dataset, id), the watermark above; raised only by the seal, in
+ *   the same transaction that registers the files holding the rows up to it.
  * - `dedupe_keys`: (dataset, key) of rows with a dedupe key, kept for the dedupe
  *   retention; a row whose key is present is a redelivery and is not inserted.
  * - `source_keys`: (source, key) of source units already landed (a dropped file, a
@@ -16,15 +22,27 @@
  *   written in the same transaction as the good rows of the same commit.
  * - `hot_files`: every published Parquet file of the hot tier (L0 and L1). A file on
  *   disk that is not registered here is an orphan; a file is registered in the same
- *   transaction that removes its inputs (landed rows, or the L0 files it merged).
+ *   transaction that retires its inputs (raises `sealed_through` over the landed rows
+ *   it holds, or deletes the L0 files it merged).
  */
 import type Database from 'better-sqlite3';
 import type { Dataset, DatasetColumn } from '../../config/dataset.ts';
 
-export const LANDING_SCHEMA_VERSION = 1;
+/** 2: `sealed_through` (rows at or below it are no longer landed, whatever the table holds). */
+export const LANDING_SCHEMA_VERSION = 2;
 
 export function landedTable(dataset: string): string {
   return `landed_${dataset}`;
+}
+
+/** The SQL condition selecting a dataset's landed rows (see `sealed_through`). */
+export function landedRowsWhere(dataset: string): string {
+  return `id > coalesce((SELECT id FROM sealed_through WHERE dataset = '${dataset.replaceAll("'", "''")}'), 0)`;
+}
+
+/** The dataset's watermark: rows with id ≤ it are sealed, whether or not still in the table. */
+export function sealedThrough(db: Database.Database, dataset: string): number {
+  return (db.prepare('SELECT id FROM sealed_through WHERE dataset = ?').pluck().get(dataset) as number | undefined) ?? 0;
 }
 
 export function sqliteAffinity(column: DatasetColumn): string {
@@ -80,8 +98,13 @@ export function ensureSchema(db: Database.Database, datasets: Dataset[]): void {
       record_count INTEGER NOT NULL, file_size_bytes INTEGER NOT NULL,
       stats_json TEXT NOT NULL, created_at_us INTEGER NOT NULL);
     CREATE INDEX IF NOT EXISTS hot_files_window ON hot_files (dataset, level, window_start_us);
+    CREATE TABLE IF NOT EXISTS sealed_through (dataset TEXT PRIMARY KEY, id INTEGER NOT NULL) WITHOUT ROWID;
   `);
-  db.prepare(`INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)`).run(String(LANDING_SCHEMA_VERSION));
+  // The version only goes up: it records that this database needs watermark-aware readers.
+  db.prepare(
+    `INSERT INTO meta (key, value) VALUES ('schema_version', @v)
+     ON CONFLICT (key) DO UPDATE SET value = @v WHERE CAST(value AS INTEGER) < CAST(@v AS INTEGER)`,
+  ).run({ v: String(LANDING_SCHEMA_VERSION) });
   for (const dataset of datasets) {
     const table = landedTable(dataset.name);
     const columns = dataset.columns.map((c) => `"${c.name}" ${sqliteAffinity(c)}`).join(', ');

@@ -1,6 +1,7 @@
 /**
  * Test helper: every row of a dataset currently in the hot tier — the rows of its
- * registered Parquet files (hot_files, in id order) plus the rows still landed —
+ * registered Parquet files (hot_files, in id order) plus the rows still landed (above
+ * the `sealed_through` watermark: sealed rows awaiting their purge do not count) —
  * as plain values (time and longs as µs numbers, booleans as booleans). Crash tests
  * use it to prove "every acknowledged message exactly once".
  *
@@ -15,7 +16,7 @@ import { join } from 'node:path';
 import type { Dataset, DatasetColumn, RowValue } from '../../config/dataset.ts';
 import { batchToRows } from '../../agent/hot/columns.ts';
 import { decodeParquet, readArrowTable } from '../../agent/hot/parquet-reader.ts';
-import { landedTable, type HotFileRecord } from '../../agent/landing/schema.ts';
+import { landedRowsWhere, landedTable, type HotFileRecord } from '../../agent/landing/schema.ts';
 
 export interface HotTierContents {
   columns: string[];
@@ -68,7 +69,7 @@ export function readHotTier(stateDir: string, datasetName: string, options: { db
     for (const file of bytes) rows.push(...batchToRows(dataset, decodeParquet(dataset, file)));
     const fromFiles = rows.length;
     const names = dataset.columns.map((c) => `"${c.name}"`).join(', ');
-    for (const row of db.prepare(`SELECT ${names} FROM "${table}" ORDER BY id`).raw().all() as RowValue[][]) {
+    for (const row of db.prepare(`SELECT ${names} FROM "${table}" WHERE ${landedRowsWhere(datasetName)} ORDER BY id`).raw().all() as RowValue[][]) {
       rows.push(row.map((value, c) => (dataset.columns[c]!.type === 'boolean' && value !== null ? value !== 0 : value)));
     }
     return { columns: dataset.columns.map((c) => c.name), rows, fromFiles, fromLanded: rows.length - fromFiles, files };

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { resolveDataset, type Dataset, type RowValue } from '../../../config/dataset.ts';
 import { datasetSchema, type DatasetConfig } from '../../../config/schema.ts';
-import { applyPragmas, ensureSchema, landedTable } from '../../../agent/landing/schema.ts';
+import { applyPragmas, ensureSchema, landedRowsWhere, landedTable } from '../../../agent/landing/schema.ts';
 
 export const sensorsConfig: DatasetConfig = datasetSchema.parse({
   name: 'sensors',
@@ -69,7 +69,7 @@ export function createFixture(configs: DatasetConfig[] = [sensorsConfig]): Fixtu
       })();
     },
     landedCount(dataset) {
-      return db.prepare(`SELECT count(*) FROM "${landedTable(dataset.name)}"`).pluck().get() as number;
+      return db.prepare(`SELECT count(*) FROM "${landedTable(dataset.name)}" WHERE ${landedRowsWhere(dataset.name)}`).pluck().get() as number;
     },
     close() {
       db.close();

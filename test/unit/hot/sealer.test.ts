@@ -24,7 +24,7 @@ describe('Sealer (worker thread)', () => {
     const events: FilesChanged[] = [];
     sealer.on('files-changed', (e) => events.push(e));
     await sealer.start();
-    expect(sealer.lastRecovery).toEqual({ tempFilesDeleted: [], orphansDeleted: [], missing: [], emptyDirsRemoved: 0 });
+    expect(sealer.lastRecovery).toEqual({ tempFilesDeleted: [], orphansDeleted: [], missing: [], emptyDirsRemoved: 0, sealedRowsPurged: 0 });
 
     const rows = sensorRows(40, T0, 1_000_000);
     fx.land(sensors, rows.slice(0, 20));

@@ -24,7 +24,7 @@ import { BlobStore } from '../../../agent/blobs/blob-store.ts';
 import { Daemon } from '../../../agent/daemon.ts';
 import { Sealer } from '../../../agent/hot/sealer.ts';
 import { LandingLog } from '../../../agent/landing/landing-log.ts';
-import { applyPragmas, ensureSchema } from '../../../agent/landing/schema.ts';
+import { applyPragmas, ensureSchema, landedRowsWhere } from '../../../agent/landing/schema.ts';
 import type { Component } from '../../../agent/lifecycle.ts';
 import { silentLogger } from '../../../agent/log.ts';
 import { FolderMapper, MqttMapper } from '../../../agent/mapping/mapper.ts';
@@ -357,7 +357,7 @@ sources:
     function framesStored(stateDir: string): number {
       const db = new Database(join(stateDir, 'landing.db'), { readonly: true });
       try {
-        const landed = db.prepare('SELECT count(*) FROM landed_frames').pluck().get() as number;
+        const landed = db.prepare(`SELECT count(*) FROM landed_frames WHERE ${landedRowsWhere('frames')}`).pluck().get() as number;
         const sealed = db.prepare("SELECT coalesce(sum(record_count), 0) FROM hot_files WHERE dataset = 'frames' AND level = 0").pluck().get() as number;
         return landed + sealed;
       } finally {
