@@ -181,7 +181,7 @@ export const mqttSourceSchema = z.strictObject({
   password: secretRef.optional(),
   tls: tlsSchema.optional(),
   /** Number of shared-subscription connections; their messages share one group commit. */
-  connections: positiveInt.max(256).default(8),
+  connections: positiveInt.max(256).default(4),
   /** Shared-subscription group; set to null to subscribe without `$share/` (then connections must be 1). */
   share_group: z.string().min(1).nullable().default('lakeside'),
   clean_session: z.boolean().default(false),
@@ -190,6 +190,9 @@ export const mqttSourceSchema = z.strictObject({
   reconnect_min_ms: positiveInt.default(500),
   reconnect_max_ms: positiveInt.default(30_000),
   connect_timeout_ms: positiveInt.default(30_000),
+  /** Messages received but not yet acknowledged (waiting for their commit), per connection. */
+  max_unacked_per_connection: positiveInt.max(65535).default(1000),
+  max_unacked_bytes_per_connection: positiveInt.default(16 * 1024 * 1024),
   /** Larger payloads are quarantined (with their first bytes only). */
   max_payload_bytes: positiveInt.default(1024 * 1024),
   routes: z.array(mqttRouteSchema).min(1),

@@ -42,6 +42,8 @@ export function registerRunCommand(program: Command): void {
       };
       process.on('SIGTERM', () => stop('SIGTERM'));
       process.on('SIGINT', () => stop('SIGINT'));
+      // Started by bin/lakeside.js with an IPC channel: if that wrapper dies, stop too.
+      if (process.send) process.on('disconnect', () => stop('wrapper exited'));
       try {
         await daemon.start();
       } catch (error) {

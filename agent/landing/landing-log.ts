@@ -45,6 +45,8 @@ export interface LandingStats {
   duplicates: number;
   quarantined: number;
   failedCommits: number;
+  /** Time spent inside landing transactions (fsync included), for metrics. */
+  commitMs: number;
 }
 
 export class LandingStoppedError extends Error {
@@ -55,13 +57,14 @@ export class LandingStoppedError extends Error {
 
 export class LandingLog extends EventEmitter implements Component {
   readonly name = 'landing-log';
-  readonly stats: LandingStats = { commits: 0, rowsInserted: 0, duplicates: 0, quarantined: 0, failedCommits: 0 };
+  readonly stats: LandingStats = { commits: 0, rowsInserted: 0, duplicates: 0, quarantined: 0, failedCommits: 0, commitMs: 0 };
   private worker: Worker | null = null;
   private queue: Pending[] = [];
   private queuedRows = 0;
   private inFlight: Promise<void> | null = null;
   private timer: NodeJS.Immediate | NodeJS.Timeout | null = null;
   private nextId = 1;
+  private lastBatchRows = 0;
   private replies = new Map<number, (reply: WriterReply) => void>();
   private blockedSince: number | null = null;
   private stopping = false;
@@ -137,7 +140,11 @@ export class LandingLog extends EventEmitter implements Component {
 
   private schedule(): void {
     if (this.inFlight) return; // the batch after the current one forms by itself
-    if (this.queuedRows >= this.options.maxRows) {
+    // Pipelining: an idle writer takes a batch as soon as it holds half as many rows as
+    // the previous one, so the next half forms while this one commits. Without it,
+    // sources that wait for their acks (one message per MQTT connection) would all
+    // join one batch and then all wait for it, leaving writer and event loop idle in turn.
+    if (this.queuedRows >= this.options.maxRows || this.queuedRows >= Math.max(2, this.lastBatchRows >> 1)) {
       this.flush();
       return;
     }
@@ -164,6 +171,7 @@ export class LandingLog extends EventEmitter implements Component {
     }
     const batch = this.queue.splice(0, count);
     this.queuedRows -= rows;
+    this.lastBatchRows = rows;
     this.inFlight = this.commitUntilDone(batch)
       .catch((error: Error) => {
         for (const pending of batch) pending.reject(error);
@@ -181,6 +189,7 @@ export class LandingLog extends EventEmitter implements Component {
         (error: Error): WriterReply => ({ type: 'failed', id: 0, code: 'WORKER', retriable: false, message: error.message }),
       );
       if (reply.type === 'committed') {
+        this.stats.commitMs += reply.commitMs;
         this.onCommitted(batch, reply.results);
         return;
       }

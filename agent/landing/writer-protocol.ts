@@ -8,7 +8,7 @@ export type WriterRequest =
 
 export type WriterReply =
   | { type: 'ready'; id: 0 }
-  | { type: 'committed'; id: number; results: LandingItemResult[] }
+  | { type: 'committed'; id: number; results: LandingItemResult[]; commitMs: number }
   | { type: 'pruned'; id: number; removed: number }
   | { type: 'closed'; id: number }
   | { type: 'failed'; id: number; code: string; retriable: boolean; message: string };

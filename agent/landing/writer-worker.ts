@@ -131,12 +131,15 @@ function handle(request: WriterRequest): WriterReply {
   switch (request.type) {
     case 'commit': {
       const at = nowUs();
+      const started = performance.now();
       try {
-        return { type: 'committed', id: request.id, results: commitBatch(request.items, at) };
+        const results = commitBatch(request.items, at);
+        return { type: 'committed', id: request.id, results, commitMs: performance.now() - started };
       } catch (error) {
         if (isRetriable(error)) return failure(request.id, error);
         try {
-          return { type: 'committed', id: request.id, results: commitIsolated(request.items, at) };
+          const results = commitIsolated(request.items, at);
+          return { type: 'committed', id: request.id, results, commitMs: performance.now() - started };
         } catch (inner) {
           return failure(request.id, inner);
         }

@@ -3,12 +3,14 @@
  * sessions, reconnect with backoff.
  *
  * The promise: **PUBACK only after the landing commit that holds the message.**
- * mqtt.js sends the PUBACK of a QoS 1 message when our `handleMessage` calls back, and
- * it handles one message at a time per connection, so throughput comes from several
- * connections (`$share/<group>/<filter>`) whose waiting messages share one group
- * commit. A message that is not acknowledged (crash, stop, disk full) is redelivered
- * by the broker from the persistent session. While the landing log is blocked or the
- * source is paused, connections simply hold their message: the broker queues the rest.
+ * mqtt.js handles one message at a time per connection and sends the PUBACK when our
+ * handler calls back; the handler calls back at once and the PUBACK is parked in the
+ * connection's `AckWindow` until the commit is durable, in arrival order. So one
+ * connection keeps many messages in one group commit, while the window bounds how many
+ * wait (MQTT 5 `receiveMaximum` tells the broker the same bound). A message that is
+ * not acknowledged (crash, stop, disk full) is redelivered by the broker from the
+ * persistent session. QoS 2 messages take the slow path: their handler calls back
+ * only after the commit.
  */
 import { readFile } from 'node:fs/promises';
 import mqtt, { type IClientOptions, type IPublishPacket, type MqttClient } from 'mqtt';
@@ -19,7 +21,11 @@ import type { BlobStore } from '../blobs/blob-store.ts';
 import type { LandingLog } from '../landing/landing-log.ts';
 import type { LandingItem } from '../landing/types.ts';
 import type { MqttMapper } from '../mapping/mapper.ts';
+import { AckWindow } from './mqtt-ack-window.ts';
 import { PauseGate } from './pause-gate.ts';
+
+/** The private mqtt.js method every outgoing packet goes through; wrapped to park PUBACKs. */
+type SendPacket = (packet: { cmd: string; messageId?: number }, cb?: () => void, ...rest: unknown[]) => void;
 
 export interface MqttSourceOptions {
   config: MqttSourceConfig;
@@ -78,7 +84,7 @@ export class MqttSource implements Component {
     const connected: Promise<void>[] = [];
     for (let index = 0; index < config.connections; index++) {
       const client = mqtt.connect(config.url, { ...base, clientId: `${config.client_id}-${index}` });
-      client.handleMessage = (packet, done) => this.onMessage(packet, done);
+      this.attachAckWindow(client);
       let delayMs = config.reconnect_min_ms;
       client.on('connect', (connack) => {
         this.stats.connected++;
@@ -91,7 +97,7 @@ export class MqttSource implements Component {
         this.log.info({ connection: index, session_present: connack.sessionPresent }, 'mqtt connected');
       });
       client.on('close', () => {
-        if (client.connected === false && this.stats.connected > 0) this.stats.connected--;
+        if (this.stats.connected > 0) this.stats.connected--;
         // Exponential backoff between reconnects, capped.
         delayMs = Math.min(config.reconnect_max_ms, delayMs * 2);
         client.options.reconnectPeriod = delayMs;
@@ -129,27 +135,76 @@ export class MqttSource implements Component {
     client.stream?.destroy();
   }
 
-  private onMessage(packet: IPublishPacket, done: (error?: Error) => void): void {
-    if (this.stopping) return; // never acked: redelivered after restart
-    this.stats.received++;
-    if (this.options.ackMode === 'on_receipt') this.acknowledge(packet, done);
-    const work = this.land(packet).then(
-      (acknowledge) => {
-        if (acknowledge && this.options.ackMode !== 'on_receipt') this.acknowledge(packet, done);
-      },
-      (error: Error) => {
-        // Not committed, so not acknowledged: the broker redelivers it.
-        this.log.warn({ err: error.message, topic: packet.topic }, 'message not landed; left unacknowledged');
-      },
-    );
-    this.inFlight.add(work);
-    void work.finally(() => this.inFlight.delete(work));
+  /** Gives the client an ack window and routes its messages and PUBACKs through it. */
+  private attachAckWindow(client: MqttClient): void {
+    const { config } = this.options;
+    const window = new AckWindow({ maxMessages: config.max_unacked_per_connection, maxBytes: config.max_unacked_bytes_per_connection });
+    const parked = new Map<number, ReturnType<AckWindow['add']>>();
+    const internals = client as unknown as { _sendPacket: SendPacket };
+    const send = internals._sendPacket.bind(client);
+    internals._sendPacket = (packet, cb, ...rest) => {
+      const entry = packet.cmd === 'puback' && packet.messageId !== undefined ? parked.get(packet.messageId) : undefined;
+      if (!entry) return send(packet, cb, ...rest);
+      parked.delete(packet.messageId!);
+      window.park(entry, () => send(packet));
+      cb?.(); // mqtt.js moves on to the next message; the PUBACK waits in the window
+    };
+    client.on('close', () => {
+      parked.clear();
+      window.reset();
+    });
+    client.handleMessage = (packet, done) => {
+      if (this.stopping) return; // never acked: redelivered after restart
+      this.stats.received++;
+      if (this.options.ackMode === 'on_receipt' || packet.qos !== 1 || packet.messageId === undefined) {
+        this.landThenCallBack(packet, done);
+        return;
+      }
+      const entry = window.add(packet.payload.length);
+      const landing = this.land(packet).then(
+        (ok) => {
+          if (!ok) return window.failed(entry);
+          this.stats.acked++;
+          this.options.onAck?.(packet);
+          window.landed(entry);
+        },
+        (error: Error) => {
+          this.log.warn({ err: error.message, topic: packet.topic }, 'message not landed; left unacknowledged');
+          window.failed(entry);
+        },
+      );
+      this.track(landing);
+      window.whenRoom(() => {
+        parked.set(packet.messageId!, entry);
+        done();
+      });
+    };
   }
 
-  private acknowledge(packet: IPublishPacket, done: (error?: Error) => void): void {
-    this.stats.acked++;
-    done();
-    this.options.onAck?.(packet);
+  /** QoS 0 and 2, and the benchmark's ack-on-receipt baseline: call back after landing (or at once for the baseline). */
+  private landThenCallBack(packet: IPublishPacket, done: (error?: Error) => void): void {
+    const onReceipt = this.options.ackMode === 'on_receipt';
+    if (onReceipt) {
+      this.stats.acked++;
+      done();
+      this.options.onAck?.(packet);
+    }
+    const landing = this.land(packet).then(
+      (ok) => {
+        if (ok && !onReceipt) {
+          this.stats.acked++;
+          done();
+          this.options.onAck?.(packet);
+        }
+      },
+      (error: Error) => this.log.warn({ err: error.message, topic: packet.topic }, 'message not landed; left unacknowledged'),
+    );
+    this.track(landing);
+  }
+
+  private track(work: Promise<void>): void {
+    this.inFlight.add(work);
+    void work.finally(() => this.inFlight.delete(work));
   }
 
   /** Lands one message; resolves true when it may be acknowledged. */
@@ -202,7 +257,11 @@ export class MqttSource implements Component {
       manualConnect: false,
     };
     if (config.protocol_version === 5) {
-      options.properties = { sessionExpiryInterval: config.clean_session ? 0 : config.session_expiry_seconds };
+      options.properties = {
+        sessionExpiryInterval: config.clean_session ? 0 : config.session_expiry_seconds,
+        // The broker keeps at most this many unacknowledged messages in flight to us.
+        receiveMaximum: Math.min(65535, config.max_unacked_per_connection),
+      };
     }
     if (config.username !== undefined) options.username = config.username;
     if (password !== undefined) options.password = password;

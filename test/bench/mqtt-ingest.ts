@@ -15,6 +15,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { DAEMON_NODE_FLAGS } from '../../agent/runtime-flags.ts';
 import { startMosquitto } from '../services/mosquitto.ts';
 import { createPublisher, makePayload } from '../support/mqtt-publisher.ts';
 
@@ -33,6 +34,7 @@ function writeConfig(dir: string, url: string): string {
     `plant: bench
 state_dir: ${join(dir, 'state')}
 log_level: warn
+${process.env.BENCH_EXTRA_CONFIG ?? ''}
 datasets:
   - name: readings
     time_column: ts
@@ -70,7 +72,7 @@ interface Child {
 }
 
 async function startChild(configPath: string, mode: string): Promise<Child> {
-  const execArgv = [...(process.env.BENCH_PROFILE ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_PROFILE] : []), ...(process.env.BENCH_NODE_FLAGS?.split(' ').filter(Boolean) ?? [])];
+  const execArgv = [...DAEMON_NODE_FLAGS, ...(process.env.BENCH_PROFILE ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_PROFILE] : []), ...(process.env.BENCH_NODE_FLAGS?.split(' ').filter(Boolean) ?? [])];
   const proc = fork(new URL('./support/bench-daemon.ts', import.meta.url).pathname, [configPath, mode], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv });
   // Replies come back in request order, so one FIFO of resolvers per reply type.
   const waiting = new Map<string, ((value: unknown) => void)[]>();
@@ -89,7 +91,7 @@ async function startChild(configPath: string, mode: string): Promise<Child> {
   return { proc, ask };
 }
 
-interface Stats { acked: number; rows: number; commits: number; rss: number }
+interface Stats { acked: number; rows: number; commits: number; commitMs: number; rss: number }
 interface Report { samples: number; p50: number; p99: number; max: number; peakRss: number }
 
 /** Each phase gets its own broker, so no session or shared subscription of an earlier phase takes messages. */
@@ -151,6 +153,7 @@ async function runPhase(name: string, mode: 'after_commit' | 'on_receipt', rate:
     publisherAckedPerSecond: Math.round(published.ackedPerSecond),
     rowsPerCommit: Math.round((last.rows - first.rows) / Math.max(1, last.commits - first.commits)),
     commitsPerSecond: Math.round(commitsPerSec),
+    msPerCommit: Number(((last.commitMs - first.commitMs) / Math.max(1, last.commits - first.commits)).toFixed(2)),
     p50Ms: report.p50,
     p99Ms: report.p99,
     maxMs: report.max,

@@ -2,6 +2,7 @@
 // tests can SIGKILL it mid-write and restart it against the same state. Its pino JSON
 // log lines are captured and parsed, and tests wait on them (e.g. "lakeside ready")
 // rather than on sleeps.
+import { DAEMON_NODE_FLAGS } from '../../agent/runtime-flags.ts';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -75,7 +76,9 @@ export class ChildDaemon {
   constructor(opts: DaemonOptions) {
     const argv = opts.argv ?? ['run', '--config', opts.config, ...(opts.args ?? [])];
     const echo = opts.echo ?? process.env.LAKESIDE_TEST_ECHO === '1';
-    this.proc = spawn(opts.node ?? nodeBinary(), [opts.entry ?? join(REPO_ROOT, 'bin', 'lakeside.js'), ...argv], {
+    // The daemon's V8 flags given directly, so bin/lakeside.js does not re-execute
+    // itself: a SIGKILL from a test must hit the daemon, not a wrapper.
+    this.proc = spawn(opts.node ?? nodeBinary(), [...DAEMON_NODE_FLAGS, opts.entry ?? join(REPO_ROOT, 'bin', 'lakeside.js'), ...argv], {
       cwd: opts.cwd ?? REPO_ROOT,
       env: { ...process.env, ...opts.env },
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -35,7 +35,7 @@ function acked(): number {
 
 process.on('message', (message: { type: string }) => {
   if (message.type === 'stats') {
-    process.send!({ type: 'stats', acked: acked(), rows: daemon.landing.stats.rowsInserted, commits: daemon.landing.stats.commits, rss: process.memoryUsage.rss() });
+    process.send!({ type: 'stats', acked: acked(), rows: daemon.landing.stats.rowsInserted, commits: daemon.landing.stats.commits, commitMs: daemon.landing.stats.commitMs, rss: process.memoryUsage.rss() });
   } else if (message.type === 'measure') {
     count = 0;
     measuring = true;

@@ -49,7 +49,7 @@ describe('parseConfigText', () => {
     expect(loaded.config.agent_id).toBe('ulm');
     expect(loaded.config.state_dir).toBe('/var/lib/lakeside');
     expect(loaded.config.sources.mqtt[0]!.password).toBe(SECRET);
-    expect(loaded.config.sources.mqtt[0]!.connections).toBe(8);
+    expect(loaded.config.sources.mqtt[0]!.connections).toBe(4);
     expect(loaded.datasets.map((d) => d.name)).toEqual(['readings']);
     expect(loaded.datasets[0]!.columns.map((c) => c.name)).toEqual(['ts', 'line', 'value']);
     expect(loaded.warnings).toEqual([]);

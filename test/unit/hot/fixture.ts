@@ -1,6 +1,7 @@
 /** Shared set-up for the hot-tier tests: a temp state dir, a landing DB, datasets, landed rows. */
 import Database from 'better-sqlite3';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { awaitPurges } from '../../../agent/hot/purge.ts';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { resolveDataset, type Dataset, type RowValue } from '../../../config/dataset.ts';
@@ -72,6 +73,8 @@ export function createFixture(configs: DatasetConfig[] = [sensorsConfig]): Fixtu
       return db.prepare(`SELECT count(*) FROM "${landedTable(dataset.name)}" WHERE ${landedRowsWhere(dataset.name)}`).pluck().get() as number;
     },
     close() {
+      // The background purge may still hold the database open: let it finish first.
+      awaitPurges();
       db.close();
       rmSync(stateDir, { recursive: true, force: true });
     },
