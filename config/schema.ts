@@ -189,7 +189,8 @@ export const mqttSourceSchema = z.strictObject({
   keepalive_seconds: positiveInt.default(30),
   reconnect_min_ms: positiveInt.default(500),
   reconnect_max_ms: positiveInt.default(30_000),
-  connect_timeout_ms: positiveInt.default(30_000),
+  /** How long start() waits for a first connection before going on without it (it keeps retrying). */
+  connect_timeout_ms: positiveInt.default(10_000),
   /** Messages received but not yet acknowledged (waiting for their commit), per connection. */
   max_unacked_per_connection: positiveInt.max(65535).default(1000),
   max_unacked_bytes_per_connection: positiveInt.default(16 * 1024 * 1024),

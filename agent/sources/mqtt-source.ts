@@ -108,8 +108,16 @@ export class MqttSource implements Component {
       this.clients.push(client);
       connected.push(new Promise((resolve) => client.once('connect', () => resolve())));
     }
-    // Ready once at least one connection is up; the rest keep trying in the background.
-    await Promise.race([Promise.any(connected), this.timeout(config.connect_timeout_ms)]);
+    // Ready once one connection is up, or after connect_timeout_ms with a warning: a
+    // broker that is down at start is an outage like any other, not a reason to keep
+    // the other sources down. The connections keep retrying in the background.
+    const up = await Promise.race([Promise.any(connected).then(() => true), this.delay(config.connect_timeout_ms)]);
+    if (!up) {
+      this.log.warn(
+        { code: ErrorCode.mqttConnect, url: config.url, waited_ms: config.connect_timeout_ms },
+        `no connection to ${config.url} yet; starting anyway and retrying in the background`,
+      );
+    }
   }
 
   readonly stop = onceStop(async () => {
@@ -275,13 +283,7 @@ export class MqttSource implements Component {
     return options;
   }
 
-  private timeout(ms: number): Promise<never> {
-    return new Promise((_, reject) => {
-      const timer = setTimeout(
-        () => reject(new Error(`${this.name}: no connection to ${this.options.config.url} within ${ms} ms`)),
-        ms,
-      );
-      timer.unref();
-    });
+  private delay(ms: number): Promise<false> {
+    return new Promise((resolve) => setTimeout(() => resolve(false), ms).unref());
   }
 }
