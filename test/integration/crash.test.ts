@@ -13,62 +13,40 @@
 //     no orphan blob file; L0 and L1 files both existed (compaction really ran).
 // Event times lie 70 s in the past, so their 1-minute windows are already closed and
 // compaction (grace 1 s) runs throughout the test. No timing assertions.
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { existsSync, readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { resolveDataset, type Dataset } from '../../config/dataset.ts';
-import { datasetSchema } from '../../config/schema.ts';
 import { startMosquitto, type Mosquitto } from '../services/mosquitto.ts';
-import { spawnDaemon, type ChildDaemon } from '../support/child-daemon.ts';
+import type { ChildDaemon } from '../support/child-daemon.ts';
 import {
-  auditStateDir,
-  duplicatesOf,
-  failpointEnv,
-  hotFileLevels,
-  missingOf,
-  registeredPaths,
-  until,
-  waitForFailpoint,
-  waitForSubscriptions,
-  type FailpointName,
-} from '../support/failpoint.ts';
-import { readHotTier } from '../support/hot-tier-reader.ts';
-import { createPublisher, payloadSeq, type MqttPublisher } from '../support/mqtt-publisher.ts';
+  expectAllAcked,
+  expectCleanStateDir,
+  expectedSeqs,
+  hotTierSeqs,
+  killHard,
+  resolveDatasets,
+  SEQ_FIELDS,
+  seqDataset,
+  startFaultDaemon,
+  startSeqPublisher,
+  waitForAllLanded,
+  writeFaultConfig,
+} from '../support/fault-scenario.ts';
+import { duplicatesOf, failpointEnv, hotFileLevels, registeredPaths, until, waitForFailpoint, type FailpointName } from '../support/failpoint.ts';
+import type { MqttPublisher } from '../support/mqtt-publisher.ts';
 
-const CLIENT_ID = 'lakeside-crash';
-const CONNECTIONS = 4;
-const SHARE = 'lakeside';
+const SESSIONS = { clientId: 'lakeside-crash', share: 'lakeside', connections: 4 };
 /** seq % 5 picks the topic, so the dataset of a seq is known. */
 const TOPICS = ['crash/readings/l1', 'crash/events/l1', 'crash/readings/l2', 'crash/events/l2', 'crash/frames/l1'];
-const datasetOfSeq = (seq: number): 'readings' | 'events' | 'frames' => (['readings', 'events', 'readings', 'events', 'frames'] as const)[seq % 5]!;
-/** Event time of the JSON messages: far enough back that the window is closed. */
-const EVENT_AGE_MS = 70_000;
+const NAMES = ['readings', 'events', 'frames'] as const;
+const datasetOfSeq = (seq: number): (typeof NAMES)[number] => (['readings', 'events', 'readings', 'events', 'frames'] as const)[seq % 5]!;
 
 const DATASETS = [
-  {
-    name: 'readings',
-    time_column: 'ts',
-    columns: [
-      { name: 'seq', type: 'long', nullable: false },
-      { name: 'line', type: 'string', nullable: false },
-      { name: 'value', type: 'double' },
-    ],
-    dedupe_key: ['seq'],
-    partition_by: ['line'],
-  },
-  {
-    // No dedupe key: at-least-once, duplicates allowed, nothing missing.
-    name: 'events',
-    time_column: 'ts',
-    columns: [
-      { name: 'seq', type: 'long', nullable: false },
-      { name: 'line', type: 'string', nullable: false },
-      { name: 'value', type: 'double' },
-    ],
-    partition_by: ['line'],
-  },
+  seqDataset('readings', { dedupe: true, partitionByLine: true }),
+  // No dedupe key: at-least-once, duplicates allowed, nothing missing.
+  seqDataset('events', { partitionByLine: true }),
   {
     // Raw payloads as blobs: exercises blob publish-before-commit and orphan recovery.
     name: 'frames',
@@ -79,74 +57,9 @@ const DATASETS = [
     ],
   },
 ];
-
-function configFor(stateDir: string, brokerUrl: string): object {
-  const jsonFields = {
-    ts: { json: 'ts', format: 'epoch_ms' },
-    seq: { json: 'seq' },
-    line: { topic_level: 2 },
-    value: { json: 'value' },
-  };
-  return {
-    plant: 'crashtest',
-    state_dir: stateDir,
-    log_level: 'info',
-    landing: { group_commit_max_rows: 1000, group_commit_max_delay_ms: 2, retry_initial_ms: 50 },
-    hot: { seal_interval_ms: 300, compaction_window_minutes: 1, compaction_grace_seconds: 1, compaction_interval_ms: 700 },
-    datasets: DATASETS,
-    sources: {
-      mqtt: [
-        {
-          name: 'broker',
-          url: brokerUrl,
-          client_id: CLIENT_ID,
-          clean_session: false,
-          share_group: SHARE,
-          connections: CONNECTIONS,
-          reconnect_min_ms: 100,
-          reconnect_max_ms: 1000,
-          connect_timeout_ms: 10_000,
-          routes: [
-            { filter: 'crash/readings/+', dataset: 'readings', fields: jsonFields },
-            { filter: 'crash/events/+', dataset: 'events', fields: jsonFields },
-            {
-              filter: 'crash/frames/+',
-              dataset: 'frames',
-              payload: 'binary',
-              fields: { ts: { received_at: true }, line: { topic_level: 2 }, image: { payload: true } },
-            },
-          ],
-        },
-      ],
-    },
-  };
-}
-
-const resolved = new Map<string, Dataset>(DATASETS.map((d) => [d.name, resolveDataset(datasetSchema.parse(d))]));
-
+const resolved = resolveDatasets(DATASETS);
 /** seq → how many rows hold it, per dataset. Frames are read back through their blob files. */
-function hotTierSeqs(stateDir: string): Record<'readings' | 'events' | 'frames', Map<number, number>> {
-  const out = { readings: new Map<number, number>(), events: new Map<number, number>(), frames: new Map<number, number>() };
-  for (const name of ['readings', 'events', 'frames'] as const) {
-    const contents = readHotTier(stateDir, name, { dataset: resolved.get(name)! });
-    const counts = out[name];
-    if (name === 'frames') {
-      const image = contents.columns.indexOf('image');
-      for (const row of contents.rows) {
-        const sha = row[image] as string;
-        const seq = payloadSeq(readFileSync(join(stateDir, 'blobs', sha.slice(0, 2), sha)));
-        counts.set(seq, (counts.get(seq) ?? 0) + 1);
-      }
-    } else {
-      const col = contents.columns.indexOf('seq');
-      for (const row of contents.rows) {
-        const seq = Number(row[col]);
-        counts.set(seq, (counts.get(seq) ?? 0) + 1);
-      }
-    }
-  }
-  return out;
-}
+const hotTierOf = (stateDir: string) => hotTierSeqs(stateDir, resolved, NAMES);
 
 describe('crash: kill -9 during ingest, seal and compaction loses nothing acknowledged', () => {
   let broker: Mosquitto;
@@ -154,7 +67,6 @@ describe('crash: kill -9 during ingest, seal and compaction loses nothing acknow
   let stateDir: string;
   let configPath: string;
   let publisher: MqttPublisher | undefined;
-  let daemon: ChildDaemon | undefined;
   const daemons: ChildDaemon[] = [];
   const seenLevels = { l0: 0, l1: 0 };
   let sampler: NodeJS.Timeout | undefined;
@@ -164,8 +76,25 @@ describe('crash: kill -9 during ingest, seal and compaction loses nothing acknow
     dir = await mkdtemp(join(tmpdir(), 'lakeside-crash-'));
     stateDir = join(dir, 'state');
     configPath = join(dir, 'lakeside.yaml');
-    // JSON is YAML.
-    await writeFile(configPath, JSON.stringify(configFor(stateDir, broker.url), null, 2));
+    await writeFaultConfig(configPath, {
+      plant: 'crashtest',
+      stateDir,
+      datasets: DATASETS,
+      brokerUrl: broker.url,
+      sessions: SESSIONS,
+      landing: { group_commit_max_rows: 1000, group_commit_max_delay_ms: 2, retry_initial_ms: 50 },
+      mqtt: { connect_timeout_ms: 10_000 },
+      routes: [
+        { filter: 'crash/readings/+', dataset: 'readings', fields: SEQ_FIELDS },
+        { filter: 'crash/events/+', dataset: 'events', fields: SEQ_FIELDS },
+        {
+          filter: 'crash/frames/+',
+          dataset: 'frames',
+          payload: 'binary',
+          fields: { ts: { received_at: true }, line: { topic_level: 2 }, image: { payload: true } },
+        },
+      ],
+    });
   });
 
   afterAll(async () => {
@@ -180,16 +109,8 @@ describe('crash: kill -9 during ingest, seal and compaction loses nothing acknow
   });
 
   async function start(failpoints: FailpointName[] = []): Promise<ChildDaemon> {
-    const d = spawnDaemon({ config: configPath, env: failpoints.length ? failpointEnv(...failpoints) : { LAKESIDE_FAILPOINTS: '' } });
-    daemons.push(d);
-    await d.waitReady(60_000);
-    daemon = d;
-    return d;
-  }
-
-  async function crash(d: ChildDaemon): Promise<void> {
-    d.kill('SIGKILL');
-    expect(await d.waitExit(15_000)).toEqual({ code: null, signal: 'SIGKILL' });
+    const env = failpoints.length ? failpointEnv(...failpoints) : { LAKESIDE_FAILPOINTS: '' };
+    return startFaultDaemon(configPath, env, (d) => daemons.push(d));
   }
 
   /** Waits until the daemon has made visible progress (more rows in the hot tier), so each round does something. */
@@ -211,11 +132,7 @@ describe('crash: kill -9 during ingest, seal and compaction loses nothing acknow
     // Sessions and shared subscriptions must exist before the first publish: a QoS 1
     // message with no subscriber is acked by the broker and dropped.
     let d = await start();
-    await waitForSubscriptions(
-      broker.logFile,
-      Array.from({ length: CONNECTIONS }, (_, i) => `${CLIENT_ID}-${i}`),
-      `$share/${SHARE}/crash/frames/+`,
-    );
+    publisher = await startSeqPublisher({ broker, sessions: SESSIONS, filter: 'crash/frames/+', topics: TOPICS, rate: 600 });
     const dbPath = join(stateDir, 'landing.db');
     sampler = setInterval(() => {
       try {
@@ -226,28 +143,19 @@ describe('crash: kill -9 during ingest, seal and compaction loses nothing acknow
         // the database may be mid-recovery; the next sample sees it
       }
     }, 250);
-
-    publisher = await createPublisher({
-      url: broker.url,
-      topics: TOPICS,
-      rate: 600,
-      window: 100,
-      payload: (seq, ts) => JSON.stringify({ seq, ts: ts - EVENT_AGE_MS, value: (seq % 1000) / 10 }),
-    });
-    publisher.start();
     await publisher.waitForAcked(500, 30_000);
 
     // (a) plain ingest, killed at random moments.
     for (let round = 0; round < 5; round++) {
       await progressed();
       await new Promise((r) => setTimeout(r, 200 + Math.floor(Math.random() * 1500)));
-      await crash(d);
+      await killHard(d);
       d = await start();
     }
 
     // (b) and (c): frozen exactly between publish and commit (or commit and unlink).
     for (const point of ['seal.after-publish', 'compact.after-publish', 'compact.after-commit'] as const) {
-      await crash(d);
+      await killHard(d);
       d = await start([point]);
       const { files } = await waitForFailpoint(d, point);
       expect(files.length).toBeGreaterThan(0);
@@ -261,7 +169,7 @@ describe('crash: kill -9 during ingest, seal and compaction loses nothing acknow
         const l1 = [...registered].filter((p) => p.includes('/L1/'));
         expect(l1.length).toBeGreaterThan(0);
       }
-      await crash(d);
+      await killHard(d);
       d = await start();
       await progressed();
     }
@@ -273,22 +181,8 @@ describe('crash: kill -9 during ingest, seal and compaction loses nothing acknow
     expect(publisher.failed()).toEqual([]);
     expect(acked.length).toBeGreaterThan(1000);
 
-    const expected = { readings: [] as number[], events: [] as number[], frames: [] as number[] };
-    for (const seq of acked) expected[datasetOfSeq(seq)].push(seq);
-
-    let last: ReturnType<typeof hotTierSeqs> | undefined;
-    await until(
-      () => {
-        last = hotTierSeqs(stateDir);
-        return (['readings', 'events', 'frames'] as const).every((name) => missingOf(expected[name], last![name]).length === 0);
-      },
-      120_000,
-      () =>
-        `every acked seq in the hot tier; still missing: ${JSON.stringify(
-          Object.fromEntries((['readings', 'events', 'frames'] as const).map((n) => [n, last ? missingOf(expected[n], last[n]).slice(0, 20) : '?'])),
-        )}`,
-      1_000,
-    );
+    const expected = expectedSeqs(acked, NAMES, datasetOfSeq);
+    await waitForAllLanded(() => hotTierOf(stateDir), expected);
     // Wait for the compaction of everything compactable, so the final seal/compaction
     // state is exercised too (the JSON datasets' windows are all closed).
     await until(() => {
@@ -300,14 +194,11 @@ describe('crash: kill -9 during ingest, seal and compaction loses nothing acknow
     clearInterval(sampler);
 
     // Nothing acknowledged is lost; the dedupe dataset holds each seq exactly once.
-    const final = hotTierSeqs(stateDir);
-    expect(missingOf(expected.readings, final.readings)).toEqual([]);
-    expect(missingOf(expected.events, final.events)).toEqual([]);
-    expect(missingOf(expected.frames, final.frames)).toEqual([]);
-    expect(duplicatesOf(final.readings)).toEqual([]);
+    const final = hotTierOf(stateDir);
+    expectAllAcked(final, expected, ['readings']);
     // Nothing that was never published shows up.
     const sent = publisher.stats().sent;
-    for (const name of ['readings', 'events', 'frames'] as const) {
+    for (const name of NAMES) {
       for (const seq of final[name].keys()) {
         expect(seq).toBeLessThan(sent);
         expect(datasetOfSeq(seq)).toBe(name);
@@ -315,12 +206,7 @@ describe('crash: kill -9 during ingest, seal and compaction loses nothing acknow
     }
 
     // The state directory is clean: hot_files is the truth, blobs match their table.
-    const audit = auditStateDir(stateDir);
-    expect(audit.tempFiles).toEqual([]);
-    expect(audit.unregisteredParquet).toEqual([]);
-    expect(audit.missingParquet).toEqual([]);
-    expect(audit.orphanBlobs).toEqual([]);
-    expect(audit.missingBlobs).toEqual([]);
+    const audit = expectCleanStateDir(stateDir);
 
     // Compaction really ran during the test: L0 and L1 files both existed.
     seenLevels.l0 = Math.max(seenLevels.l0, audit.l0);

@@ -11,106 +11,40 @@
 //   - once the ballast goes, ingestion resumes by itself (LANDING_RECOVERED) and every
 //     seq the broker acknowledged to the publisher ends up in the hot tier (the dedupe
 //     dataset exactly once); the landing database passes PRAGMA integrity_check.
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { resolveDataset, type Dataset } from '../../config/dataset.ts';
-import { datasetSchema } from '../../config/schema.ts';
 import { startMosquitto, type Mosquitto } from '../services/mosquitto.ts';
-import { spawnDaemon, type ChildDaemon, type LogLine } from '../support/child-daemon.ts';
+import type { ChildDaemon, LogLine } from '../support/child-daemon.ts';
 import {
-  auditStateDir,
-  duplicatesOf,
-  hotFileLevels,
-  integrityCheck,
-  missingOf,
-  until,
-  waitForSubscriptions,
-} from '../support/failpoint.ts';
-import { readHotTier } from '../support/hot-tier-reader.ts';
-import { createPublisher, type MqttPublisher } from '../support/mqtt-publisher.ts';
+  expectAllAcked,
+  expectCleanStateDir,
+  expectedSeqs,
+  hotTierSeqs,
+  killHard,
+  resolveDatasets,
+  SEQ_FIELDS,
+  seqDataset,
+  startFaultDaemon,
+  startSeqPublisher,
+  waitForAllLanded,
+  writeFaultConfig,
+} from '../support/fault-scenario.ts';
+import { hotFileLevels, integrityCheck, missingOf, until } from '../support/failpoint.ts';
+import type { MqttPublisher } from '../support/mqtt-publisher.ts';
 import { createSmallFs, type SmallFs } from '../support/small-fs.ts';
 
-const CLIENT_ID = 'lakeside-diskfull';
-const CONNECTIONS = 2;
-const SHARE = 'lakeside';
+const SESSIONS = { clientId: 'lakeside-diskfull', share: 'lakeside', connections: 2 };
 const TOPICS = ['full/readings/l1', 'full/events/l1', 'full/readings/l2', 'full/events/l2'];
-const datasetOfSeq = (seq: number): 'readings' | 'events' => (seq % 2 === 0 ? 'readings' : 'events');
-/** Past event times: closed windows, so compaction also writes (and fails) while full. */
-const EVENT_AGE_MS = 70_000;
+const NAMES = ['readings', 'events'] as const;
+const datasetOfSeq = (seq: number): (typeof NAMES)[number] => (seq % 2 === 0 ? 'readings' : 'events');
+// The publisher's event times lie in the past (EVENT_AGE_MS): closed windows, so compaction
+// also writes (and fails) while full.
 
-const DATASETS = [
-  {
-    name: 'readings',
-    time_column: 'ts',
-    columns: [
-      { name: 'seq', type: 'long', nullable: false },
-      { name: 'line', type: 'string', nullable: false },
-      { name: 'value', type: 'double' },
-    ],
-    dedupe_key: ['seq'],
-    partition_by: ['line'],
-  },
-  {
-    name: 'events',
-    time_column: 'ts',
-    columns: [
-      { name: 'seq', type: 'long', nullable: false },
-      { name: 'line', type: 'string', nullable: false },
-      { name: 'value', type: 'double' },
-    ],
-  },
-];
-const resolved = new Map<string, Dataset>(DATASETS.map((d) => [d.name, resolveDataset(datasetSchema.parse(d))]));
-
-function configFor(stateDir: string, brokerUrl: string): object {
-  const fields = {
-    ts: { json: 'ts', format: 'epoch_ms' },
-    seq: { json: 'seq' },
-    line: { topic_level: 2 },
-    value: { json: 'value' },
-  };
-  return {
-    plant: 'diskfull',
-    state_dir: stateDir,
-    log_level: 'info',
-    landing: { group_commit_max_delay_ms: 2, retry_initial_ms: 50 },
-    hot: { seal_interval_ms: 300, compaction_window_minutes: 1, compaction_grace_seconds: 1, compaction_interval_ms: 700 },
-    datasets: DATASETS,
-    sources: {
-      mqtt: [
-        {
-          name: 'broker',
-          url: brokerUrl,
-          client_id: CLIENT_ID,
-          clean_session: false,
-          share_group: SHARE,
-          connections: CONNECTIONS,
-          reconnect_min_ms: 100,
-          reconnect_max_ms: 1000,
-          routes: [
-            { filter: 'full/readings/+', dataset: 'readings', fields },
-            { filter: 'full/events/+', dataset: 'events', fields },
-          ],
-        },
-      ],
-    },
-  };
-}
-
-function hotTierSeqs(stateDir: string): Record<'readings' | 'events', Map<number, number>> {
-  const out = { readings: new Map<number, number>(), events: new Map<number, number>() };
-  for (const name of ['readings', 'events'] as const) {
-    const contents = readHotTier(stateDir, name, { dataset: resolved.get(name)! });
-    const col = contents.columns.indexOf('seq');
-    for (const row of contents.rows) {
-      const seq = Number(row[col]);
-      out[name].set(seq, (out[name].get(seq) ?? 0) + 1);
-    }
-  }
-  return out;
-}
+const DATASETS = [seqDataset('readings', { dedupe: true, partitionByLine: true }), seqDataset('events')];
+const resolved = resolveDatasets(DATASETS);
+const hotTierOf = (stateDir: string) => hotTierSeqs(stateDir, resolved, NAMES);
 
 const codeOf = (l: LogLine): unknown => l.json?.code;
 
@@ -141,26 +75,26 @@ describe('disk full: a clear alert, nothing acknowledged dropped, automatic reco
     const stateDir = join(fs.dir, 'state');
     const dbPath = join(stateDir, 'landing.db');
     const configPath = join(dir, 'lakeside.yaml'); // off the small fs: config is not state
-    await writeFile(configPath, JSON.stringify(configFor(stateDir, broker.url), null, 2));
-
-    let d = spawnDaemon({ config: configPath, env: { LAKESIDE_FAILPOINTS: '' } });
-    const runs = [d];
-    daemon = d;
-    await d.waitReady(60_000);
-    await waitForSubscriptions(
-      broker.logFile,
-      Array.from({ length: CONNECTIONS }, (_, i) => `${CLIENT_ID}-${i}`),
-      `$share/${SHARE}/full/events/+`,
-    );
-
-    publisher = await createPublisher({
-      url: broker.url,
-      topics: TOPICS,
-      rate: 400,
-      window: 100,
-      payload: (seq, ts) => JSON.stringify({ seq, ts: ts - EVENT_AGE_MS, value: (seq % 1000) / 10 }),
+    await writeFaultConfig(configPath, {
+      plant: 'diskfull',
+      stateDir,
+      datasets: DATASETS,
+      brokerUrl: broker.url,
+      sessions: SESSIONS,
+      landing: { group_commit_max_delay_ms: 2, retry_initial_ms: 50 },
+      routes: [
+        { filter: 'full/readings/+', dataset: 'readings', fields: SEQ_FIELDS },
+        { filter: 'full/events/+', dataset: 'events', fields: SEQ_FIELDS },
+      ],
     });
-    publisher.start();
+
+    const runs: ChildDaemon[] = [];
+    const track = (d: ChildDaemon): void => {
+      runs.push(d);
+      daemon = d;
+    };
+    let d = await startFaultDaemon(configPath, { LAKESIDE_FAILPOINTS: '' }, track);
+    publisher = await startSeqPublisher({ broker, sessions: SESSIONS, filter: 'full/events/+', topics: TOPICS, rate: 400 });
     // Normal operation first: rows land and are sealed.
     await until(() => hotFileLevels(dbPath).l0 + hotFileLevels(dbPath).l1 > 0, 30_000, 'a first sealed file');
 
@@ -196,7 +130,7 @@ describe('disk full: a clear alert, nothing acknowledged dropped, automatic reco
       let landedWhileFull: number[] = [];
       await until(
         () => {
-          const now = hotTierSeqs(stateDir);
+          const now = hotTierOf(stateDir);
           landedWhileFull = publishedWhileFull.filter((s) => now.readings.has(s) || now.events.has(s));
           return true;
         },
@@ -208,12 +142,8 @@ describe('disk full: a clear alert, nothing acknowledged dropped, automatic reco
 
     // A crash while the disk is full: the daemon starts again on the full disk (it
     // needs no free space to start), alerts again as the broker redelivers, and stays up.
-    d.kill('SIGKILL');
-    expect(await d.waitExit(15_000)).toEqual({ code: null, signal: 'SIGKILL' });
-    d = spawnDaemon({ config: configPath, env: { LAKESIDE_FAILPOINTS: '' } });
-    runs.push(d);
-    daemon = d;
-    await d.waitReady(60_000);
+    await killHard(d);
+    d = await startFaultDaemon(configPath, { LAKESIDE_FAILPOINTS: '' }, track);
     const fullAgain = await d.waitForLine((l) => codeOf(l) === 'LANDING_DISK_FULL', 60_000);
     expect(String(fullAgain.json?.sqlite)).toMatch(/^SQLITE_FULL/);
     expect(d.exit).toBeUndefined();
@@ -229,37 +159,19 @@ describe('disk full: a clear alert, nothing acknowledged dropped, automatic reco
     await publisher.stop(30_000);
     expect(publisher.failed()).toEqual([]);
     const acked = publisher.ackedSeqs();
-    const expected = { readings: [] as number[], events: [] as number[] };
-    for (const seq of acked) expected[datasetOfSeq(seq)].push(seq);
-
-    let last: ReturnType<typeof hotTierSeqs> | undefined;
-    await until(
-      () => {
-        last = hotTierSeqs(stateDir);
-        return missingOf(expected.readings, last.readings).length === 0 && missingOf(expected.events, last.events).length === 0;
-      },
-      120_000,
-      () =>
-        `every acked seq in the hot tier; missing readings ${JSON.stringify(last ? missingOf(expected.readings, last.readings).slice(0, 20) : '?')}, ` +
-        `events ${JSON.stringify(last ? missingOf(expected.events, last.events).slice(0, 20) : '?')}`,
-      1_000,
-    );
+    const expected = expectedSeqs(acked, NAMES, datasetOfSeq);
+    await waitForAllLanded(() => hotTierOf(stateDir), expected);
 
     expect(await d.stop(60_000)).toEqual({ code: 0, signal: null });
     const fatal = runs.flatMap((r) => r.logs()).filter((l) => (l.level as number) >= 60);
     expect(fatal).toEqual([]);
 
-    const final = hotTierSeqs(stateDir);
-    expect(missingOf(expected.readings, final.readings)).toEqual([]);
-    expect(missingOf(expected.events, final.events)).toEqual([]);
-    expect(duplicatesOf(final.readings)).toEqual([]);
+    const final = hotTierOf(stateDir);
+    expectAllAcked(final, expected, ['readings']);
     // The messages published while the disk was full are all there.
     expect(missingOf(publishedWhileFull, new Set([...final.readings.keys(), ...final.events.keys()]))).toEqual([]);
     expect(integrityCheck(dbPath)).toBe('ok');
-    const audit = auditStateDir(stateDir);
-    expect(audit.tempFiles).toEqual([]);
-    expect(audit.unregisteredParquet).toEqual([]);
-    expect(audit.missingParquet).toEqual([]);
+    const audit = expectCleanStateDir(stateDir);
 
     const sealFailures = runs.flatMap((r) => r.logs()).filter((l) => l.code === 'SEAL_FAILED' || l.code === 'COMPACTION_FAILED').length;
     const blockedMs = recovered.json?.blocked_ms;

@@ -19,29 +19,23 @@ import mqtt from 'mqtt';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { resolveDataset } from '../../../config/dataset.ts';
 import { parseConfigText } from '../../../config/loader.ts';
-import { datasetSchema, folderSourceSchema, mqttSourceSchema, type DatasetConfig } from '../../../config/schema.ts';
+import { datasetSchema, mqttSourceSchema, type DatasetConfig } from '../../../config/schema.ts';
 import { BlobStore } from '../../../agent/blobs/blob-store.ts';
 import { Daemon } from '../../../agent/daemon.ts';
 import { Sealer } from '../../../agent/hot/sealer.ts';
-import { LandingLog } from '../../../agent/landing/landing-log.ts';
+import type { LandingLog } from '../../../agent/landing/landing-log.ts';
 import { applyPragmas, ensureSchema, landedRowsWhere } from '../../../agent/landing/schema.ts';
 import type { Component } from '../../../agent/lifecycle.ts';
 import { silentLogger } from '../../../agent/log.ts';
-import { FolderMapper, MqttMapper } from '../../../agent/mapping/mapper.ts';
-import { FolderSource } from '../../../agent/sources/folder-source.ts';
+import { MqttMapper } from '../../../agent/mapping/mapper.ts';
+import type { FolderSource } from '../../../agent/sources/folder-source.ts';
 import { MqttSource } from '../../../agent/sources/mqtt-source.ts';
+import { cameraFolderConfig, framesDataset, newFolderSource, testLandingLog } from '../../support/folder-source.ts';
+import { waitFor } from '../../support/wait-for.ts';
 
 const REPO_ROOT = new URL('../../../', import.meta.url);
 
-const frames: DatasetConfig = datasetSchema.parse({
-  name: 'frames',
-  time_column: 'ts',
-  columns: [
-    { name: 'line', type: 'string', nullable: false },
-    { name: 'camera', type: 'string', nullable: false },
-    { name: 'image', type: 'blob' },
-  ],
-});
+const frames = framesDataset();
 const readings: DatasetConfig = datasetSchema.parse({
   name: 'readings',
   time_column: 'ts',
@@ -58,16 +52,6 @@ const hot = {
   row_group_rows: 1000,
   seal_max_rows: 1000,
 };
-
-async function waitFor<T>(probe: () => T | Promise<T>, what: string | (() => string), timeoutMs = 15_000): Promise<NonNullable<T>> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value) return value as NonNullable<T>;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${typeof what === 'string' ? what : what()}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
 
 /** OS threads of this process: a worker thread that was not terminated shows here. */
 const threadCount = (): number => readdirSync('/proc/self/task').length;
@@ -131,15 +115,7 @@ interface Case {
 // own I/O is what the no-I/O check looks at.
 function landingFor(dir: string): { landing: LandingLog; blobs: BlobStore } {
   return {
-    landing: new LandingLog({
-      dbPath: join(dir, 'support', 'landing.db'),
-      datasets: [frames, readings],
-      maxRows: 100,
-      maxDelayMs: 1,
-      retryInitialMs: 10,
-      dedupeRetentionHours: 72,
-      logger: silentLogger(),
-    }),
+    landing: testLandingLog(join(dir, 'support', 'landing.db'), [frames, readings]),
     blobs: new BlobStore(join(dir, 'support', 'blobs')),
   };
 }
@@ -168,16 +144,7 @@ let brokerUrl = '';
 const cases: Case[] = [
   {
     name: 'LandingLog',
-    build: (dir) =>
-      new LandingLog({
-        dbPath: join(dir, 'state', 'landing.db'),
-        datasets: [frames],
-        maxRows: 100,
-        maxDelayMs: 1,
-        retryInitialMs: 10,
-        dedupeRetentionHours: 72,
-        logger: silentLogger(),
-      }),
+    build: (dir) => testLandingLog(join(dir, 'state', 'landing.db'), [frames]),
     paths: (dir) => [join(dir, 'state', 'landing.db')],
     async ready(component) {
       const log = component as LandingLog;
@@ -211,17 +178,9 @@ const cases: Case[] = [
   {
     name: 'FolderSource',
     build(dir) {
-      const config = folderSourceSchema.parse({
-        name: 'cams',
-        path: join(dir, 'drop'),
-        done_dir: join(dir, 'done'),
-        dataset: 'frames',
-        path_pattern: '{line}/{camera}/{file}',
-        fields: { ts: { received_at: true }, line: { path_field: 'line' }, camera: { path_field: 'camera' }, image: { payload: true } },
-        stable_ms: 100,
-      });
+      const config = cameraFolderConfig(join(dir, 'drop'), frames, { done_dir: join(dir, 'done'), stable_ms: 100 });
       const { landing, blobs } = supportOf(dir);
-      return new FolderSource({ config, mapper: new FolderMapper(config, [resolveDataset(frames)]), landing, blobs, logger: silentLogger() });
+      return newFolderSource(config, frames, landing, blobs);
     },
     paths: (dir) => [join(dir, 'drop'), join(dir, 'done')],
     async ready(component, dir) {

@@ -9,25 +9,15 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { resolveDataset } from '../../../config/dataset.ts';
-import { datasetSchema, folderSourceSchema, type DatasetConfig, type FolderSourceConfig } from '../../../config/schema.ts';
+import type { FolderSourceConfig } from '../../../config/schema.ts';
 import { BlobStore } from '../../../agent/blobs/blob-store.ts';
-import { LandingLog } from '../../../agent/landing/landing-log.ts';
+import type { LandingLog } from '../../../agent/landing/landing-log.ts';
 import type { LandingItem, LandingItemResult } from '../../../agent/landing/types.ts';
-import { silentLogger } from '../../../agent/log.ts';
-import { FolderMapper } from '../../../agent/mapping/mapper.ts';
-import { FolderSource } from '../../../agent/sources/folder-source.ts';
+import type { FolderSource } from '../../../agent/sources/folder-source.ts';
+import { cameraFolderConfig, framesDataset, newFolderSource, testLandingLog } from '../../support/folder-source.ts';
+import { waitFor } from '../../support/wait-for.ts';
 
-const frames: DatasetConfig = datasetSchema.parse({
-  name: 'frames',
-  time_column: 'ts',
-  columns: [
-    { name: 'line', type: 'string', nullable: false },
-    { name: 'camera', type: 'string', nullable: false },
-    { name: 'file', type: 'string' },
-    { name: 'image', type: 'blob' },
-  ],
-});
+const frames = framesDataset({ fileColumn: true });
 const MAX_FILE_BYTES = 1024 * 1024;
 const STABLE_MS = 300;
 
@@ -44,16 +34,6 @@ function content(size: number, seed: string): Buffer {
     block = createHash('sha256').update(block).digest();
   }
   return out;
-}
-
-async function waitFor<T>(probe: () => T | Promise<T>, what: string | (() => string), timeoutMs = 15_000): Promise<NonNullable<T>> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value) return value as NonNullable<T>;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${typeof what === 'string' ? what : what()}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }
 
 interface LandedRow {
@@ -96,15 +76,7 @@ describe('FolderSource', () => {
     outside = join(dir, 'outside');
     await mkdir(join(dir, 'state'), { recursive: true });
     await mkdir(outside, { recursive: true });
-    landing = new LandingLog({
-      dbPath: join(dir, 'state', 'landing.db'),
-      datasets: [frames],
-      maxRows: 100,
-      maxDelayMs: 1,
-      retryInitialMs: 10,
-      dedupeRetentionHours: 72,
-      logger: silentLogger(),
-    });
+    landing = testLandingLog(join(dir, 'state', 'landing.db'), [frames]);
     await landing.start();
     blobs = new BlobStore(join(dir, 'state', 'blobs'));
     await blobs.start();
@@ -124,27 +96,12 @@ describe('FolderSource', () => {
   });
 
   function config(overrides: Partial<FolderSourceConfig> = {}): FolderSourceConfig {
-    return folderSourceSchema.parse({
-      name: 'cams',
-      path: drop,
-      dataset: 'frames',
-      path_pattern: '{line}/{camera}/{file}',
-      fields: {
-        ts: { received_at: true },
-        line: { path_field: 'line' },
-        camera: { path_field: 'camera' },
-        file: { path_field: 'file' },
-        image: { payload: true },
-      },
-      max_file_bytes: MAX_FILE_BYTES,
-      stable_ms: STABLE_MS,
-      ...overrides,
-    });
+    return cameraFolderConfig(drop, frames, { max_file_bytes: MAX_FILE_BYTES, stable_ms: STABLE_MS, ...overrides });
   }
 
   async function startSource(overrides: Partial<FolderSourceConfig> = {}, landingLog: LandingLog = landing): Promise<FolderSource> {
     const cfg = config(overrides);
-    const source = new FolderSource({ config: cfg, mapper: new FolderMapper(cfg, [resolveDataset(frames)]), landing: landingLog, blobs, logger: silentLogger() });
+    const source = newFolderSource(cfg, frames, landingLog, blobs);
     sources.push(source);
     await source.start();
     return source;
