@@ -1,0 +1,79 @@
+/**
+ * `npm run bench`: runs the benchmarks one after the other, each as a child process
+ * with its output streamed through, then prints the machine (cores, memory, CPU model,
+ * Node, the temp directory's disk) and the headline figures taken from each one's
+ * output (JSON lines; seal-compact prints text lines, which are matched instead).
+ *
+ *   npm run bench                      all of them (≈ 1 + 2 + 1 minutes of measuring)
+ *   npm run bench -- mqtt camera       only those whose name contains an argument
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { availableParallelism, tmpdir, totalmem } from 'node:os';
+import { createInterface } from 'node:readline';
+
+interface Bench { name: string; args: string[]; headline: (lines: string[]) => string[] }
+
+const json = (lines: string[]) => lines.filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+const BENCHES: Bench[] = [
+  {
+    name: 'seal-compact',
+    args: ['test/bench/seal-compact.ts', '1000000'],
+    headline: (lines) => lines.filter((l) => /^(seal \+ purge|seal|compact|peak RSS):/.test(l)).map((l) => l.replace(/\s+/g, ' ')),
+  },
+  {
+    name: 'mqtt-ingest',
+    args: ['test/bench/mqtt-ingest.ts'],
+    headline: (lines) =>
+      json(lines).map((r) => `${r.phase} (${r.mode}, ${r.offered}): ${r.ackedPerSecond} msg/s acked, p99 ${r.p99Ms} ms, peak RSS ${r.peakRssMb} MB`),
+  },
+  {
+    name: 'camera-frames',
+    args: ['test/bench/camera-frames.ts'],
+    headline: (lines) =>
+      json(lines)
+        .filter((r) => r.mode)
+        .map((r) => `${r.mode} (stable_ms ${r.stableMs}, concurrency ${r.concurrency}): ${r.filesPerSecond} files/s, ${r.mbPerSecond} MB/s, p99 ${r.latencyP99Ms} ms, peak RSS ${r.peakRssMb} MB, check ${r.check}`),
+  },
+];
+
+function run(bench: Bench): Promise<{ lines: string[]; code: number | null }> {
+  console.log(`\n=== ${bench.name}: node ${bench.args.join(' ')}`);
+  const child = spawn(process.execPath, bench.args, { stdio: ['ignore', 'pipe', 'inherit'] });
+  const lines: string[] = [];
+  createInterface({ input: child.stdout }).on('line', (line) => {
+    lines.push(line);
+    console.log(line);
+  });
+  return new Promise((resolve) => child.on('close', (code) => resolve({ lines, code })));
+}
+
+function machine(): string[] {
+  const cpu = /^model name\s*:\s*(.*)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? 'unknown';
+  let disk = 'unknown';
+  try {
+    const [, fields] = execFileSync('df', ['-PT', tmpdir()], { encoding: 'utf8' }).trim().split('\n');
+    const [device, type, blocks, , available] = fields!.split(/\s+/);
+    disk = `${device} (${type}), ${(Number(blocks) / 1048576).toFixed(0)} GB, ${(Number(available) / 1048576).toFixed(0)} GB free`;
+  } catch {}
+  return [
+    `cores: ${availableParallelism()}, memory: ${(totalmem() / 2 ** 30).toFixed(1)} GB, CPU: ${cpu}`,
+    `node ${process.versions.node}, temp dir ${tmpdir()} on ${disk}`,
+  ];
+}
+
+const wanted = process.argv.slice(2);
+const selected = BENCHES.filter((b) => wanted.length === 0 || wanted.some((w) => b.name.includes(w)));
+if (selected.length === 0) {
+  console.error(`no benchmark matches ${wanted.join(' ')}; there are: ${BENCHES.map((b) => b.name).join(', ')}`);
+  process.exit(2);
+}
+const summary: string[] = [];
+let failed = false;
+for (const bench of selected) {
+  const { lines, code } = await run(bench);
+  if (code !== 0) failed = true;
+  summary.push(`${bench.name}${code === 0 ? '' : ` (exit ${code})`}:`, ...bench.headline(lines).map((l) => `  ${l}`));
+}
+console.log(['\n=== summary', ...machine(), ...summary].join('\n'));
+process.exit(failed ? 1 : 0);
