@@ -68,6 +68,35 @@ describe('seal', () => {
     ]);
   });
 
+  it('a pipelined seal that fails at a step keeps the steps before it and leaves the rest landed', () => {
+    fx = createFixture();
+    const sensors = fx.datasets[0]!;
+    // Two windows per step, so each step hands the encoder thread a split batch.
+    const rows = sensorRows(25, T0 + 10 * MINUTE - 12_000, 1000);
+    fx.land(sensors, rows);
+    let commits = 0;
+    const failing = {
+      ...sealOptions,
+      sealMaxRows: 10,
+      beforeCommit: () => {
+        if (++commits === 2) throw new Error('disk I/O error');
+      },
+    };
+    const named = (files: { path: string; record_count: number }[]): [string, number][] =>
+      files.map((f) => [f.path.split('/').slice(-2).join('/'), f.record_count]);
+    expect(() => sealDataset(fx.db, sensors, fx.stateDir, failing)).toThrow('disk I/O error');
+    const first = named(hotFilesOf(fx.db, 'sensors'));
+    expect(first.map(([path]) => path)).toEqual(['20261121T1440Z/1-10.parquet', '20261121T1450Z/1-10.parquet']);
+    expect(first.reduce((sum, [, count]) => sum + count, 0)).toBe(10);
+    expect(fx.landedCount(sensors)).toBe(15);
+    const onDisk = ['20261121T1440Z', '20261121T1450Z'].flatMap((w) => readdirSync(join(fx.stateDir, 'hot/sensors/L0', w)).map((f) => `${w}/${f}`));
+    expect(onDisk.sort()).toEqual(first.map(([path]) => path));
+    const rest = named(sealDataset(fx.db, sensors, fx.stateDir, { ...sealOptions, sealMaxRows: 10 }).files);
+    expect(rest.map(([path]) => path.split('/')[1])).toEqual(['11-20.parquet', '11-20.parquet', '21-25.parquet', '21-25.parquet']);
+    expect(rest.reduce((sum, [, count]) => sum + count, 0)).toBe(15);
+    expect(sortRows(readHotTier(fx.stateDir, 'sensors').rows)).toEqual(sortRows(rows));
+  });
+
   it('leaves rows that land during the seal for the next one', () => {
     fx = createFixture();
     const sensors = fx.datasets[0]!;
