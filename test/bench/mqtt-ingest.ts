@@ -21,7 +21,7 @@ import { createPublisher, makePayload } from '../support/mqtt-publisher.ts';
 
 const SUSTAIN_SECONDS = Number(process.env.BENCH_SECONDS ?? 60);
 const MAX_SECONDS = Number(process.env.BENCH_MAX_SECONDS ?? 30);
-const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 16);
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 4); // the config default
 const RATE = Number(process.env.BENCH_RATE ?? 20_000);
 const LINES = ['coating_1', 'coating_2', 'coating_3'];
 const SENSORS = ['temperature', 'humidity', 'pressure', 'speed', 'vibration', 'power'];
