@@ -5,6 +5,9 @@
 import { open, readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 
+/** Locks this process holds: the pid check alone cannot tell two daemons in one process apart. */
+const heldHere = new Set<string>();
+
 export class StateLockedError extends Error {
   readonly code = 'STATE_DIR_LOCKED';
 }
@@ -20,13 +23,16 @@ function alive(pid: number): boolean {
 
 export async function acquireStateLock(stateDir: string): Promise<() => Promise<void>> {
   const path = join(stateDir, 'lakeside.lock');
+  if (heldHere.has(path)) throw new StateLockedError(`state directory ${stateDir} is in use by another lakeside in this process`);
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
       const handle = await open(path, 'wx', 0o644);
       await handle.writeFile(String(process.pid));
       await handle.sync();
       await handle.close();
+      heldHere.add(path);
       return async () => {
+        heldHere.delete(path);
         await unlink(path).catch(() => {});
       };
     } catch (error) {

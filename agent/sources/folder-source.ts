@@ -15,7 +15,7 @@
  *   same transaction, so a crash between commit and delete never duplicates a row.
  */
 import { constants, type Stats } from 'node:fs';
-import { lstat, mkdir, open, readdir, realpath, rename, unlink } from 'node:fs/promises';
+import { copyFile, lstat, mkdir, open, readdir, realpath, rename, unlink } from 'node:fs/promises';
 import { dirname, extname, join, relative, resolve, sep } from 'node:path';
 import chokidar, { type FSWatcher } from 'chokidar';
 import type { FolderSourceConfig } from '../../config/schema.ts';
@@ -215,7 +215,8 @@ export class FolderSource implements Component {
     if (!match.ok) return this.refuse(relativePath, identity, { code: 'path_mismatch', reason: match.reason }, path);
 
     // Open without following links, then check the descriptor is the file we checked.
-    const handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+    // O_NONBLOCK: a FIFO swapped in after the checks must not block the open.
+    const handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
     let blob;
     try {
       const opened = await handle.stat();
@@ -274,8 +275,6 @@ export class FolderSource implements Component {
   private async refuse(relativePath: string, identity: string, refusal: Refusal, path: string): Promise<void> {
     if (refusal.retry) return this.retryLater(path);
     this.refused.add(identity);
-    this.stats.refused++;
-    this.log.warn({ code: ErrorCode.folderRefused, file: relativePath, reason: refusal.code }, `file refused: ${refusal.reason}`);
     const entry: QuarantineEntry = {
       source: this.name,
       coordinates: JSON.stringify({ path: relativePath }),
@@ -286,8 +285,11 @@ export class FolderSource implements Component {
       payloadBytes: 0,
       receivedAtUs: Date.now() * 1000,
     };
-    // The source key makes the refusal land once, across restarts too.
-    await this.options.landing.append({ rows: [], quarantine: [entry], blobs: [], sourceKey: { source: this.name, key: `refused:${identity}` } });
+    // The source key makes the refusal land once, across restarts too; count and log it once.
+    const result = await this.options.landing.append({ rows: [], quarantine: [entry], blobs: [], sourceKey: { source: this.name, key: `refused:${identity}` } });
+    if (result.sourceDuplicate) return;
+    this.stats.refused++;
+    this.log.warn({ code: ErrorCode.folderRefused, file: relativePath, reason: refusal.code }, `file refused: ${refusal.reason}`);
   }
 
   private async removeSource(path: string, relativePath: string): Promise<void> {
@@ -295,7 +297,14 @@ export class FolderSource implements Component {
     if (doneDir) {
       const target = join(resolve(doneDir), relativePath);
       await mkdir(dirname(target), { recursive: true });
-      await rename(path, target);
+      try {
+        await rename(path, target);
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'EXDEV') throw error;
+        // done_dir on another filesystem: copy, then remove (the row is committed already).
+        await copyFile(path, target);
+        await unlink(path);
+      }
     } else {
       await unlink(path);
     }
