@@ -7,7 +7,7 @@ import { accessSync, constants, existsSync, mkdirSync, readFileSync, writeFileSy
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
-import { connectAsync } from 'mqtt';
+import { connectAsync, type IClientOptions } from 'mqtt';
 import { freePort } from '../support/free-port.ts';
 
 export interface MosquittoOptions {
@@ -25,6 +25,13 @@ export interface MosquittoOptions {
   extraConfig?: string[];
   /** How long to wait for the broker to accept an MQTT connection (default 15 s). */
   startTimeoutMs?: number;
+  /**
+   * The listener speaks TLS: `url` becomes mqtts://. The TLS settings themselves
+   * (cafile, certfile, keyfile, ...) go in `extraConfig`, which applies to the listener.
+   */
+  tls?: boolean;
+  /** mqtt.js options for the readiness probe (CA, client certificate, credentials) when the listener needs them. */
+  probeOptions?: IClientOptions;
 }
 
 export interface Mosquitto {
@@ -127,9 +134,10 @@ function waitExit(child: ChildProcess): Promise<void> {
   return new Promise((resolve) => child.once('exit', () => resolve()));
 }
 
-async function canConnect(url: string): Promise<boolean> {
+async function canConnect(url: string, extra: IClientOptions): Promise<boolean> {
   try {
     const c = await connectAsync(url, {
+      ...extra,
       protocolVersion: 5,
       reconnectPeriod: 0,
       connectTimeout: 1000,
@@ -153,6 +161,7 @@ export async function startMosquitto(opts: MosquittoOptions = {}): Promise<Mosqu
   const persistence = opts.persistence ?? true;
   const startTimeoutMs = opts.startTimeoutMs ?? 15_000;
   const host = '127.0.0.1';
+  const scheme = opts.tls ? 'mqtts' : 'mqtt';
 
   let child: ChildProcess | undefined;
   let stderr = '';
@@ -194,7 +203,7 @@ export async function startMosquitto(opts: MosquittoOptions = {}): Promise<Mosqu
     c.once('error', (e) => {
       spawnError = e;
     });
-    const url = `mqtt://${host}:${port}`;
+    const url = `${scheme}://${host}:${port}`;
     const deadline = Date.now() + startTimeoutMs;
     while (Date.now() < deadline) {
       if (spawnError) throw new Error(`mosquitto (${bin}) failed to spawn: ${spawnError.message}`);
@@ -208,7 +217,7 @@ export async function startMosquitto(opts: MosquittoOptions = {}): Promise<Mosqu
       // The log line first: a connect alone could reach some other broker that already
       // holds this port, while "running" is only logged after our own bind succeeded.
       const newLog = existsSync(logFile) ? readFileSync(logFile, 'utf8').slice(logStart) : '';
-      if (/mosquitto version \S+ running/.test(newLog) && (await canConnect(url))) return true;
+      if (/mosquitto version \S+ running/.test(newLog) && (await canConnect(url, opts.probeOptions ?? {}))) return true;
       await new Promise((r) => setTimeout(r, 50));
     }
     c.kill('SIGKILL');
@@ -243,7 +252,7 @@ export async function startMosquitto(opts: MosquittoOptions = {}): Promise<Mosqu
   let stopped = false;
   return {
     get url() {
-      return `mqtt://${host}:${port}`;
+      return `${scheme}://${host}:${port}`;
     },
     host,
     get port() {
