@@ -86,8 +86,10 @@ export class MqttSource implements Component {
       const client = mqtt.connect(config.url, { ...base, clientId: `${config.client_id}-${index}` });
       this.attachAckWindow(client);
       let delayMs = config.reconnect_min_ms;
+      let up = false;
       client.on('connect', (connack) => {
-        this.stats.connected++;
+        if (!up) this.stats.connected++;
+        up = true;
         delayMs = config.reconnect_min_ms;
         client.options.reconnectPeriod = delayMs;
         // Subscribing again is harmless with a present session and needed without one.
@@ -97,7 +99,9 @@ export class MqttSource implements Component {
         this.log.info({ connection: index, session_present: connack.sessionPresent }, 'mqtt connected');
       });
       client.on('close', () => {
-        if (this.stats.connected > 0) this.stats.connected--;
+        // Only a connection that was up counts down; failed attempts close too.
+        if (up) this.stats.connected--;
+        up = false;
         // Exponential backoff between reconnects, capped.
         delayMs = Math.min(config.reconnect_max_ms, delayMs * 2);
         client.options.reconnectPeriod = delayMs;
