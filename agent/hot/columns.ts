@@ -82,14 +82,7 @@ export class RowColumnizer {
               markNull(at + i);
               continue;
             }
-            const s = typeof value === 'string' ? value : String(value);
-            let code = index.get(s);
-            if (code === undefined) {
-              code = dictionary.length;
-              dictionary.push(s);
-              index.set(s, code);
-            }
-            codes[at + i] = code;
+            codes[at + i] = internString(index, dictionary, typeof value === 'string' ? value : String(value));
           }
         });
         this.finishers.push((n) => ({ kind: 'dict', codes: codes.subarray(0, n), dictionary, valid: valid ? (valid as Uint8Array).subarray(0, n) : null }));
@@ -176,13 +169,7 @@ export function concatBatches(dataset: Dataset, batches: ColumnBatch[]): ColumnB
         const part = batch.columns[c] as DictColumn;
         const remap = new Int32Array(part.dictionary.length);
         part.dictionary.forEach((s, k) => {
-          let code = index.get(s);
-          if (code === undefined) {
-            code = dictionary.length;
-            dictionary.push(s);
-            index.set(s, code);
-          }
-          remap[k] = code;
+          remap[k] = internString(index, dictionary, s);
         });
         for (let i = 0; i < batch.length; i++) codes[offset + i] = remap[part.codes[i] as number] as number;
         if (valid && part.valid) valid.set(part.valid, offset);
@@ -225,4 +212,15 @@ export function batchToRows(dataset: Dataset, batch: ColumnBatch): (string | num
 /** The time column (µs), always column 0 and never null. */
 export function timeValues(batch: ColumnBatch): Float64Array {
   return (batch.columns[0] as NumberColumn).values as Float64Array;
+}
+
+/** The dictionary code of `value`, adding it to the dictionary on first sight. */
+export function internString(index: Map<string, number>, dictionary: string[], value: string): number {
+  let code = index.get(value);
+  if (code === undefined) {
+    code = dictionary.length;
+    dictionary.push(value);
+    index.set(value, code);
+  }
+  return code;
 }

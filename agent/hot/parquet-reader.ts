@@ -8,7 +8,7 @@
 import * as arrow from 'apache-arrow';
 import * as parquet from 'parquet-wasm/node';
 import type { Dataset, DatasetColumn } from '../../config/dataset.ts';
-import { isDictType, type ColumnBatch, type ColumnData } from './columns.ts';
+import { internString, isDictType, type ColumnBatch, type ColumnData } from './columns.ts';
 
 function validBytes(data: arrow.Data, into: Uint8Array, at: number): boolean {
   if (data.nullCount === 0 || !data.nullBitmap) return false;
@@ -34,14 +34,7 @@ function readDict(vector: arrow.Vector, n: number): ColumnData {
       const dict = data.dictionary as arrow.Vector<arrow.Utf8>;
       const remap = new Int32Array(dict.length);
       for (let k = 0; k < dict.length; k++) {
-        const s = dict.get(k) ?? '';
-        let code = index.get(s);
-        if (code === undefined) {
-          code = dictionary.length;
-          dictionary.push(s);
-          index.set(s, code);
-        }
-        remap[k] = code;
+        remap[k] = internString(index, dictionary, dict.get(k) ?? '');
       }
       const keys = data.values as Int32Array;
       for (let i = 0; i < data.length; i++) codes[at + i] = valid[at + i] ? (remap[keys[data.offset + i] as number] as number) : 0;
@@ -50,13 +43,7 @@ function readDict(vector: arrow.Vector, n: number): ColumnData {
       for (let i = 0; i < data.length; i++) {
         const s = part.get(i);
         if (s === null) continue;
-        let code = index.get(s);
-        if (code === undefined) {
-          code = dictionary.length;
-          dictionary.push(s);
-          index.set(s, code);
-        }
-        codes[at + i] = code;
+        codes[at + i] = internString(index, dictionary, s);
       }
     }
     at += data.length;

@@ -22,13 +22,12 @@
  *                                       BENCH_STABLE_MS, BENCH_CONCURRENCY, BENCH_BACKLOG, BENCH_FILE_KB,
  *                                       BENCH_PROFILE=<dir> for a CPU profile of the daemon)
  */
-import { fork, type ChildProcess } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { open, readdir, rename, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DAEMON_NODE_FLAGS } from '../../agent/runtime-flags.ts';
+import { forkBenchChild, type BenchChild } from './support/child-ipc.ts';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 30);
 const MODES = (process.env.BENCH_MODES ?? 'rename,in-place').split(',');
@@ -76,18 +75,8 @@ ${tuning}
 
 interface Stats { ingested: number; refused: number; duplicates: number; retried: number; rows: number; commits: number; commitMs: number; cpuMs: number; rss: number; peakRss: number }
 
-async function startChild(configPath: string) {
-  const proc: ChildProcess = fork(new URL('./support/folder-daemon.ts', import.meta.url).pathname, [configPath], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: [...DAEMON_NODE_FLAGS, ...(process.env.BENCH_PROFILE ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_PROFILE] : [])] });
-  const waiting = new Map<string, ((value: unknown) => void)[]>();
-  const expect = (reply: string, resolve: (value: unknown) => void) => waiting.set(reply, [...(waiting.get(reply) ?? []), resolve]);
-  proc.on('message', (message: { type: string }) => waiting.get(message.type)?.shift()?.(message));
-  const ask = <T>(type: string, reply: string) =>
-    new Promise<T>((resolve) => {
-      expect(reply, resolve as (value: unknown) => void);
-      proc.send({ type });
-    });
-  await new Promise((resolve) => expect('ready', resolve));
-  return { proc, ask };
+function startChild(configPath: string): Promise<BenchChild> {
+  return forkBenchChild(new URL('./support/folder-daemon.ts', import.meta.url), [configPath]);
 }
 
 function frame(): Buffer {

@@ -11,12 +11,11 @@
  *
  *   node test/bench/mqtt-ingest.ts            (env: BENCH_SECONDS, BENCH_MAX_SECONDS, BENCH_CONNECTIONS, BENCH_RATE)
  */
-import { fork, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DAEMON_NODE_FLAGS } from '../../agent/runtime-flags.ts';
 import { startMosquitto } from '../services/mosquitto.ts';
+import { forkBenchChild, type BenchChild } from './support/child-ipc.ts';
 import { createPublisher, makePayload } from '../support/mqtt-publisher.ts';
 
 const SUSTAIN_SECONDS = Number(process.env.BENCH_SECONDS ?? 60);
@@ -66,29 +65,8 @@ sources:
   return path;
 }
 
-interface Child {
-  proc: ChildProcess;
-  ask<T>(type: string, reply: string): Promise<T>;
-}
-
-async function startChild(configPath: string, mode: string): Promise<Child> {
-  const execArgv = [...DAEMON_NODE_FLAGS, ...(process.env.BENCH_PROFILE ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_PROFILE] : []), ...(process.env.BENCH_NODE_FLAGS?.split(' ').filter(Boolean) ?? [])];
-  const proc = fork(new URL('./support/bench-daemon.ts', import.meta.url).pathname, [configPath, mode], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv });
-  // Replies come back in request order, so one FIFO of resolvers per reply type.
-  const waiting = new Map<string, ((value: unknown) => void)[]>();
-  const expect = (reply: string, resolve: (value: unknown) => void) => {
-    const queue = waiting.get(reply) ?? [];
-    queue.push(resolve);
-    waiting.set(reply, queue);
-  };
-  proc.on('message', (message: { type: string }) => waiting.get(message.type)?.shift()?.(message));
-  const ask = <T>(type: string, reply: string) =>
-    new Promise<T>((resolve) => {
-      expect(reply, resolve as (value: unknown) => void);
-      proc.send({ type });
-    });
-  await new Promise((resolve) => expect('ready', resolve));
-  return { proc, ask };
+async function startChild(configPath: string, mode: string): Promise<BenchChild> {
+  return forkBenchChild(new URL('./support/bench-daemon.ts', import.meta.url), [configPath, mode]);
 }
 
 interface Stats { acked: number; rows: number; commits: number; commitMs: number; rss: number }

@@ -18,26 +18,14 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { resolveDataset } from '../../config/dataset.ts';
-import { datasetSchema } from '../../config/schema.ts';
+import { sensorsConfig } from '../support/sensor-dataset.ts';
 import { applyPragmas, ensureSchema } from '../../agent/landing/schema.ts';
 import { compactDataset } from '../../agent/hot/compact.ts';
 import { awaitPurges } from '../../agent/hot/purge.ts';
 import { sealDataset } from '../../agent/hot/seal.ts';
 
 const rows = Number(process.argv[2] ?? 1_000_000);
-const dataset = resolveDataset(
-  datasetSchema.parse({
-    name: 'sensors',
-    time_column: 'time',
-    columns: [
-      { name: 'line', type: 'string', nullable: false },
-      { name: 'sensor', type: 'string', nullable: false },
-      { name: 'value', type: 'double' },
-      { name: 'unit', type: 'string' },
-    ],
-    partition_by: ['line'],
-  }),
-);
+const dataset = resolveDataset(sensorsConfig);
 const stateDir = mkdtempSync(join(tmpdir(), 'lakeside-bench-'));
 const db = new Database(join(stateDir, 'landing.db'));
 applyPragmas(db);

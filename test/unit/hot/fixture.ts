@@ -6,19 +6,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { resolveDataset, type Dataset, type RowValue } from '../../../config/dataset.ts';
 import { datasetSchema, type DatasetConfig } from '../../../config/schema.ts';
+import { sensorsConfig } from '../../support/sensor-dataset.ts';
 import { applyPragmas, ensureSchema, landedRowsWhere, landedTable } from '../../../agent/landing/schema.ts';
 
-export const sensorsConfig: DatasetConfig = datasetSchema.parse({
-  name: 'sensors',
-  time_column: 'time',
-  columns: [
-    { name: 'line', type: 'string', nullable: false },
-    { name: 'sensor', type: 'string', nullable: false },
-    { name: 'value', type: 'double' },
-    { name: 'unit', type: 'string' },
-  ],
-  partition_by: ['line'],
-});
+export { sensorsConfig };
 
 export const allTypesConfig: DatasetConfig = datasetSchema.parse({
   name: 'all_types',
