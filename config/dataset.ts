@@ -28,6 +28,8 @@ export interface Dataset {
   columnIndex: Map<string, number>;
   /** Indexes of the dedupe key columns, if the dataset names one. */
   dedupeKey: number[] | null;
+  /** Indexes of the columns that identify a stream (empty: the dataset is one stream). */
+  streamKey: number[];
   /** Indexes of the identity partition columns. */
   partitionBy: number[];
   /** Index of the blob column, if any. */
@@ -64,6 +66,7 @@ export function resolveDataset(config: DatasetConfig): Dataset {
     columns,
     columnIndex,
     dedupeKey: config.dedupe_key ? config.dedupe_key.map(indexOf) : null,
+    streamKey: (config.stream_key ?? []).map(indexOf),
     partitionBy: config.partition_by.map(indexOf),
     blobColumn: blob >= 0 ? blob : null,
     maxFutureSkewUs: config.max_future_skew_seconds * 1_000_000,

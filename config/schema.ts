@@ -51,6 +51,11 @@ export const datasetSchema = z
     columns: z.array(columnSchema).min(1),
     /** Columns whose values together identify a reading; redeliveries with the same key are dropped. */
     dedupe_key: z.array(identifier).min(1).optional(),
+    /**
+     * Columns that identify one stream of readings (e.g. line + sensor): latest values
+     * and recent windows are kept per stream. Without it the whole dataset is one stream.
+     */
+    stream_key: z.array(identifier).min(1).optional(),
     /** Identity partition columns for L1 files (besides the compaction window). */
     partition_by: z.array(identifier).default([]),
     /** A row whose event time is further ahead of the agent's clock is quarantined. */
@@ -71,7 +76,7 @@ export const datasetSchema = z
     if (blobs.length > 1) {
       ctx.addIssue({ code: 'custom', path: ['columns'], message: 'a dataset has at most one blob column' });
     }
-    for (const key of ['dedupe_key', 'partition_by'] as const) {
+    for (const key of ['dedupe_key', 'partition_by', 'stream_key'] as const) {
       (dataset[key] ?? []).forEach((name, index) => {
         if (!names.has(name)) {
           ctx.addIssue({ code: 'custom', path: [key, index], message: `unknown column "${name}"` });

@@ -18,7 +18,7 @@ import type { DatasetConfig } from '../../config/schema.ts';
 import { ErrorCode, type Logger } from '../log.ts';
 import { onceStop, type Component } from '../lifecycle.ts';
 import { backoffDelay, sleep } from '../retry.ts';
-import type { LandingItem, LandingItemResult } from './types.ts';
+import type { LandingItem, LandingItemResult, LandingRow } from './types.ts';
 import type { WriterReply, WriterRequest } from './writer-protocol.ts';
 
 export interface LandingLogOptions {
@@ -221,6 +221,15 @@ export class LandingLog extends EventEmitter implements Component {
       pending.resolve(result);
     });
     this.emit('committed', batch.length);
+    if (this.listenerCount('landed') > 0) {
+      // The rows now durable, for in-memory views (latest values). Rows dropped as
+      // duplicates are left out; an item is either all new or reported by count only.
+      const rows: LandingRow[] = [];
+      batch.forEach((pending, index) => {
+        if (results[index]!.inserted === pending.item.rows.length) rows.push(...pending.item.rows);
+      });
+      if (rows.length > 0) this.emit('landed', rows);
+    }
   }
 
   private onBlocked(sqliteCode: string, message: string, items: number): void {

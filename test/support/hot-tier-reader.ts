@@ -49,6 +49,7 @@ function inferDataset(name: string, landedColumns: { name: string; type: string 
     columns,
     columnIndex: new Map(columns.map((c, i) => [c.name, i])),
     dedupeKey: null,
+    streamKey: [],
     partitionBy: [],
     blobColumn: null,
     maxFutureSkewUs: 0,

@@ -49,7 +49,7 @@ describe('example configs', () => {
     expect(result.ok).toBe(false);
     expect(result.lines.slice(1)).toEqual([
       'log_level: expected one of "fatal", "error", "warn", "info", "debug", "trace", got "chatty" (line 9)',
-      'sources.mqtt[0].url: expected an mqtt:// or mqtts:// URL (line 48)',
+      'sources.mqtt[0].url: expected an mqtt:// or mqtts:// URL (line 49)',
     ]);
   });
 });
