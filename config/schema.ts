@@ -287,6 +287,39 @@ function pathPatternProblem(pattern: string): string | null {
   return null;
 }
 
+const querySchema = z.strictObject({
+  /** DuckDB memory limit for on-site SQL. */
+  memory_limit_bytes: positiveInt.default(1024 * 1024 * 1024),
+  threads: positiveInt.max(64).default(2),
+  /** A query running longer is interrupted. */
+  timeout_ms: positiveInt.default(30_000),
+  /** At most this many rows, and this many bytes, are returned; the result says it was cut. */
+  max_rows: positiveInt.default(1_000_000),
+  max_result_bytes: positiveInt.default(256 * 1024 * 1024),
+});
+
+const latestSchema = z.strictObject({
+  /** Recent readings kept in memory per stream for `/v1/window`. */
+  window_minutes: positiveInt.default(15),
+  /** Memory bound of the latest-value cache and windows together. */
+  max_bytes: positiveInt.default(128 * 1024 * 1024),
+});
+
+const apiTokenSchema = z.strictObject({
+  name: identifier,
+  role: z.enum(['read', 'admin']),
+  token: secretRef,
+});
+
+const apiSchema = z.strictObject({
+  /** Loopback by default: the API is for the plant network only when configured so. */
+  listen_host: z.string().min(1).default('127.0.0.1'),
+  listen_port: z.number().int().min(0).max(65535).default(7070),
+  tls: z.strictObject({ cert_file: z.string(), key_file: z.string() }).optional(),
+  /** Without tokens the API needs no authentication (loopback only is then enforced). */
+  tokens: z.array(apiTokenSchema).default([]),
+});
+
 export const configSchema = z
   .strictObject({
     /** This plant's id; a column of every table in the central catalog. */
@@ -297,6 +330,9 @@ export const configSchema = z
     log_level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'),
     landing: landingSchema.default(landingSchema.parse({})),
     hot: hotSchema.default(hotSchema.parse({})),
+    query: querySchema.default(querySchema.parse({})),
+    latest: latestSchema.default(latestSchema.parse({})),
+    api: apiSchema.default(apiSchema.parse({})),
     datasets: z.array(datasetSchema).min(1),
     sources: z
       .strictObject({
