@@ -1,0 +1,139 @@
+/**
+ * CLI commands that talk to a running daemon: `query`, `datasets`, `tail`, `status`.
+ * Exit codes: 0 ok, 1 the daemon refused or failed (its error code is printed), 2 bad
+ * input.
+ */
+import type { Command } from 'commander';
+import { ApiClient, ApiError, type ClientOptions } from './api-client.ts';
+import { formatTable } from './table.ts';
+
+interface QueryResponse {
+  columns: { name: string; type: string }[];
+  rows: unknown[][];
+  truncated: boolean;
+  elapsed_ms: number;
+}
+
+interface DatasetInfo {
+  name: string;
+  columns: { name: string; type: string }[];
+  rows: number;
+  minTime: string | null;
+  maxTime: string | null;
+  streams: { stream: Record<string, string>; lastTime: string }[];
+}
+
+interface LatestValue {
+  stream: Record<string, string>;
+  time: string;
+  values: Record<string, unknown>;
+}
+
+function withConnection(command: Command): Command {
+  return command
+    .option('--url <url>', 'the daemon API, e.g. http://127.0.0.1:7070')
+    .option('-c, --config <file>', 'take the API address from this config file');
+}
+
+async function run(action: () => Promise<void>): Promise<void> {
+  try {
+    await action();
+  } catch (error) {
+    if (error instanceof ApiError) {
+      process.stderr.write(`lakeside: ${error.code}: ${error.message}\n`);
+      process.exitCode = error.status === 400 ? 2 : 1;
+      return;
+    }
+    throw error;
+  }
+}
+
+/** `dataset` or `dataset:key=value,key=value` → query string of /v1/latest and /v1/window. */
+export function streamQuery(spec: string): URLSearchParams {
+  const [dataset, filter] = spec.split(':', 2) as [string, string | undefined];
+  const params = new URLSearchParams({ dataset });
+  for (const pair of (filter ?? '').split(',').filter(Boolean)) {
+    const [key, value] = pair.split('=', 2);
+    if (!key || value === undefined) throw new ApiError(400, 'BAD_STREAM', `expected key=value in "${pair}" (stream spec: dataset[:key=value,...])`);
+    params.set(key, value);
+  }
+  return params;
+}
+
+export function registerClientCommands(program: Command): void {
+  withConnection(program.command('query'))
+    .argument('<sql>', 'a SELECT (or WITH, EXPLAIN, DESCRIBE, SHOW) over the hot tier')
+    .option('-f, --format <format>', 'table, csv or json', 'table')
+    .option('--max-rows <n>', 'at most this many rows', (v) => Number(v))
+    .description('run SQL on the running daemon')
+    .action((sql: string, options: ClientOptions & { format: string; maxRows?: number }) =>
+      run(async () => {
+        const client = await ApiClient.from(options);
+        const body = { sql, ...(options.maxRows ? { max_rows: options.maxRows } : {}) };
+        if (options.format === 'csv') {
+          process.stdout.write(await client.text('/v1/query', { method: 'POST', body: { ...body, format: 'csv' }, accept: 'text/csv' }));
+          return;
+        }
+        const result = await client.json<QueryResponse>('/v1/query', { method: 'POST', body });
+        if (options.format === 'json') {
+          process.stdout.write(`${JSON.stringify(result)}\n`);
+          return;
+        }
+        process.stdout.write(formatTable(result.columns.map((c) => c.name), result.rows));
+        process.stderr.write(`${result.rows.length} row(s)${result.truncated ? ' (truncated)' : ''} in ${result.elapsed_ms} ms\n`);
+      }),
+    );
+
+  withConnection(program.command('datasets'))
+    .description('list datasets: rows, time range, streams and their freshness')
+    .action((options: ClientOptions) =>
+      run(async () => {
+        const client = await ApiClient.from(options);
+        const datasets = await client.json<DatasetInfo[]>('/v1/datasets');
+        process.stdout.write(
+          formatTable(
+            ['dataset', 'rows', 'from', 'to', 'streams', 'columns'],
+            datasets.map((d) => [d.name, d.rows, d.minTime ?? '', d.maxTime ?? '', d.streams.length, d.columns.map((c) => c.name).join(', ')]),
+          ),
+        );
+      }),
+    );
+
+  withConnection(program.command('tail'))
+    .argument('<stream>', 'dataset[:key=value,...], e.g. sensor_readings:line=coating_1,sensor=humidity')
+    .option('--interval-ms <ms>', 'poll interval', (v) => Number(v), 1000)
+    .description('print the latest values of a stream as they change, until Ctrl-C')
+    .action((stream: string, options: ClientOptions & { intervalMs: number }) =>
+      run(async () => {
+        const client = await ApiClient.from(options);
+        const params = streamQuery(stream);
+        const seen = new Map<string, string>();
+        for (;;) {
+          const values = await client.json<LatestValue[]>(`/v1/latest?${params}`);
+          for (const value of values) {
+            const key = JSON.stringify(value.stream);
+            if (seen.get(key) === value.time) continue;
+            seen.set(key, value.time);
+            process.stdout.write(`${value.time} ${Object.values(value.stream).join('/')} ${JSON.stringify(value.values)}\n`);
+          }
+          await new Promise((resolve) => setTimeout(resolve, options.intervalMs));
+        }
+      }),
+    );
+
+  withConnection(program.command('status'))
+    .description("the daemon's health, readiness and datasets")
+    .action((options: ClientOptions) =>
+      run(async () => {
+        const client = await ApiClient.from(options);
+        const health = await client.json<{ ok: boolean; reasons: string[] }>('/healthz').catch((error: ApiError) => ({ ok: false, reasons: [error.message] }));
+        const ready = await client.json<{ ok: boolean; reasons: string[] }>('/readyz').catch((error: ApiError) => ({ ok: false, reasons: [error.message] }));
+        process.stdout.write(`lakeside at ${client.baseUrl}\n`);
+        process.stdout.write(`  healthy: ${health.ok ? 'yes' : `no (${health.reasons.join('; ')})`}\n`);
+        process.stdout.write(`  ready:   ${ready.ok ? 'yes' : `no (${ready.reasons.join('; ')})`}\n`);
+        const datasets = await client.json<DatasetInfo[]>('/v1/datasets');
+        for (const d of datasets) process.stdout.write(`  ${d.name}: ${d.rows} rows, newest ${d.maxTime ?? 'none'}, ${d.streams.length} streams\n`);
+        if (!health.ok) process.exitCode = 1;
+      }),
+    );
+}
