@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { registerConfigCommands } from './config-command.ts';
+import { registerDemoCommand } from './demo-command.ts';
 import { registerRunCommand } from './run-command.ts';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -17,6 +18,7 @@ const program = new Command()
 
 registerRunCommand(program);
 registerConfigCommands(program);
+registerDemoCommand(program);
 
 program.exitOverride((error) => {
   process.exit(error.exitCode === 0 ? 0 : 2);

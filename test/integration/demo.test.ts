@@ -1,0 +1,92 @@
+// `lakeside demo` end to end, as an operator runs it: the real binary for a bounded
+// time, then the state it leaves behind. Every dataset has rows in the hot tier, every
+// camera frame is a stored PNG blob, nothing was quarantined, and the printed operator
+// questions return rows. The questions run here on DuckDB directly over the hot tier's
+// registered Parquet files (all rows are sealed by the draining stop); once the query
+// engine is wired in, `lakeside query` answers them the same way.
+import { readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DuckDBInstance } from '@duckdb/node-api';
+import Database from 'better-sqlite3';
+import { afterAll, describe, expect, it } from 'vitest';
+import { DEMO_LINES } from '../../agent/demo/plant-model.ts';
+import { PNG_SIGNATURE } from '../../agent/demo/png.ts';
+import { OPERATOR_QUESTIONS } from '../../agent/demo/questions.ts';
+import { spawnDaemon } from '../support/child-daemon.ts';
+import { readHotTier } from '../support/hot-tier-reader.ts';
+
+const DURATION_S = 20;
+let dir: string | undefined;
+
+afterAll(async () => {
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+describe('lakeside demo', () => {
+  it('runs broker, agent and plant for a bounded time, exits 0 and leaves data in every dataset', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'lakeside-demo-'));
+    const demo = spawnDaemon({ config: '', argv: ['demo', '--dir', dir, '--duration', String(DURATION_S)] });
+    const exit = await demo.waitExit((DURATION_S + 60) * 1000);
+    expect(exit, demo.tail(60)).toEqual({ code: 0, signal: null });
+    const stderr = demo.lines.filter((l) => l.stream === 'stderr').map((l) => l.raw).join('\n');
+    expect(stderr).toContain(join(dir, 'state'));
+    for (const q of OPERATOR_QUESTIONS) expect(stderr).toContain(q.sql.split('\n')[0]);
+    // Logs at warn: a clean run logs nothing at warn or above.
+    expect(demo.logs().filter((l) => typeof l.level === 'number' && l.level >= 40), demo.output()).toEqual([]);
+
+    const stateDir = join(dir, 'state');
+    const readings = readHotTier(stateDir, 'sensor_readings');
+    const col = (name: string) => readings.columns.indexOf(name);
+    const streams = new Set(readings.rows.map((r) => `${r[col('line')]}/${r[col('sensor')]}`));
+    const expectedStreams = DEMO_LINES.flatMap((line) => line.sensors.map((s) => `${line.name}/${s.name}`));
+    expect([...streams].sort()).toEqual(expectedStreams.sort());
+    // ~55 readings/s; allow for start-up and a slow CI machine.
+    expect(readings.rows.length).toBeGreaterThan(DURATION_S * 20);
+    const humidity = readings.rows.filter((r) => r[col('sensor')] === 'humidity').map((r) => r[col('value')] as number);
+    for (const value of humidity) expect(value).toBeGreaterThan(25);
+
+    const inspections = readHotTier(stateDir, 'inspections');
+    const lines = new Set(inspections.rows.map((r) => r[inspections.columns.indexOf('line')]));
+    expect([...lines].sort()).toEqual(DEMO_LINES.map((l) => l.name).sort());
+    expect(inspections.rows.length).toBeGreaterThan(DURATION_S);
+
+    const frames = readHotTier(stateDir, 'camera_frames');
+    expect(frames.rows.length).toBeGreaterThan(DURATION_S);
+    const image = frames.columns.indexOf('image');
+    for (const row of frames.rows) {
+      const sha = row[image] as string;
+      expect(sha).toMatch(/^[0-9a-f]{64}$/);
+      const bytes = readFileSync(join(stateDir, 'blobs', sha.slice(0, 2), sha));
+      expect(bytes.subarray(0, 8).equals(PNG_SIGNATURE)).toBe(true);
+    }
+
+    const db = new Database(join(stateDir, 'landing.db'), { readonly: true });
+    let files: Map<string, string[]>;
+    try {
+      const quarantined = db.prepare('SELECT reason_code, reason, coordinates FROM quarantine LIMIT 5').all();
+      expect(quarantined).toEqual([]);
+      const paths = db.prepare('SELECT dataset, path FROM hot_files ORDER BY id').all() as { dataset: string; path: string }[];
+      files = new Map();
+      for (const { dataset, path } of paths) files.set(dataset, [...(files.get(dataset) ?? []), join(stateDir, path)]);
+    } finally {
+      db.close();
+    }
+
+    const duck = await DuckDBInstance.create(':memory:');
+    const con = await duck.connect();
+    try {
+      for (const [dataset, list] of files) {
+        await con.run(`CREATE VIEW ${dataset} AS SELECT * FROM read_parquet([${list.map((p) => `'${p.replaceAll("'", "''")}'`).join(', ')}])`);
+      }
+      for (const q of OPERATOR_QUESTIONS) {
+        const result = await con.runAndReadAll(q.sql);
+        expect(result.getRowObjectsJson().length, q.question).toBeGreaterThan(0);
+      }
+    } finally {
+      con.closeSync();
+      duck.closeSync();
+    }
+  });
+});
