@@ -1,0 +1,58 @@
+/**
+ * Read-only access to the landing database for the query engine: which files each
+ * dataset has (`hot_files`) and the newest quarantined messages. One read-only
+ * better-sqlite3 connection on the main thread; every read is a short indexed WAL
+ * snapshot read that never blocks the writer.
+ */
+import Database from 'better-sqlite3';
+
+export interface QuarantineRow {
+  id: number;
+  received_at_us: number;
+  source: string;
+  coordinates: string;
+  dataset: string | null;
+  reason_code: string;
+  reason: string;
+  payload_bytes: number;
+}
+
+export class RegistryReader {
+  private readonly db: Database.Database;
+
+  constructor(dbPath: string) {
+    this.db = new Database(dbPath, { readonly: true, fileMustExist: true });
+    this.db.pragma('busy_timeout = 5000');
+  }
+
+  /** Dataset → its registered file paths (relative to the state dir), in registration order. */
+  hotFiles(): Map<string, string[]> {
+    const files = new Map<string, string[]>();
+    const rows = this.db.prepare('SELECT dataset, path FROM hot_files ORDER BY id').all() as { dataset: string; path: string }[];
+    for (const row of rows) {
+      let list = files.get(row.dataset);
+      if (!list) files.set(row.dataset, (list = []));
+      list.push(row.path);
+    }
+    return files;
+  }
+
+  maxQuarantineId(): number {
+    return (this.db.prepare('SELECT coalesce(max(id), 0) FROM quarantine').pluck().get() as number) ?? 0;
+  }
+
+  /** Quarantined rows with id > `afterId`, the newest `limit` of them, oldest first. */
+  quarantineAfter(afterId: number, limit: number): QuarantineRow[] {
+    const rows = this.db
+      .prepare(
+        `SELECT id, received_at_us, source, coordinates, dataset, reason_code, reason, payload_bytes
+         FROM quarantine WHERE id > ? ORDER BY id DESC LIMIT ?`,
+      )
+      .all(afterId, limit) as QuarantineRow[];
+    return rows.reverse();
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+}
