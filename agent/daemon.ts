@@ -3,9 +3,10 @@
  *
  * Start order (downstream before upstream): state lock → landing schema → blob
  * recovery → landing log → sealer (hot-tier recovery, then seal/compact timers) →
- * sources. Stop runs the other way: sources stop taking new messages and let their
- * in-flight ones commit and ack, the landing log drains, the sealer seals what
- * landed, the lock is released.
+ * on-site reads (query engine, latest cache, HTTP API) → sources. Stop runs the other
+ * way: sources stop taking new messages and let their in-flight ones commit and ack,
+ * the API closes, the landing log drains, the sealer seals what landed, the lock is
+ * released.
  */
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -22,6 +23,7 @@ import type { Logger } from './log.ts';
 import { compileFolderMapping, compileMqttRoutes } from './mapping/mapper.ts';
 import { FolderSource } from './sources/folder-source.ts';
 import { MqttSource } from './sources/mqtt-source.ts';
+import { OnSiteReads } from './on-site-reads.ts';
 import { acquireStateLock } from './state-lock.ts';
 
 /** Test and benchmark instrumentation; production passes nothing. */
@@ -35,8 +37,11 @@ export class Daemon {
   readonly sealer: Sealer;
   readonly blobs: BlobStore;
   readonly sources: (MqttSource | FolderSource)[] = [];
+  readonly reads: OnSiteReads;
   private readonly started: Component[] = [];
   private releaseLock: (() => Promise<void>) | null = null;
+  private ready = false;
+  private fatal: string | null = null;
   private readonly loaded: LoadedConfig;
   private readonly logger: Logger;
   readonly dbPath: string;
@@ -88,6 +93,25 @@ export class Daemon {
         }),
       );
     }
+    this.reads = new OnSiteReads({
+      loaded,
+      dbPath: this.dbPath,
+      landing: this.landing,
+      sealer: this.sealer,
+      blobs: this.blobs,
+      health: {
+        health: () => ({ ok: !this.fatal, reasons: this.fatal ? [this.fatal] : [] }),
+        ready: () => {
+          const reasons: string[] = [];
+          if (!this.ready) reasons.push('starting');
+          if (this.landing.blocked) reasons.push('the landing log cannot commit (disk full or I/O error): sources are paused');
+          if (this.fatal) reasons.push(this.fatal);
+          return { ok: reasons.length === 0, reasons };
+        },
+      },
+      logger,
+    });
+    this.landing.on('fatal', (error: Error) => (this.fatal = `landing writer crashed: ${error.message}`));
     this.landing.on('blocked', () => this.sources.forEach((s) => s.pause()));
     this.landing.on('unblocked', () => this.sources.forEach((s) => s.resume()));
   }
@@ -98,7 +122,7 @@ export class Daemon {
     this.releaseLock = await acquireStateLock(config.state_dir);
     try {
       await this.recoverBlobs();
-      for (const component of [this.landing, this.sealer, ...this.sources]) {
+      for (const component of [this.landing, this.sealer, this.reads, ...this.sources]) {
         await component.start();
         this.started.push(component);
       }
@@ -106,8 +130,9 @@ export class Daemon {
       await this.stop();
       throw error;
     }
+    this.ready = true;
     this.logger.info(
-      { plant: config.plant, agent_id: config.agent_id, state_dir: config.state_dir, sources: this.sources.map((s) => s.name) },
+      { plant: config.plant, agent_id: config.agent_id, state_dir: config.state_dir, api: this.reads.url, sources: this.sources.map((s) => s.name) },
       'lakeside ready',
     );
   }

@@ -44,6 +44,7 @@ function writeConfig(dir: string): string {
   writeFileSync(
     path,
     `plant: bench
+api: { listen_port: 0 }
 state_dir: ${join(dir, 'state')}
 log_level: warn
 datasets:

@@ -31,6 +31,7 @@ function writeConfig(dir: string, url: string): string {
   writeFileSync(
     path,
     `plant: bench
+api: { listen_port: 0 }
 state_dir: ${join(dir, 'state')}
 log_level: warn
 ${process.env.BENCH_EXTRA_CONFIG ?? ''}

@@ -26,6 +26,7 @@ afterAll(async () => {
 function config(stateDir: string, protocol: 4 | 5): string {
   return `
 plant: qtest
+api: { listen_port: 0 }
 state_dir: ${stateDir}
 datasets:
   - name: readings

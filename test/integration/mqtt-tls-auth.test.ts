@@ -78,6 +78,7 @@ function clientTls() {
 function config(stateDir: string, passwordFile: string): string {
   return `
 plant: tlstest
+api: { listen_port: 0 }
 state_dir: ${stateDir}
 datasets:
   - name: readings

@@ -71,6 +71,8 @@ export async function writeFaultConfig(path: string, c: FaultConfig): Promise<vo
     landing: c.landing,
     hot: { seal_interval_ms: 300, compaction_window_minutes: 1, compaction_grace_seconds: 1, compaction_interval_ms: 700 },
     datasets: c.datasets,
+    // Any free port: several daemons may run at once in tests.
+    api: { listen_port: 0 },
     sources: {
       mqtt: [
         {

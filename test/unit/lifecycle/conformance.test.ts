@@ -286,6 +286,7 @@ describe('lifecycle conformance', () => {
     function configText(stateDir: string, drop: string): string {
       return `
 plant: p1
+api: { listen_port: 0 }
 state_dir: ${stateDir}
 log_level: fatal
 hot:
