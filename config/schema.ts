@@ -246,7 +246,7 @@ const landingSchema = z.strictObject({
 
 const hotSchema = z.strictObject({
   /** Landed rows become L0 Parquet files this often. */
-  seal_interval_ms: positiveInt.default(2000),
+  seal_interval_ms: positiveInt.default(1000),
   /** Event-time window compacted into one L1 file per dataset and partition. */
   compaction_window_minutes: positiveInt.default(10),
   /** A window is compacted this long after it ends (room for late rows). */

@@ -6,7 +6,7 @@
 import Database from 'better-sqlite3';
 import type { Dataset } from '../../config/dataset.ts';
 import type { BlobStore } from '../blobs/blob-store.ts';
-import { landedRowsWhere, landedTable } from '../landing/schema.ts';
+import { DATA_LEVELS_SQL, landedRowsWhere, landedTable } from '../landing/schema.ts';
 import type { LatestCache } from '../latest/latest-cache.ts';
 import type { QueryEngine } from '../query/query-engine.ts';
 import type { BlobsPort, DatasetInfo, DatasetsPort, LatestPort, QueryPort } from './ports.ts';
@@ -93,7 +93,7 @@ export class LandingReader {
         const summaries = new Map(cache.datasetsSummary().map((s) => [s.dataset, s]));
         return datasets.map((dataset): DatasetInfo => {
           const files = db
-            .prepare('SELECT coalesce(sum(record_count), 0) AS rows, min(min_ts_us) AS minUs, max(max_ts_us) AS maxUs FROM hot_files WHERE dataset = ?')
+            .prepare(`SELECT coalesce(sum(record_count), 0) AS rows, min(min_ts_us) AS minUs, max(max_ts_us) AS maxUs FROM hot_files WHERE dataset = ? AND ${DATA_LEVELS_SQL}`)
             .get(dataset.name) as { rows: number; minUs: number | null; maxUs: number | null };
           const landed = db
             .prepare(`SELECT count(*) AS rows, min("${dataset.columns[0]!.name}") AS minUs, max("${dataset.columns[0]!.name}") AS maxUs FROM "${landedTable(dataset.name)}" WHERE ${landedRowsWhere(dataset.name)}`)

@@ -14,13 +14,14 @@ interface QueryResponse {
   elapsed_ms: number;
 }
 
+/** The shapes of GET /v1/datasets and GET /v1/latest (snake_case on the wire). */
 interface DatasetInfo {
   name: string;
   columns: { name: string; type: string }[];
   rows: number;
-  minTime: string | null;
-  maxTime: string | null;
-  streams: { stream: Record<string, string>; lastTime: string }[];
+  min_time: string | null;
+  max_time: string | null;
+  streams: { stream: Record<string, string>; last_time: string }[];
 }
 
 interface LatestValue {
@@ -89,11 +90,11 @@ export function registerClientCommands(program: Command): void {
     .action((options: ClientOptions) =>
       run(async () => {
         const client = await ApiClient.from(options);
-        const datasets = await client.json<DatasetInfo[]>('/v1/datasets');
+        const { datasets } = await client.json<{ datasets: DatasetInfo[] }>('/v1/datasets');
         process.stdout.write(
           formatTable(
             ['dataset', 'rows', 'from', 'to', 'streams', 'columns'],
-            datasets.map((d) => [d.name, d.rows, d.minTime ?? '', d.maxTime ?? '', d.streams.length, d.columns.map((c) => c.name).join(', ')]),
+            datasets.map((d) => [d.name, d.rows, d.min_time ?? '', d.max_time ?? '', d.streams.length, d.columns.map((c) => c.name).join(', ')]),
           ),
         );
       }),
@@ -109,8 +110,8 @@ export function registerClientCommands(program: Command): void {
         const params = streamQuery(stream);
         const seen = new Map<string, string>();
         for (;;) {
-          const values = await client.json<LatestValue[]>(`/v1/latest?${params}`);
-          for (const value of values) {
+          const { streams } = await client.json<{ streams: LatestValue[] }>(`/v1/latest?${params}`);
+          for (const value of streams) {
             const key = JSON.stringify(value.stream);
             if (seen.get(key) === value.time) continue;
             seen.set(key, value.time);
@@ -131,8 +132,8 @@ export function registerClientCommands(program: Command): void {
         process.stdout.write(`lakeside at ${client.baseUrl}\n`);
         process.stdout.write(`  healthy: ${health.ok ? 'yes' : `no (${health.reasons.join('; ')})`}\n`);
         process.stdout.write(`  ready:   ${ready.ok ? 'yes' : `no (${ready.reasons.join('; ')})`}\n`);
-        const datasets = await client.json<DatasetInfo[]>('/v1/datasets');
-        for (const d of datasets) process.stdout.write(`  ${d.name}: ${d.rows} rows, newest ${d.maxTime ?? 'none'}, ${d.streams.length} streams\n`);
+        const { datasets } = await client.json<{ datasets: DatasetInfo[] }>('/v1/datasets');
+        for (const d of datasets) process.stdout.write(`  ${d.name}: ${d.rows} rows, newest ${d.max_time ?? 'none'}, ${d.streams.length} streams\n`);
         if (!health.ok) process.exitCode = 1;
       }),
     );

@@ -18,6 +18,7 @@ interface DemoCommandOptions {
   dir: string;
   duration?: string;
   port?: string;
+  apiPort: string;
   seed: string;
   logLevel: string;
 }
@@ -31,15 +32,18 @@ export function registerDemoCommand(program: Command): void {
     .option('-d, --dir <dir>', 'demo directory: config, state, camera drop folder, warm stand-in', './lakeside-demo')
     .option('--duration <seconds>', 'stop after this many seconds (default: run until Ctrl-C)')
     .option('-p, --port <n>', 'embedded MQTT broker port on 127.0.0.1 (default: a free one)')
+    .option('--api-port <n>', 'HTTP API port on 127.0.0.1 (0: a free one)', '7070')
     .option('--seed <n>', 'seed of the simulated plant', '42')
     .option('--log-level <level>', `agent log level on stdout (${LOG_LEVELS.join(', ')})`, 'warn')
     .action(async (options: DemoCommandOptions) => {
       const duration = options.duration === undefined ? undefined : Number(options.duration);
       const port = options.port === undefined ? 0 : Number(options.port);
       const seed = Number(options.seed);
+      const apiPort = Number(options.apiPort);
       const problem =
         duration !== undefined && !(Number.isFinite(duration) && duration > 0) ? '--duration must be a positive number of seconds'
         : !(Number.isInteger(port) && port >= 0 && port <= 65535) ? '--port must be a port number (0-65535)'
+        : !(Number.isInteger(apiPort) && apiPort >= 0 && apiPort <= 65535) ? '--api-port must be a port number (0-65535)'
         : !Number.isInteger(seed) ? '--seed must be an integer'
         : !LOG_LEVELS.includes(options.logLevel) ? `--log-level must be one of ${LOG_LEVELS.join(', ')}`
         : null;
@@ -50,7 +54,7 @@ export function registerDemoCommand(program: Command): void {
       }
 
       const logger = createLogger(options.logLevel);
-      const demo = new Demo({ dir: options.dir, logger, mqttPort: port, seed, logLevel: options.logLevel });
+      const demo = new Demo({ dir: options.dir, logger, mqttPort: port, apiPort, seed, logLevel: options.logLevel });
       let stopping = false;
       const stop = (why: string): void => {
         if (stopping) return;
@@ -83,16 +87,17 @@ export function registerDemoCommand(program: Command): void {
         return;
       }
       if (stopping) return;
-      process.stderr.write(banner(demo.layout, demo.broker.url, duration));
+      process.stderr.write(banner(demo.layout, demo.broker.url, demo.daemon?.reads.url ?? '(not listening)', duration));
       if (duration !== undefined) setTimeout(() => stop(`--duration ${duration}s elapsed`), duration * 1000);
     });
 }
 
-function banner(layout: DemoLayout, brokerUrl: string, duration: number | undefined): string {
+function banner(layout: DemoLayout, brokerUrl: string, apiUrl: string, duration: number | undefined): string {
   const readingsPerSecond = DEMO_LINES.reduce((sum, line) => sum + line.sensors.reduce((s, sensor) => s + sensor.hz, 0), 0);
   const inspectionsPerSecond = DEMO_LINES.reduce((sum, line) => sum + line.inspectionHz, 0);
   const lines = DEMO_LINES.map((line) => `    ${line.name.padEnd(11)} ${line.sensors.map((s) => `${s.name} ${s.hz} Hz`).join(', ')}; camera ${line.camera}`);
-  const questions = OPERATOR_QUESTIONS.map((q, i) => `  ${i + 1}. ${q.question}\n\n${q.sql.replace(/^/gm, '       ')};\n`);
+  const urlOption = apiUrl === 'http://127.0.0.1:7070' ? '' : ` --url ${apiUrl}`;
+  const questions = OPERATOR_QUESTIONS.map((q, i) => `  ${i + 1}. ${q.question}\n\n     lakeside query${urlOption} "${q.sql.replace(/\s*\n\s*/g, ' ').replaceAll('"', '\\"')}"\n`);
   return [
     '',
     'lakeside demo: an MQTT broker, the agent and a simulated plant, all on this machine.',
@@ -102,12 +107,13 @@ function banner(layout: DemoLayout, brokerUrl: string, duration: number | undefi
     `  camera drop  ${layout.dropDir}   (frames are taken from here into the blob store)`,
     `  warm bucket  ${layout.warmDir}   (a local stand-in; unused until tiering is configured)`,
     `  MQTT broker  ${brokerUrl}   (embedded aedes, MQTT 3.1.1; publish to plant/demo/line/<line>/sensor/<sensor>)`,
+    `  HTTP API     ${apiUrl}   (POST /v1/query, GET /v1/datasets, /v1/latest, /v1/window, /v1/blobs/<sha256>)`,
     '',
     `Simulated plant: ${readingsPerSecond} sensor readings/s, ${inspectionsPerSecond} inspections/s, ${inspectionsPerSecond} camera frames/s (${FRAME_WIDTH}x${FRAME_HEIGHT} PNG)`,
     ...lines,
     '',
-    'Datasets: sensor_readings, inspections, camera_frames. Operator questions, as SQL over them',
-    '(the query API arrives with the on-site reads wiring; until then these are what it will answer):',
+    'Datasets: sensor_readings, inspections, camera_frames. Ask from another terminal (rows are',
+    'queryable a few seconds after they arrive; `lakeside datasets`, `lakeside tail sensor_readings:line=coating_3,sensor=humidity`):',
     '',
     ...questions,
     duration !== undefined ? `Running for ${duration} s (or until Ctrl-C).` : 'Running until Ctrl-C.',

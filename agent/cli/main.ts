@@ -4,6 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
+import { registerClientCommands } from './client-commands.ts';
 import { registerConfigCommands } from './config-command.ts';
 import { registerDemoCommand } from './demo-command.ts';
 import { registerRunCommand } from './run-command.ts';
@@ -19,6 +20,7 @@ const program = new Command()
 registerRunCommand(program);
 registerConfigCommands(program);
 registerDemoCommand(program);
+registerClientCommands(program);
 
 program.exitOverride((error) => {
   process.exit(error.exitCode === 0 ? 0 : 2);

@@ -27,6 +27,8 @@ export interface DemoOptions {
   logger: Logger;
   /** Embedded broker port on 127.0.0.1; default 0 (a free one). */
   mqttPort?: number;
+  /** HTTP API port on 127.0.0.1; default 7070, 0 = a free one. */
+  apiPort?: number;
   /** Simulated plant seed; default 42. */
   seed?: number;
   /** log_level written into the config; default warn. */
@@ -48,10 +50,11 @@ export function demoLayout(dir: string): DemoLayout {
 }
 
 /** The demo config text: the template with the broker URL and log level filled in (comments kept). */
-export function demoConfigText(template: string, brokerUrl: string, logLevel: string): string {
+export function demoConfigText(template: string, brokerUrl: string, logLevel: string, apiPort = 7070): string {
   const doc = parseDocument(template);
   doc.setIn(['sources', 'mqtt', 0, 'url'], brokerUrl);
   doc.set('log_level', logLevel);
+  doc.setIn(['api', 'listen_port'], apiPort);
   return doc.toString();
 }
 
@@ -87,7 +90,7 @@ export class Demo implements Component {
     for (const dir of [layout.dir, layout.stateDir, layout.dropDir, layout.warmDir]) await mkdir(dir, { recursive: true });
     try {
       await this.broker.start();
-      const text = demoConfigText(await readFile(DEMO_CONFIG_TEMPLATE, 'utf8'), this.broker.url, options.logLevel ?? 'warn');
+      const text = demoConfigText(await readFile(DEMO_CONFIG_TEMPLATE, 'utf8'), this.broker.url, options.logLevel ?? 'warn', options.apiPort ?? 7070);
       await writeFile(layout.configPath, text);
       this.loadedConfig = parseConfigText(text, layout.configPath);
       for (const warning of this.loadedConfig.warnings) options.logger.warn({ code: 'CONFIG_INVALID' }, warning);
