@@ -95,8 +95,8 @@ describe('on-site reads', () => {
       streams: { values: Record<string, unknown>; time_us: number }[];
     };
     expect(latest.streams).toHaveLength(1);
-    expect(latest.streams[0].values).toMatchObject({ seq: 1, value: 41.5 });
-    expect(latest.streams[0].time_us).toBe(now * 1000);
+    expect(latest.streams[0]!.values).toMatchObject({ seq: 1, value: 41.5 });
+    expect(latest.streams[0]!.time_us).toBe(now * 1000);
     await waitFor(async () => {
       const body = (await (await sql('SELECT seq, value FROM readings WHERE seq = 1')).json()) as { rows?: unknown[][] };
       return body.rows?.length === 1;
