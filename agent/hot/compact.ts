@@ -15,18 +15,23 @@
  *   recovery deletes either kind. Rows are never in two registered files.
  * - Deterministic: inputs in hot_files id order, a stable sort by event time, L1
  *   names derived from the input ids, partitions in path order.
+ * - A dataset with numeric columns also gets one rollup file per step (level 2,
+ *   hot/<dataset>/R1/…; rollup.ts) over the same sorted rows, published with the L1
+ *   files and registered in the same transaction: same lifecycle, same recovery.
  */
 import type Database from 'better-sqlite3';
 import { readFileSync, rmdirSync, unlinkSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Dataset, RowValue } from '../../config/dataset.ts';
-import type { HotFileRecord } from '../landing/schema.ts';
+import { HOT_LEVEL, type HotFileRecord } from '../landing/schema.ts';
 import { failpoint } from '../failpoint.ts';
 import { writeFileAtomic } from './atomic-file.ts';
 import { cellValue, concatBatches, takeRows, timeValues, type ColumnBatch, type ColumnData } from './columns.ts';
 import { decodeParquet } from './parquet-reader.ts';
 import { encodeParquet } from './parquet-writer.ts';
-import { l1Path, partitionSegments } from './paths.ts';
+import { l1Path, partitionSegments, r1Path } from './paths.ts';
+import { computeRollup } from './rollup.ts';
+import { rollupSchema } from './rollup-schema.ts';
 import { insertHotFiles, newHotFile, nowUs as wallClockUs, withCleanup, type NewHotFile } from './registry.ts';
 
 export interface CompactOptions {
@@ -211,7 +216,7 @@ function compactWindow(db: Database.Database, dataset: Dataset, stateDir: string
           newHotFile(
             {
               dataset: dataset.name,
-              level: 1,
+              level: HOT_LEVEL.L1,
               path,
               window_start_us: windowStartUs,
               partition_json: JSON.stringify(partition.values),
@@ -225,6 +230,15 @@ function compactWindow(db: Database.Database, dataset: Dataset, stateDir: string
         );
       }
     });
+    const rollup = rollupSchema(dataset);
+    if (rollup && merged.length > 0) {
+      const { bytes, stats } = encodeParquet(rollup.dataset, computeRollup(rollup, merged, order), { rowGroupRows: options.rowGroupRows });
+      const path = r1Path(dataset.name, windowStartUs, firstL0, lastL0);
+      writeFileAtomic(join(stateDir, path), bytes);
+      const fields = { dataset: dataset.name, level: HOT_LEVEL.ROLLUP, path, window_start_us: windowStartUs, partition_json: '{}', file_size_bytes: bytes.length, created_at_us: clock() };
+      // min/max_ts_us: the event times of the rows summarised (not of the minutes).
+      pending.push(newHotFile(fields, stats, times[order[0]!] as number, times[order[order.length - 1]!] as number));
+    }
     options.beforeCommit?.(pending);
     failpoint('compact.after-publish', pending); // crash tests: L1 published, not registered
     return db.transaction(() => {

@@ -3,6 +3,7 @@
  * `hot_files.path`):
  *   hot/<dataset>/L0/<window>/<firstId>-<lastId>.parquet
  *   hot/<dataset>/L1/<window>/<key=value/…>/<firstL0>-<lastL0>-p<n>-<k>.parquet
+ *   hot/<dataset>/R1/<window>/<firstL0>-<lastL0>.parquet   (per-minute rollups, rollup.ts)
  * `<window>` is the window start in ISO basic form, e.g. 20261121T1440Z. Names are
  * derived from ids that are never reused (landing ids, hot_files ids), so a retried
  * step produces the same name and no two steps produce the same one.
@@ -47,4 +48,9 @@ export function l1Path(
   const segments = partitionSegments(partition);
   const dir = `${HOT_DIR}/${dataset}/L1/${windowDirName(windowStartUs)}${segments ? `/${segments}` : ''}`;
   return `${dir}/${firstL0}-${lastL0}-p${partitionOrdinal}-${part}.parquet`;
+}
+
+/** The rollup file of one compaction step (same inputs → same name, like its L1 files). */
+export function r1Path(dataset: string, windowStartUs: number, firstL0: number, lastL0: number): string {
+  return `${HOT_DIR}/${dataset}/R1/${windowDirName(windowStartUs)}/${firstL0}-${lastL0}.parquet`;
 }

@@ -3,7 +3,8 @@
  *
  * `<state>/hot` belongs to the hot tier alone, and `hot_files` is the truth: after a
  * crash the directory may hold `.tmp-*` files (a write cut short), Parquet files
- * that were published but never registered (crash between rename and commit), and
+ * that were published but never registered (crash between rename and commit; L0,
+ * L1 and rollup files alike: every level lives under hot/ and in hot_files), and
  * L0 files whose rows a committed L1 already holds (crash before their unlink).
  * All three are deleted: their rows are either still landed or in a registered file.
  * Sealed rows still in the landing tables (a purge cut short, purge.ts) are deleted

@@ -7,13 +7,13 @@
 import type Database from 'better-sqlite3';
 import { unlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import type { HotFileRecord } from '../landing/schema.ts';
+import type { HotFileRecord, HotLevel } from '../landing/schema.ts';
 import type { FileStats } from './parquet-writer.ts';
 
 export type NewHotFile = Omit<HotFileRecord, 'id'>;
 
 export function newHotFile(
-  fields: { dataset: string; level: 0 | 1; path: string; window_start_us: number; partition_json: string; file_size_bytes: number; created_at_us: number },
+  fields: { dataset: string; level: HotLevel; path: string; window_start_us: number; partition_json: string; file_size_bytes: number; created_at_us: number },
   stats: FileStats,
   minTsUs: number,
   maxTsUs: number,

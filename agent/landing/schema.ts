@@ -20,10 +20,13 @@
  *   not in this table after a crash is an orphan and is removed at start-up.
  * - `quarantine`: messages that did not fit, with raw bytes (capped) and the reason,
  *   written in the same transaction as the good rows of the same commit.
- * - `hot_files`: every published Parquet file of the hot tier (L0 and L1). A file on
- *   disk that is not registered here is an orphan; a file is registered in the same
- *   transaction that retires its inputs (raises `sealed_through` over the landed rows
- *   it holds, or deletes the L0 files it merged).
+ * - `hot_files`: every published Parquet file of the hot tier. A file on disk that is
+ *   not registered here is an orphan; a file is registered in the same transaction
+ *   that retires its inputs (raises `sealed_through` over the landed rows it holds, or
+ *   deletes the L0 files it merged). `level` (HOT_LEVEL): 0 = L0 (sealed), 1 = L1
+ *   (compacted), 2 = per-minute rollup (hot/rollup.ts): a summary, NOT rows of the
+ *   dataset. Whatever reads the dataset's rows (views, row counts, uploads) must take
+ *   `DATA_LEVELS_SQL` only; lifecycle code (recovery, purge) treats every level alike.
  */
 import type Database from 'better-sqlite3';
 import type { Dataset, DatasetColumn } from '../../config/dataset.ts';
@@ -116,11 +119,17 @@ export function ensureSchema(db: Database.Database, datasets: Dataset[]): void {
   }
 }
 
+/** `hot_files.level` values. */
+export const HOT_LEVEL = { L0: 0, L1: 1, ROLLUP: 2 } as const;
+export type HotLevel = (typeof HOT_LEVEL)[keyof typeof HOT_LEVEL];
+/** The SQL condition selecting files that hold dataset rows (L0 + L1), not rollups. */
+export const DATA_LEVELS_SQL = 'level IN (0, 1)';
+
 /** A row of `hot_files`. */
 export interface HotFileRecord {
   id: number;
   dataset: string;
-  level: 0 | 1;
+  level: HotLevel;
   /** Relative to the state directory. */
   path: string;
   window_start_us: number;

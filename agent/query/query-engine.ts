@@ -3,7 +3,10 @@
  *
  * Invariants:
  * - One view per dataset, named as the dataset, over exactly the files `hot_files`
- *   registers (L0 + L1; views.ts). A row is visible to SQL once it is sealed: rows
+ *   registers (L0 + L1; views.ts); and `<dataset>_1m`, per-minute rollups per stream,
+ *   over its registered rollup files (level 2) for a dataset with numeric columns
+ *   (rollup-view.ts; only compacted windows: window end + grace). A `_1m` name taken
+ *   by a dataset or the quarantine table is not created (logged at start). A row is visible to SQL once it is sealed: rows
  *   still in the landing log are not (DuckDB has no SQLite reader offline). The
  *   sealer seals every `seal_interval_ms` (~2 s) and emits `files-changed`, which the
  *   daemon passes to `refresh()`: a row acknowledged is visible within the seal
@@ -44,6 +47,8 @@ import { RegistryReader } from './registry-reader.ts';
 import { QueryRun, type QueryOptions, type QueryResult, type QueryRow, type QueryStream } from './query-run.ts';
 import { sandboxStatements } from './sandbox.ts';
 import { QUARANTINE_TABLE, createQuarantineSql, datasetViewSql } from './views.ts';
+import { rollupSchema, type RollupSchema } from '../hot/rollup-schema.ts';
+import { rollupViewSql } from './rollup-view.ts';
 
 export type { QueryColumn, QueryOptions, QueryResult, QueryRow, QueryStream } from './query-run.ts';
 export { QueryFailedError, QueryRejectedError, QueryTimeoutError, isQueryError, type AnyQueryError } from './errors.ts';
@@ -94,6 +99,9 @@ export class QueryEngine implements Component {
   readonly name = 'query-engine';
   private readonly options: QueryEngineOptions;
   private readonly datasets: Dataset[];
+  /** Dataset name → its rollup schema, for datasets that get a `_1m` view. */
+  private readonly rollups = new Map<string, RollupSchema>();
+  private readonly hiddenRollups: string[] = [];
   private readonly slots: Slots;
   private instance: DuckDBInstance | null = null;
   /** Owns views and the quarantine table; operators never get it. */
@@ -112,6 +120,13 @@ export class QueryEngine implements Component {
   constructor(options: QueryEngineOptions) {
     this.options = options;
     this.datasets = options.datasets.map(resolveDataset);
+    const taken = new Set([...this.datasets.map((d) => d.name), QUARANTINE_TABLE]);
+    for (const dataset of this.datasets) {
+      const schema = rollupSchema(dataset);
+      if (!schema) continue;
+      if (taken.has(schema.dataset.name)) this.hiddenRollups.push(schema.dataset.name);
+      else this.rollups.set(dataset.name, schema);
+    }
     this.slots = new Slots(options.maxConcurrent ?? 2);
   }
 
@@ -133,6 +148,9 @@ export class QueryEngine implements Component {
       o.logger.warn({ code: 'QUERY_QUARANTINE_HIDDEN' }, 'a dataset is named "quarantine": the quarantine table is not exposed to SQL');
     } else {
       await admin.run(createQuarantineSql);
+    }
+    if (this.hiddenRollups.length > 0) {
+      o.logger.warn({ code: 'QUERY_ROLLUP_VIEW_HIDDEN', views: this.hiddenRollups }, 'a rollup view name is taken by a dataset or the quarantine table: not created');
     }
     await this.refreshFromRegistry();
     const every = o.quarantineRefreshMs ?? 2000;
@@ -213,7 +231,7 @@ export class QueryEngine implements Component {
     }
   }
 
-  /** The datasets' views and the paths they read now (for tests and status). */
+  /** The views (datasets' and `_1m`) and the paths they read now (for tests and status). */
   viewedFiles(): Map<string, string[]> {
     return new Map([...this.viewFiles].map(([name, key]) => [name, key ? key.split('\n') : []]));
   }
@@ -250,24 +268,33 @@ export class QueryEngine implements Component {
     if (!admin || !registry || this.stopping) return;
     const files = registry.hotFiles();
     for (const dataset of this.datasets) {
-      const paths = (files.get(dataset.name) ?? []).map((p) => join(this.realStateDir, p));
-      const key = paths.join('\n');
-      if (this.viewFiles.get(dataset.name) === key && this.viewFiles.has(dataset.name)) continue;
-      try {
-        await admin.run(datasetViewSql(dataset, paths));
-      } catch (error) {
-        if (!isMissingFileError(error)) throw error;
-        // A registered file missing on disk (recovery logs HOT_FILES_MISSING): keep the rest queryable.
-        const present = paths.filter((p) => existsSync(p));
-        this.options.logger.error(
-          { code: 'HOT_FILES_MISSING', dataset: dataset.name, missing: paths.filter((p) => !present.includes(p)) },
-          'registered hot-tier files are missing: the view leaves them out',
-        );
-        await admin.run(datasetViewSql(dataset, present));
-      }
-      this.viewFiles.set(dataset.name, key);
+      const registered = files.get(dataset.name) ?? { data: [], rollups: [] };
+      await this.replaceView(dataset.name, registered.data, (paths) => datasetViewSql(dataset, paths));
+      const schema = this.rollups.get(dataset.name);
+      if (schema) await this.replaceView(schema.dataset.name, registered.rollups, (paths) => rollupViewSql(schema, paths));
     }
     await this.refreshQuarantine();
+  }
+
+  /** Replaces view `name` if its file list changed; registered files missing on disk are left out (and logged). */
+  private async replaceView(name: string, relativePaths: string[], sql: (absolutePaths: string[]) => string): Promise<void> {
+    const admin = this.admin!;
+    const paths = relativePaths.map((p) => join(this.realStateDir, p));
+    const key = paths.join('\n');
+    if (this.viewFiles.get(name) === key && this.viewFiles.has(name)) return;
+    try {
+      await admin.run(sql(paths));
+    } catch (error) {
+      if (!isMissingFileError(error)) throw error;
+      // A registered file missing on disk (recovery logs HOT_FILES_MISSING): keep the rest queryable.
+      const present = paths.filter((p) => existsSync(p));
+      this.options.logger.error(
+        { code: 'HOT_FILES_MISSING', view: name, missing: paths.filter((p) => !present.includes(p)) },
+        'registered hot-tier files are missing: the view leaves them out',
+      );
+      await admin.run(sql(present));
+    }
+    this.viewFiles.set(name, key);
   }
 
   private async refreshQuarantine(): Promise<void> {

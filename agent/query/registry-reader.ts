@@ -1,10 +1,19 @@
 /**
  * Read-only access to the landing database for the query engine: which files each
- * dataset has (`hot_files`) and the newest quarantined messages. One read-only
+ * dataset has (`hot_files`: data files L0 + L1 apart from rollup files, level 2)
+ * and the newest quarantined messages. One read-only
  * better-sqlite3 connection on the main thread; every read is a short indexed WAL
  * snapshot read that never blocks the writer.
  */
 import Database from 'better-sqlite3';
+import { HOT_LEVEL } from '../landing/schema.ts';
+
+export interface DatasetFiles {
+  /** L0 + L1: the dataset's rows. */
+  data: string[];
+  /** Per-minute rollups (hot/rollup.ts). */
+  rollups: string[];
+}
 
 export interface QuarantineRow {
   id: number;
@@ -25,14 +34,15 @@ export class RegistryReader {
     this.db.pragma('busy_timeout = 5000');
   }
 
-  /** Dataset → its registered file paths (relative to the state dir), in registration order. */
-  hotFiles(): Map<string, string[]> {
-    const files = new Map<string, string[]>();
-    const rows = this.db.prepare('SELECT dataset, path FROM hot_files ORDER BY id').all() as { dataset: string; path: string }[];
+  /** Dataset → its registered file paths (relative to the state dir), in registration order; one snapshot. */
+  hotFiles(): Map<string, DatasetFiles> {
+    const files = new Map<string, DatasetFiles>();
+    const rows = this.db.prepare('SELECT dataset, level, path FROM hot_files ORDER BY id').all() as { dataset: string; level: number; path: string }[];
     for (const row of rows) {
-      let list = files.get(row.dataset);
-      if (!list) files.set(row.dataset, (list = []));
-      list.push(row.path);
+      let entry = files.get(row.dataset);
+      if (!entry) files.set(row.dataset, (entry = { data: [], rollups: [] }));
+      if (row.level === HOT_LEVEL.ROLLUP) entry.rollups.push(row.path);
+      else if (row.level === HOT_LEVEL.L0 || row.level === HOT_LEVEL.L1) entry.data.push(row.path);
     }
     return files;
   }

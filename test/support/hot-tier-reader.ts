@@ -1,6 +1,6 @@
 /**
  * Test helper: every row of a dataset currently in the hot tier — the rows of its
- * registered Parquet files (hot_files, in id order) plus the rows still landed (above
+ * registered data files (hot_files L0 + L1, in id order; not rollups) plus the rows still landed (above
  * the `sealed_through` watermark: sealed rows awaiting their purge do not count) —
  * as plain values (time and longs as µs numbers, booleans as booleans). Crash tests
  * use it to prove "every acknowledged message exactly once".
@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import type { Dataset, DatasetColumn, RowValue } from '../../config/dataset.ts';
 import { batchToRows } from '../../agent/hot/columns.ts';
 import { decodeParquet, readArrowTable } from '../../agent/hot/parquet-reader.ts';
-import { landedRowsWhere, landedTable, type HotFileRecord } from '../../agent/landing/schema.ts';
+import { DATA_LEVELS_SQL, landedRowsWhere, landedTable, type HotFileRecord } from '../../agent/landing/schema.ts';
 
 export interface HotTierContents {
   columns: string[];
@@ -62,7 +62,7 @@ export function readHotTier(stateDir: string, datasetName: string, options: { db
   try {
     const table = landedTable(datasetName);
     const landedColumns = (db.prepare(`PRAGMA table_info("${table}")`).all() as { name: string; type: string }[]).filter((c) => c.name !== 'id');
-    const files = db.prepare(`SELECT * FROM hot_files WHERE dataset = ? ORDER BY id`).all(datasetName) as HotFileRecord[];
+    const files = db.prepare(`SELECT * FROM hot_files WHERE dataset = ? AND ${DATA_LEVELS_SQL} ORDER BY id`).all(datasetName) as HotFileRecord[];
     const bytes = files.map((f) => readFileSync(join(stateDir, f.path)));
     const newest = bytes.length > 0 ? readArrowTable(bytes[bytes.length - 1] as Uint8Array) : null;
     const dataset = options.dataset ?? inferDataset(datasetName, landedColumns, newest);

@@ -34,12 +34,14 @@ describe('compaction', () => {
     const result = compactDataset(fx.db, sensors, fx.stateDir, compactOptions, LATER);
     expect(result.errors).toEqual([]);
     expect(result.removed).toEqual(l0.map((f) => f.path));
-    const files = hotFilesOf(fx.db, 'sensors');
-    expect(files.map((f) => [f.level, f.path, f.partition_json])).toEqual([
+    const all = hotFilesOf(fx.db, 'sensors');
+    expect(all.map((f) => [f.level, f.path, f.partition_json])).toEqual([
       [1, 'hot/sensors/L1/20261121T1440Z/line=line_0/1-2-p0-0.parquet', '{"line":"line_0"}'],
       [1, 'hot/sensors/L1/20261121T1440Z/line=line_1/1-2-p1-0.parquet', '{"line":"line_1"}'],
       [1, 'hot/sensors/L1/20261121T1440Z/line=line_2/1-2-p2-0.parquet', '{"line":"line_2"}'],
+      [2, 'hot/sensors/R1/20261121T1440Z/1-2.parquet', '{}'], // the window's rollups (rollup.test.ts)
     ]);
+    const files = all.filter((f) => f.level === 1);
     for (const f of l0) expect(existsSync(join(fx.stateDir, f.path))).toBe(false);
     for (const f of files) {
       const got = fileRows(fx, f.path);
@@ -74,9 +76,10 @@ describe('compaction', () => {
     expect(after.filter((f) => f.level === 0)).toEqual([]);
     expect(after.slice(0, before.length)).toEqual(before);
     expect(after.slice(before.length).map((f) => f.path)).toEqual([
-      'hot/sensors/L1/20261121T1440Z/line=line_0/5-5-p0-0.parquet',
-      'hot/sensors/L1/20261121T1440Z/line=line_1/5-5-p1-0.parquet',
-      'hot/sensors/L1/20261121T1440Z/line=line_2/5-5-p2-0.parquet',
+      'hot/sensors/L1/20261121T1440Z/line=line_0/6-6-p0-0.parquet',
+      'hot/sensors/L1/20261121T1440Z/line=line_1/6-6-p1-0.parquet',
+      'hot/sensors/L1/20261121T1440Z/line=line_2/6-6-p2-0.parquet',
+      'hot/sensors/R1/20261121T1440Z/6-6.parquet', // ids: the first rollup took 5,
     ]);
     for (const [path, mtime, bytes] of stamps) {
       expect(statSync(join(fx.stateDir, path as string)).mtimeMs).toBe(mtime);
@@ -91,7 +94,7 @@ describe('compaction', () => {
     fx.land(sensors, sensorRows(30, T0, 1000));
     sealDataset(fx.db, sensors, fx.stateDir, sealOptions);
     const result = compactDataset(fx.db, sensors, fx.stateDir, { ...compactOptions, l1MaxRows: 4 }, LATER);
-    expect(result.added.map((f) => f.record_count)).toEqual([4, 4, 2, 4, 4, 2, 4, 4, 2]);
+    expect(result.added.filter((f) => f.level === 1).map((f) => f.record_count)).toEqual([4, 4, 2, 4, 4, 2, 4, 4, 2]);
   });
 
   it('sorts stably by time', () => {

@@ -81,9 +81,11 @@ describe('recovery', () => {
     sealDataset(fx.db, sensors, fx.stateDir, sealOptions);
     const l0 = hotFilesOf(fx.db, 'sensors');
 
-    crash('compact'); // L1 files published, never registered
+    crash('compact'); // L1 and rollup files published, never registered
     expect(listFiles(join(fx.stateDir, 'hot')).filter((p) => p.includes('/L1/'))).toHaveLength(3);
-    expect(recoverHotTier(fx.db, fx.stateDir).orphansDeleted).toHaveLength(3);
+    expect(listFiles(join(fx.stateDir, 'hot')).filter((p) => p.includes('/R1/'))).toEqual(['sensors/R1/20261121T1440Z/1-2.parquet']);
+    expect(recoverHotTier(fx.db, fx.stateDir).orphansDeleted).toHaveLength(4);
+    expect(listFiles(join(fx.stateDir, 'hot')).filter((p) => !p.includes('/L0/'))).toEqual([]);
     expect(hotFilesOf(fx.db, 'sensors')).toEqual(l0);
 
     // Committed, then a crash before the L0 files were unlinked: simulate by putting them back.

@@ -35,14 +35,14 @@ describe('Sealer (worker thread)', () => {
     expect(events[0]!.added.map((f) => f.path)).toEqual(['hot/sensors/L0/20261121T1440Z/1-20.parquet']);
 
     const compacted = await sealer.compactNow(LATER);
-    expect(compacted.results[0]!.added).toHaveLength(3);
+    expect(compacted.results[0]!.added.map((f) => f.level)).toEqual([1, 1, 1, 2]); // + the window's rollups
     expect(events[1]!.removed).toEqual(['hot/sensors/L0/20261121T1440Z/1-20.parquet']);
 
     fx.land(sensors, rows.slice(20));
     await Promise.all([sealer.stop(), sealer.stop()]);
     await sealer.stop();
     expect(fx.landedCount(sensors)).toBe(0);
-    expect(hotFilesOf(fx.db, 'sensors').map((f) => f.level)).toEqual([1, 1, 1, 0]);
+    expect(hotFilesOf(fx.db, 'sensors').map((f) => f.level)).toEqual([1, 1, 1, 2, 0]);
     expect(sortRows(readHotTier(fx.stateDir, 'sensors').rows)).toEqual(sortRows(rows));
     await expect(sealer.sealNow()).rejects.toThrow('stopped');
     expect(log.errors).toEqual([]);
