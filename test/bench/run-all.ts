@@ -4,7 +4,8 @@
  * Node, the temp directory's disk) and the headline figures taken from each one's
  * output (JSON lines; seal-compact prints text lines, which are matched instead).
  *
- *   npm run bench                      all of them (≈ 1 + 2 + 1 minutes of measuring)
+ *   npm run bench                      all of them (≈ 1 + 2 + 1 minutes of measuring, plus
+ *                                      ≈ 15 for sql-hot-tier's 10M/100M/300M rows)
  *   npm run bench -- mqtt camera       only those whose name contains an argument
  */
 import { execFileSync, spawn } from 'node:child_process';
@@ -34,6 +35,26 @@ const BENCHES: Bench[] = [
       json(lines)
         .filter((r) => r.mode)
         .map((r) => `${r.mode} (stable_ms ${r.stableMs}, concurrency ${r.concurrency}): ${r.filesPerSecond} files/s, ${r.mbPerSecond} MB/s, p99 ${r.latencyP99Ms} ms, peak RSS ${r.peakRssMb} MB, check ${r.check}`),
+  },
+  {
+    name: 'reads-latency',
+    args: ['test/bench/reads-latency.ts'],
+    headline: (lines) =>
+      json(lines)
+        .filter((r) => r.phase)
+        .map((r) =>
+          r.phase === 'freshness'
+            ? `freshness (seal_interval_ms ${r.sealIntervalMs}): publish → visible in SQL p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms; ingest ${r.ingestAckedPerSecond} msg/s`
+            : `${r.phase} (${r.requestsPerSecond} req/s, ${r.meanRowsPerBody} rows/response): p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms, max ${r.maxMs} ms, ${r.errors} errors; ingest ${r.ingestAckedPerSecond} msg/s, daemon peak RSS ${r.daemonPeakRssMb} MB`,
+        ),
+  },
+  {
+    name: 'sql-hot-tier',
+    args: ['test/bench/sql-hot-tier.ts'],
+    headline: (lines) =>
+      json(lines)
+        .filter((r) => typeof r.rows === 'number')
+        .map((r) => `${r.sensorRows} rows (${r.onDiskMb} MB): (a) ${r.a} ms, (b) ${r.b} ms, (b') ${r["b'"]} ms, (c) ${r.c ?? 'n/a'} ms, (d) ${r.d} ms, peak RSS ${r.peakRssMb} MB`),
   },
 ];
 

@@ -1,0 +1,553 @@
+/**
+ * Benchmark of on-site SQL over a 72-hour hot tier (issue 3, "Measure" bullet 2).
+ *
+ * For each row count N it generates a 72-hour hot tier straight into L1 files (no
+ * ingest path), laid out as compaction lays it out: one file per 10-minute window and
+ * line, rows sorted by event time, the project's Parquet writer (ZSTD, row groups of
+ * `hot.row_group_rows`), every file registered in `hot_files`, so the QueryEngine sees
+ * exactly what the daemon would. Then it starts a QueryEngine (config defaults:
+ * memory limit, `threads`) in a child process and times four operator questions,
+ * 1 warm-up + 3 timed runs each, median reported:
+ *   (a) 1-hour aggregate for one line: avg/min/max per sensor over the last hour (≤ 300 ms)
+ *   (b) 72-hour group-by per stream (line, sensor) and hour over raw rows (≤ 5 s)
+ *   (b') the same with the hour as an integer (epoch_us(ts) // 3.6e9), a diagnostic:
+ *       date_trunc on TIMESTAMPTZ goes through the ICU calendar for every row
+ *   (c) the same over the per-minute rollups, view `sensor_readings_1m` (≤ 200 ms), only
+ *       if that view exists and holds rows; rollup files are written by compaction,
+ *       which this generator bypasses, so (c) is reported as not measurable until the
+ *       generator also writes them (with the compactor's own rollup code)
+ *   (d) defects per shift (06/14/22) and line over 72 hours, from inspections (≤ 2 s)
+ *
+ * Data: `sensor_readings` (ts, line, sensor, value, unit; stream key [line, sensor],
+ * partitioned by line): 4 coating lines × 64 sensors (16 each of temperature,
+ * humidity, pressure, vibration), one reading per sensor every P seconds, P chosen so
+ * that 72 h hold ≥ N rows (N = 300M: P ≈ 0.22 s, i.e. ≈ 4.5 Hz per sensor); values are
+ * a daily cycle + slow drift + noise at the sensor's resolution (0.01). `inspections`
+ * (ts, line, inspection_id, passed, defect_label, confidence): one inspected part per
+ * second per line (≈ 1M rows over 72 h), ≈ 2–4 % defects (more on the night shift).
+ * Generation runs on 2 worker threads (typed arrays, dictionary strings, encodeParquet,
+ * atomic writes); the main thread registers the files in one transaction.
+ *
+ *   node test/bench/sql-hot-tier.ts                  N = 10M, 100M, 300M
+ *   node test/bench/sql-hot-tier.ts 10000000         only N = 10M (also BENCH_ROWS=10000000,100000000)
+ *   node test/bench/sql-hot-tier.ts --quick          N = 2M, for a smoke run
+ *   BENCH_KEEP=1 …                                   keep the generated state dir (printed)
+ *   node test/bench/sql-hot-tier.ts --query <dir>    time the questions on a kept state dir
+ *   BENCH_EXPLAIN=1 …                                also print EXPLAIN ANALYZE of each question
+ *
+ * Output: human lines, plus one JSON line per N (`{"rows":…}`) for run-all.ts. Data
+ * lives in a temporary directory, deleted after each N unless BENCH_KEEP is set.
+ */
+import Database from 'better-sqlite3';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
+import { resolveDataset, type Dataset } from '../../config/dataset.ts';
+import { configSchema, datasetSchema, type DatasetConfig } from '../../config/schema.ts';
+import { writeFileAtomic } from '../../agent/hot/atomic-file.ts';
+import type { ColumnBatch, NumberColumn } from '../../agent/hot/columns.ts';
+import { encodeParquet } from '../../agent/hot/parquet-writer.ts';
+import { l1Path } from '../../agent/hot/paths.ts';
+import { insertHotFiles, newHotFile, type NewHotFile } from '../../agent/hot/registry.ts';
+import { applyPragmas, ensureSchema } from '../../agent/landing/schema.ts';
+import { QueryEngine } from '../../agent/query/query-engine.ts';
+
+// ---------------------------------------------------------------- the data model
+
+const sensorsConfig: DatasetConfig = datasetSchema.parse({
+  name: 'sensor_readings',
+  time_column: 'ts',
+  columns: [
+    { name: 'line', type: 'string', nullable: false },
+    { name: 'sensor', type: 'string', nullable: false },
+    { name: 'value', type: 'double' },
+    { name: 'unit', type: 'string' },
+  ],
+  stream_key: ['line', 'sensor'],
+  partition_by: ['line'],
+});
+
+const inspectionsConfig: DatasetConfig = datasetSchema.parse({
+  name: 'inspections',
+  time_column: 'ts',
+  columns: [
+    { name: 'line', type: 'string', nullable: false },
+    { name: 'inspection_id', type: 'string', nullable: false },
+    { name: 'passed', type: 'boolean', nullable: false },
+    { name: 'defect_label', type: 'string' },
+    { name: 'confidence', type: 'double' },
+  ],
+  stream_key: ['line'],
+  partition_by: ['line'],
+});
+
+const LINES = ['coating_line_1', 'coating_line_2', 'coating_line_3', 'coating_line_4'];
+const KINDS = [
+  { name: 'temperature', unit: '°C', base: 85, amp: 6, noise: 0.4 },
+  { name: 'humidity', unit: '%RH', base: 45, amp: 8, noise: 0.8 },
+  { name: 'pressure', unit: 'bar', base: 3.2, amp: 0.3, noise: 0.02 },
+  { name: 'vibration', unit: 'mm/s', base: 2.5, amp: 0.8, noise: 0.3 },
+];
+const SENSORS_PER_KIND = 16;
+const SENSORS = KINDS.flatMap((kind) => Array.from({ length: SENSORS_PER_KIND }, (_, i) => `${kind.name}_${String(i + 1).padStart(2, '0')}`));
+const UNITS = KINDS.map((k) => k.unit);
+const DEFECTS = ['scratch', 'bubble', 'pinhole', 'streak', 'contamination', 'edge_crack'];
+const HOURS = 72;
+const WINDOW_US = 10 * 60_000_000;
+const WINDOWS = (HOURS * 3_600_000_000) / WINDOW_US;
+const INSPECTIONS_PER_WINDOW = 600; // one part a second per line
+
+/** Readings per sensor per window so that the 72 hours hold at least `rows` rows. */
+function ticksPerWindow(rows: number): number {
+  return Math.max(1, Math.ceil(rows / (LINES.length * SENSORS.length * WINDOWS)));
+}
+
+// ---------------------------------------------------------------- generation (worker threads)
+
+interface GenJob {
+  stateDir: string;
+  firstWindowUs: number;
+  ticks: number;
+  rowGroupRows: number;
+  windows: number[];
+}
+
+interface GenMessage {
+  files: NewHotFile[];
+  rows: number;
+  bytes: number;
+}
+
+/** xorshift32 in [0, 1). */
+function rng(seed: number): () => number {
+  let s = seed | 0 || 1;
+  return () => {
+    s ^= s << 13;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    return (s >>> 0) / 4294967296;
+  };
+}
+
+const DAY_US = 86_400_000_000;
+
+function sensorBatch(job: GenJob, windowStartUs: number, line: number, random: () => number): ColumnBatch {
+  const S = SENSORS.length;
+  const n = job.ticks * S;
+  const periodUs = WINDOW_US / job.ticks;
+  const slotUs = periodUs / S;
+  const ts = new Float64Array(n);
+  const sensor = new Int32Array(n);
+  const value = new Float64Array(n);
+  const unit = new Int32Array(n);
+  let i = 0;
+  for (let k = 0; k < job.ticks; k++) {
+    const tickUs = windowStartUs + k * periodUs;
+    // The daily cycle moves slowly: one sine per tick, shared by the tick's sensors.
+    const day = Math.sin((2 * Math.PI * (tickUs % DAY_US)) / DAY_US);
+    for (let s = 0; s < S; s++) {
+      const kindIndex = (s / SENSORS_PER_KIND) | 0;
+      const kind = KINDS[kindIndex]!;
+      ts[i] = Math.floor(tickUs + s * slotUs + random() * slotUs * 0.5);
+      sensor[i] = s;
+      unit[i] = kindIndex;
+      const offset = ((s % SENSORS_PER_KIND) - 8) * 0.05 * kind.amp + line * 0.1 * kind.amp;
+      const v = kind.base + offset + kind.amp * day + kind.noise * (random() + random() - 1);
+      value[i] = Math.round(v * 100) / 100;
+      i++;
+    }
+  }
+  return {
+    length: n,
+    columns: [
+      { kind: 'number', values: ts, valid: null },
+      { kind: 'dict', codes: new Int32Array(n), dictionary: [LINES[line]!], valid: null },
+      { kind: 'dict', codes: sensor, dictionary: SENSORS, valid: null },
+      { kind: 'number', values: value, valid: null },
+      { kind: 'dict', codes: unit, dictionary: UNITS, valid: null },
+    ],
+  };
+}
+
+function inspectionBatch(windowIndex: number, windowStartUs: number, line: number, random: () => number): ColumnBatch {
+  const n = INSPECTIONS_PER_WINDOW;
+  const stepUs = WINDOW_US / n;
+  const ts = new Float64Array(n);
+  const ids = new Int32Array(n);
+  const idStrings: string[] = new Array(n);
+  const passed = new Uint8Array(n);
+  const label = new Int32Array(n);
+  const labelValid = new Uint8Array(n);
+  const confidence = new Float64Array(n);
+  const hour = new Date(windowStartUs / 1000).getUTCHours();
+  const nightShift = hour >= 22 || hour < 6;
+  const defectRate = (nightShift ? 0.04 : 0.02) + line * 0.002;
+  for (let i = 0; i < n; i++) {
+    ts[i] = Math.floor(windowStartUs + i * stepUs + random() * stepUs * 0.5);
+    ids[i] = i;
+    idStrings[i] = `L${line + 1}-${String(windowIndex * n + i).padStart(8, '0')}`;
+    const defect = random() < defectRate;
+    passed[i] = defect ? 0 : 1;
+    if (defect) {
+      label[i] = Math.floor(random() * DEFECTS.length);
+      labelValid[i] = 1;
+    }
+    confidence[i] = Math.round((defect ? 0.55 + random() * 0.45 : 0.8 + random() * 0.2) * 1000) / 1000;
+  }
+  return {
+    length: n,
+    columns: [
+      { kind: 'number', values: ts, valid: null },
+      { kind: 'dict', codes: new Int32Array(n), dictionary: [LINES[line]!], valid: null },
+      { kind: 'dict', codes: ids, dictionary: idStrings, valid: null },
+      { kind: 'number', values: passed, valid: null },
+      { kind: 'dict', codes: label, dictionary: DEFECTS, valid: labelValid },
+      { kind: 'number', values: confidence, valid: null },
+    ],
+  };
+}
+
+function writeL1(stateDir: string, dataset: Dataset, batch: ColumnBatch, windowIndex: number, windowStartUs: number, line: number, rowGroupRows: number): NewHotFile {
+  const { bytes, stats } = encodeParquet(dataset, batch, { rowGroupRows });
+  const partition = { line: LINES[line]! };
+  // Names as compaction derives them (first-last L0 ids): here the window index stands in.
+  const path = l1Path(dataset.name, windowStartUs, partition, windowIndex, windowIndex, line, 0);
+  writeFileAtomic(join(stateDir, path), bytes);
+  const ts = (batch.columns[0] as NumberColumn).values;
+  return newHotFile(
+    {
+      dataset: dataset.name,
+      level: 1,
+      path,
+      window_start_us: windowStartUs,
+      partition_json: JSON.stringify(partition),
+      file_size_bytes: bytes.length,
+      created_at_us: Date.now() * 1000,
+    },
+    stats,
+    ts[0] as number,
+    ts[ts.length - 1] as number,
+  );
+}
+
+function runWorker(job: GenJob): void {
+  const sensors = resolveDataset(sensorsConfig);
+  const inspections = resolveDataset(inspectionsConfig);
+  for (const w of job.windows) {
+    const windowStartUs = job.firstWindowUs + w * WINDOW_US;
+    const random = rng(0x9e3779b9 ^ (w * 7919 + 17));
+    const files: NewHotFile[] = [];
+    let rows = 0;
+    let bytes = 0;
+    for (let line = 0; line < LINES.length; line++) {
+      const s = writeL1(job.stateDir, sensors, sensorBatch(job, windowStartUs, line, random), w, windowStartUs, line, job.rowGroupRows);
+      const i = writeL1(job.stateDir, inspections, inspectionBatch(w, windowStartUs, line, random), w, windowStartUs, line, job.rowGroupRows);
+      files.push(s, i);
+      rows += s.record_count;
+      bytes += s.file_size_bytes + i.file_size_bytes;
+    }
+    parentPort!.postMessage({ files, rows, bytes } satisfies GenMessage);
+  }
+}
+
+const WORKERS = 2;
+
+interface Generated {
+  stateDir: string;
+  dbPath: string;
+  sensorRows: number;
+  inspectionRows: number;
+  files: number;
+  bytes: number;
+  sensorBytes: number;
+  rowGroupRows: number;
+  genSeconds: number;
+}
+
+async function generate(rows: number): Promise<Generated> {
+  const config = configSchema.parse({ plant: 'bench', datasets: [sensorsConfig, inspectionsConfig] });
+  const rowGroupRows = config.hot.row_group_rows;
+  const stateDir = mkdtempSync(join(tmpdir(), 'lakeside-sql-bench-'));
+  const dbPath = join(stateDir, 'landing.db');
+  const db = new Database(dbPath);
+  applyPragmas(db);
+  ensureSchema(db, [resolveDataset(sensorsConfig), resolveDataset(inspectionsConfig)]);
+  const ticks = ticksPerWindow(rows);
+  // The 72 hours end at the last whole window before now, so "the last hour" is recent data.
+  const endUs = Math.floor((Date.now() * 1000) / WINDOW_US) * WINDOW_US;
+  const firstWindowUs = endUs - WINDOWS * WINDOW_US;
+  const started = performance.now();
+  const all: NewHotFile[] = [];
+  let sensorRows = 0;
+  let bytes = 0;
+  let lastReport = started;
+  await Promise.all(
+    Array.from({ length: WORKERS }, (_, k) => {
+      const windows = Array.from({ length: WINDOWS }, (_, w) => w).filter((w) => w % WORKERS === k);
+      const job: GenJob = { stateDir, firstWindowUs, ticks, rowGroupRows, windows };
+      const worker = new Worker(new URL(import.meta.url), { workerData: job });
+      worker.on('message', (m: GenMessage) => {
+        all.push(...m.files);
+        sensorRows += m.rows;
+        bytes += m.bytes;
+        const now = performance.now();
+        if (now - lastReport > 15_000) {
+          lastReport = now;
+          console.log(`  … ${(sensorRows / 1e6).toFixed(0)}M rows, ${((now - started) / 1000).toFixed(0)} s`);
+        }
+      });
+      return new Promise<void>((resolve, reject) => {
+        worker.on('error', reject);
+        worker.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`generator worker exited with ${code}`))));
+      });
+    }),
+  );
+  // Registered in the order compaction registers them: window by window, partitions in path order.
+  all.sort((a, b) => a.window_start_us - b.window_start_us || (a.dataset < b.dataset ? -1 : a.dataset > b.dataset ? 1 : 0) || (a.path < b.path ? -1 : 1));
+  db.transaction(() => insertHotFiles(db, all))();
+  db.close();
+  const genSeconds = (performance.now() - started) / 1000;
+  const sensorFiles = all.filter((f) => f.dataset === 'sensor_readings');
+  return {
+    stateDir,
+    dbPath,
+    sensorRows,
+    inspectionRows: all.filter((f) => f.dataset === 'inspections').reduce((s, f) => s + f.record_count, 0),
+    files: all.length,
+    bytes,
+    sensorBytes: sensorFiles.reduce((s, f) => s + f.file_size_bytes, 0),
+    rowGroupRows,
+    genSeconds,
+  };
+}
+
+// ---------------------------------------------------------------- the questions (child process)
+
+interface Timing {
+  name: string;
+  target: number;
+  medianMs: number | null;
+  runsMs: number[];
+  rows: number;
+  note?: string;
+}
+
+const silentLogger = { info: () => {}, warn: () => {}, error: (obj: object, msg?: string) => console.error(msg, obj) };
+
+const QUESTIONS = {
+  a: `SELECT sensor, count(*) AS n, avg(value) AS avg, min(value) AS min, max(value) AS max
+      FROM sensor_readings
+      WHERE line = 'coating_line_3' AND ts >= now() - INTERVAL 1 HOUR
+      GROUP BY sensor ORDER BY sensor`,
+  b: `SELECT line, sensor, date_trunc('hour', ts) AS hour, count(*) AS n, avg(value) AS avg, min(value) AS min, max(value) AS max
+      FROM sensor_readings
+      WHERE ts >= now() - INTERVAL 72 HOUR
+      GROUP BY ALL ORDER BY ALL`,
+  /** (b) with the hour computed as an integer (UTC hours; no ICU calendar per row): shows what date_trunc on TIMESTAMPTZ costs. */
+  b2: `SELECT line, sensor, make_timestamptz(h * 3600000000) AS hour, n, avg, min, max FROM (
+        SELECT line, sensor, epoch_us(ts) // 3600000000 AS h, count(*) AS n, avg(value) AS avg, min(value) AS min, max(value) AS max
+        FROM sensor_readings
+        WHERE ts >= now() - INTERVAL 72 HOUR
+        GROUP BY ALL) ORDER BY ALL`,
+  d: `SELECT time_bucket(INTERVAL 8 HOUR, ts, TIMESTAMPTZ '2000-01-01 06:00:00') AS shift_start, line,
+        count(*) AS inspected, count(*) FILTER (WHERE NOT passed) AS defects,
+        round(100.0 * count(*) FILTER (WHERE NOT passed) / count(*), 2) AS defect_pct
+      FROM inspections
+      WHERE ts >= now() - INTERVAL 72 HOUR
+      GROUP BY ALL ORDER BY ALL`,
+};
+
+/**
+ * (c) over the rollup view, if there is one. Its columns are not fixed here (another
+ * change builds it): the minute column is its first TIMESTAMPTZ column, and count,
+ * sum, min and max are found by name.
+ */
+async function rollupQuestion(engine: QueryEngine): Promise<{ sql: string | null; note: string }> {
+  const views = await engine.query(`SELECT view_name FROM duckdb_views() WHERE view_name = 'sensor_readings_1m'`);
+  if (views.rows.length === 0) return { sql: null, note: 'view sensor_readings_1m does not exist yet: not measurable' };
+  const described = await engine.query(`DESCRIBE sensor_readings_1m`);
+  const columns = described.rows.map((r) => ({ name: String(r[0]), type: String(r[1]) }));
+  const find = (re: RegExp): string | undefined => columns.find((c) => re.test(c.name))?.name;
+  const time = columns.find((c) => c.type.startsWith('TIMESTAMP'))?.name;
+  // agent/query/rollup-view.ts names them `<column>_count`, `_sum`, `_min`, `_max` (minute first).
+  const count = find(/^value_count$/) ?? find(/(^|_)count$/);
+  const sum = find(/^value_sum$/) ?? find(/(^|_)sum$/);
+  const min = find(/^value_min$/) ?? find(/(^|_)min$/);
+  const max = find(/^value_max$/) ?? find(/(^|_)max$/);
+  const shape = columns.map((c) => `${c.name} ${c.type}`).join(', ');
+  if (!time || !count || !sum || !min || !max) return { sql: null, note: `view sensor_readings_1m exists but its columns were not recognised (${shape})` };
+  const q = (s: string): string => `"${s}"`;
+  const sql = `SELECT line, sensor, date_trunc('hour', ${q(time)}) AS hour, sum(${q(count)}) AS n, sum(${q(sum)}) / sum(${q(count)}) AS avg,
+      min(${q(min)}) AS min, max(${q(max)}) AS max
+    FROM sensor_readings_1m
+    WHERE ${q(time)} >= now() - INTERVAL 72 HOUR
+    GROUP BY ALL ORDER BY ALL`;
+  const rows = await engine.query(`SELECT count(*) AS n FROM sensor_readings_1m`);
+  const n = Number(rows.rows[0]?.[0] ?? 0);
+  // Rollup files come from compaction; this generator writes L1 files only and builds none.
+  if (n === 0) return { sql: null, note: 'view sensor_readings_1m exists but holds no rows (rollups are written by compaction, which this bench bypasses): not measurable' };
+  return { sql, note: `columns: ${shape}; ${n} rollup rows` };
+}
+
+function peakRssMb(): number {
+  const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'));
+  return m ? Math.round(Number(m[1]) / 1024) : Math.round(process.memoryUsage.rss() / 1048576);
+}
+
+async function timeQuestion(engine: QueryEngine, name: string, target: number, sql: string, timeoutMs: number): Promise<Timing> {
+  const runsMs: number[] = [];
+  let rows = 0;
+  for (let run = 0; run < 4; run++) {
+    const started = performance.now();
+    const result = await engine.query(sql, { timeoutMs });
+    const ms = performance.now() - started;
+    rows = result.rows.length;
+    if (run > 0) runsMs.push(ms);
+  }
+  const sorted = [...runsMs].sort((a, b) => a - b);
+  return { name, target, medianMs: sorted[1]!, runsMs, rows };
+}
+
+async function explain(engine: QueryEngine, name: string, sql: string): Promise<void> {
+  const result = await engine.query(`EXPLAIN ANALYZE ${sql}`, { timeoutMs: 300_000 });
+  console.log(`--- EXPLAIN ANALYZE (${name})`);
+  for (const row of result.rows) console.log(String(row[1]));
+}
+
+async function runQuestions(stateDir: string): Promise<void> {
+  const config = configSchema.parse({ plant: 'bench', state_dir: stateDir, datasets: [sensorsConfig, inspectionsConfig] });
+  const engine = new QueryEngine({
+    stateDir,
+    dbPath: join(stateDir, 'landing.db'),
+    datasets: config.datasets,
+    query: config.query,
+    logger: silentLogger,
+    quarantineRefreshMs: 0,
+  });
+  console.log(`load average before the questions: ${loadavg().map((x) => x.toFixed(2)).join(' ')} (${availableParallelism()} cores)`);
+  let started = performance.now();
+  await engine.start();
+  const startMs = performance.now() - started;
+  // A long group-by must be measured, not cut: the bench's own timeout is generous.
+  const timeoutMs = Math.max(config.query.timeout_ms, 300_000);
+  const timings: Timing[] = [];
+  timings.push(await timeQuestion(engine, '(a) 1-hour aggregate, one line', 300, QUESTIONS.a, timeoutMs));
+  timings.push(await timeQuestion(engine, '(b) 72 h per stream × hour, raw rows', 5000, QUESTIONS.b, timeoutMs));
+  timings.push(await timeQuestion(engine, "(b') same, integer hour (diagnostic)", 5000, QUESTIONS.b2, timeoutMs));
+  const rollup = await rollupQuestion(engine);
+  if (rollup.sql) timings.push({ ...(await timeQuestion(engine, '(c) 72 h per stream × hour, rollups', 200, rollup.sql, timeoutMs)), note: rollup.note });
+  else timings.push({ name: '(c) 72 h per stream × hour, rollups', target: 200, medianMs: null, runsMs: [], rows: 0, note: rollup.note });
+  timings.push(await timeQuestion(engine, '(d) defects per shift, 72 h', 2000, QUESTIONS.d, timeoutMs));
+  if (process.env.BENCH_EXPLAIN) {
+    await explain(engine, 'a', QUESTIONS.a);
+    await explain(engine, 'b', QUESTIONS.b);
+    await explain(engine, "b'", QUESTIONS.b2);
+    if (rollup.sql) await explain(engine, 'c', rollup.sql);
+    await explain(engine, 'd', QUESTIONS.d);
+  }
+  started = performance.now();
+  await engine.stop();
+  process.stdout.write(
+    `${JSON.stringify({ result: { startMs, stopMs: performance.now() - started, timings, threads: config.query.threads, memoryLimitBytes: config.query.memory_limit_bytes, peakRssMb: peakRssMb() } })}\n`,
+  );
+}
+
+interface QueryReport {
+  startMs: number;
+  timings: Timing[];
+  threads: number;
+  memoryLimitBytes: number;
+  peakRssMb: number;
+}
+
+/** The questions run in a child process, so its peak RSS is the query engine's own. */
+function questionsInChild(stateDir: string): Promise<QueryReport> {
+  const child = spawn(process.execPath, [new URL(import.meta.url).pathname, '--query-child', stateDir], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  child.stdout.setEncoding('utf8');
+  child.stdout.on('data', (chunk: string) => (out += chunk));
+  return new Promise((resolve, reject) => {
+    child.on('close', (code) => {
+      const lines = out.split('\n');
+      for (const line of lines) if (!line.startsWith('{"result"')) if (line) console.log(line);
+      const json = lines.find((l) => l.startsWith('{"result"'));
+      if (code !== 0 || !json) reject(new Error(`query child exited with ${code}`));
+      else resolve((JSON.parse(json) as { result: QueryReport }).result);
+    });
+  });
+}
+
+// ---------------------------------------------------------------- driver
+
+const mb = (bytes: number): string => `${(bytes / 1048576).toFixed(0)} MB`;
+const fmtMs = (ms: number | null): string => (ms === null ? 'n/a' : ms < 10 ? ms.toFixed(1) : ms.toFixed(0));
+
+function printReport(n: number, gen: Generated | null, report: QueryReport): void {
+  console.log(`query engine: threads ${report.threads}, memory limit ${mb(report.memoryLimitBytes)}; start (views over every file) ${report.startMs.toFixed(0)} ms`);
+  for (const t of report.timings) {
+    const verdict = t.medianMs === null ? 'not measured' : t.medianMs <= t.target ? 'meets' : 'MISSES';
+    console.log(
+      `  ${t.name.padEnd(40)} median ${fmtMs(t.medianMs).padStart(6)} ms (runs ${t.runsMs.map(fmtMs).join(', ') || '-'}; ${t.rows} result rows) target ≤ ${t.target} ms: ${verdict}${t.note ? ` [${t.note}]` : ''}`,
+    );
+  }
+  console.log(`  peak RSS of the query process: ${report.peakRssMb} MB`);
+  console.log(
+    JSON.stringify({
+      rows: n,
+      sensorRows: gen?.sensorRows,
+      onDiskMb: gen ? Math.round(gen.bytes / 1048576) : undefined,
+      genRowsPerSecond: gen ? Math.round(gen.sensorRows / gen.genSeconds) : undefined,
+      startMs: Math.round(report.startMs),
+      ...Object.fromEntries(report.timings.map((t) => [t.name.slice(1, t.name.indexOf(')')), t.medianMs === null ? null : Math.round(t.medianMs * 10) / 10])),
+      peakRssMb: report.peakRssMb,
+    }),
+  );
+}
+
+async function main(): Promise<void> {
+  const args = process.argv.slice(2);
+  if (args[0] === '--query-child') return runQuestions(args[1]!);
+  if (args[0] === '--query') {
+    const report = await questionsInChild(args[1]!);
+    printReport(0, null, report);
+    return;
+  }
+  const fromArgs = args.filter((a) => /^\d+$/.test(a)).map(Number);
+  const fromEnv = (process.env.BENCH_ROWS ?? '').split(',').filter(Boolean).map(Number);
+  const counts = args.includes('--quick') ? [2_000_000] : fromArgs.length ? fromArgs : fromEnv.length ? fromEnv : [10_000_000, 100_000_000, 300_000_000];
+  const summary: { n: number; gen: Generated; report: QueryReport }[] = [];
+  for (const n of counts) {
+    console.log(`\n=== N = ${n.toLocaleString('en-US')} sensor readings over ${HOURS} h`);
+    const gen = await generate(n);
+    const sensorMb = gen.sensorBytes / 1048576;
+    console.log(
+      `generated ${gen.sensorRows.toLocaleString('en-US')} readings + ${gen.inspectionRows.toLocaleString('en-US')} inspections → ${gen.files} L1 files (${WINDOWS} windows × ${LINES.length} lines × 2 datasets), ` +
+        `${mb(gen.bytes)} on disk (readings ${(gen.sensorBytes / gen.sensorRows).toFixed(2)} B/row, ${Math.round(gen.sensorRows / (WINDOWS * LINES.length)).toLocaleString('en-US')} rows/file, row groups of ${gen.rowGroupRows}) ` +
+        `in ${gen.genSeconds.toFixed(1)} s = ${Math.round(gen.sensorRows / gen.genSeconds).toLocaleString('en-US')} rows/s, ${(sensorMb / gen.genSeconds).toFixed(0)} MB/s (${WORKERS} workers)`,
+    );
+    console.log(`generation peak RSS (this process): ${peakRssMb()} MB`);
+    try {
+      const report = await questionsInChild(gen.stateDir);
+      printReport(n, gen, report);
+      summary.push({ n, gen, report });
+    } finally {
+      if (process.env.BENCH_KEEP) console.log(`kept ${gen.stateDir} (node test/bench/sql-hot-tier.ts --query ${gen.stateDir})`);
+      else rmSync(gen.stateDir, { recursive: true, force: true });
+    }
+  }
+  console.log('\n=== rows → median ms (1 warm-up + 3 runs), threads from the config');
+  console.log("rows            (a) 1h/line  (b) 72h raw  (b') int hr  (c) 72h 1m   (d) shifts   on disk   query peak RSS");
+  console.log('target          ≤ 300        ≤ 5000       (diag.)      ≤ 200        ≤ 2000');
+  for (const { gen, report } of summary) {
+    const ms = (i: number): string => fmtMs(report.timings[i]!.medianMs).padEnd(13);
+    console.log(`${gen.sensorRows.toLocaleString('en-US').padEnd(16)}${ms(0)}${ms(1)}${ms(2)}${ms(3)}${ms(4)}${mb(gen.bytes).padEnd(10)}${report.peakRssMb} MB`);
+  }
+}
+
+if (isMainThread) {
+  await main();
+} else {
+  runWorker(workerData as GenJob);
+}
