@@ -1,10 +1,12 @@
 /**
  * The daemon as the MQTT benchmark runs it: a child process (so its RSS and CPU are its
  * own) with a hook that records publish → PUBACK latency from the `ts` (ms) each
- * benchmark payload carries. Reports to the parent over IPC.
+ * benchmark payload carries. Reports to the parent over IPC ('ready' carries the API's
+ * URL; 'stats' the process's CPU time; 'report' the event loop's delay while measuring).
  *
  *   node test/bench/support/bench-daemon.ts <config.yaml> <after_commit|on_receipt>
  */
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { loadConfigFile } from '../../../config/loader.ts';
 import { Daemon } from '../../../agent/daemon.ts';
 import { createLogger } from '../../../agent/log.ts';
@@ -17,6 +19,7 @@ let count = 0;
 let measuring = false;
 let peakRss = 0;
 
+const loopDelay = monitorEventLoopDelay({ resolution: 1 });
 const tsPattern = /"ts":(\d+)/;
 const daemon = new Daemon(loaded, logger, {
   mqttAckMode: mode,
@@ -35,11 +38,13 @@ function acked(): number {
 
 process.on('message', (message: { type: string }) => {
   if (message.type === 'stats') {
-    process.send!({ type: 'stats', acked: acked(), rows: daemon.landing.stats.rowsInserted, commits: daemon.landing.stats.commits, commitMs: daemon.landing.stats.commitMs, rss: process.memoryUsage.rss() });
+    process.send!({ type: 'stats', acked: acked(), rows: daemon.landing.stats.rowsInserted, commits: daemon.landing.stats.commits, commitMs: daemon.landing.stats.commitMs, rss: process.memoryUsage.rss(), cpu: process.cpuUsage() });
   } else if (message.type === 'measure') {
     count = 0;
     measuring = true;
     peakRss = process.memoryUsage.rss();
+    loopDelay.reset();
+    loopDelay.enable();
     process.send!({ type: 'measure-ack' });
   } else if (message.type === 'report') {
     measuring = false;
@@ -47,10 +52,12 @@ process.on('message', (message: { type: string }) => {
     const at = (q: number) => (count === 0 ? NaN : sorted[Math.min(count - 1, Math.floor(q * count))]!);
     const memory = process.memoryUsage();
     if (process.env.BENCH_MEMORY) console.error(JSON.stringify({ memory, heap: process.resourceUsage().maxRSS }));
-    process.send!({ type: 'report', samples: count, p50: at(0.5), p99: at(0.99), max: at(1), peakRss });
+    loopDelay.disable();
+    const loop = { loopDelayP50Ms: loopDelay.percentile(50) / 1e6, loopDelayP99Ms: loopDelay.percentile(99) / 1e6, loopDelayMaxMs: loopDelay.max / 1e6 };
+    process.send!({ type: 'report', samples: count, p50: at(0.5), p99: at(0.99), max: at(1), peakRss, ...loop });
   } else if (message.type === 'stop') {
     clearInterval(rssTimer);
     void daemon.stop().then(() => process.send!({ type: 'stopped' }, () => process.exit(0)));
   }
 });
-process.send!({ type: 'ready' });
+process.send!({ type: 'ready', apiUrl: daemon.reads.url });

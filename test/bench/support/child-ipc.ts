@@ -11,6 +11,8 @@ import { DAEMON_NODE_FLAGS } from '../../../agent/runtime-flags.ts';
 export interface BenchChild {
   proc: ChildProcess;
   ask<T>(type: string, reply: string): Promise<T>;
+  /** The child's 'ready' message (bench-daemon.ts puts the API's URL in it). */
+  ready: { type: 'ready'; apiUrl?: string };
 }
 
 export async function forkBenchChild(entry: URL, args: string[]): Promise<BenchChild> {
@@ -32,6 +34,6 @@ export async function forkBenchChild(entry: URL, args: string[]): Promise<BenchC
       expect(reply, resolve as (value: unknown) => void);
       proc.send({ type });
     });
-  await new Promise((resolve) => expect('ready', resolve));
-  return { proc, ask };
+  const ready = (await new Promise<unknown>((resolve) => expect('ready', resolve))) as BenchChild['ready'];
+  return { proc, ask, ready };
 }
