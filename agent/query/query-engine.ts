@@ -46,7 +46,7 @@ import { QueryFailedError, isMissingFileError, messageOf } from './errors.ts';
 import { RegistryReader } from './registry-reader.ts';
 import { QueryRun, type QueryOptions, type QueryResult, type QueryRow, type QueryStream } from './query-run.ts';
 import { sandboxStatements } from './sandbox.ts';
-import { QUARANTINE_TABLE, createQuarantineSql, datasetViewSql } from './views.ts';
+import { QUARANTINE_TABLE, createQuarantineSql, datasetViewSql, filesShareSchema } from './views.ts';
 import { rollupSchema, type RollupSchema } from '../hot/rollup-schema.ts';
 import { rollupViewSql } from './rollup-view.ts';
 
@@ -268,8 +268,9 @@ export class QueryEngine implements Component {
     if (!admin || !registry || this.stopping) return;
     const files = registry.hotFiles();
     for (const dataset of this.datasets) {
-      const registered = files.get(dataset.name) ?? { data: [], rollups: [] };
-      await this.replaceView(dataset.name, registered.data, (paths) => datasetViewSql(dataset, paths));
+      const registered = files.get(dataset.name) ?? { data: [], dataFieldIds: [], rollups: [] };
+      const sameSchema = filesShareSchema(dataset, registered.dataFieldIds);
+      await this.replaceView(dataset.name, registered.data, (paths) => datasetViewSql(dataset, paths, sameSchema));
       const schema = this.rollups.get(dataset.name);
       if (schema) await this.replaceView(schema.dataset.name, registered.rollups, (paths) => rollupViewSql(schema, paths));
     }

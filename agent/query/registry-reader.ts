@@ -11,6 +11,12 @@ import { HOT_LEVEL } from '../landing/schema.ts';
 export interface DatasetFiles {
   /** L0 + L1: the dataset's rows. */
   data: string[];
+  /**
+   * The distinct column sets of the data files: each the file's field ids (the keys of
+   * `value_counts` in its stats_json, which the writer fills for every column it
+   * writes), ascending, comma-joined; '' for a file whose stats do not say.
+   */
+  dataFieldIds: string[];
   /** Per-minute rollups (hot/rollup.ts). */
   rollups: string[];
 }
@@ -37,12 +43,31 @@ export class RegistryReader {
   /** Dataset → its registered file paths (relative to the state dir), in registration order; one snapshot. */
   hotFiles(): Map<string, DatasetFiles> {
     const files = new Map<string, DatasetFiles>();
-    const rows = this.db.prepare('SELECT dataset, level, path FROM hot_files ORDER BY id').all() as { dataset: string; level: number; path: string }[];
+    // The field ids are read by SQLite (json_each) so no stats_json text crosses into JS.
+    const rows = this.db
+      .prepare(
+        `SELECT dataset, level, path,
+           CASE WHEN level = ${HOT_LEVEL.ROLLUP} THEN '' ELSE coalesce((
+             SELECT group_concat(key, ',') FROM (
+               SELECT key FROM json_each(CASE WHEN json_valid(stats_json) THEN stats_json ELSE '{}' END, '$.value_counts')
+               ORDER BY CAST(key AS INTEGER))), '') END AS field_ids
+         FROM hot_files ORDER BY id`,
+      )
+      .all() as { dataset: string; level: number; path: string; field_ids: string }[];
+    const fieldIdSets = new Map<string, Set<string>>();
     for (const row of rows) {
       let entry = files.get(row.dataset);
-      if (!entry) files.set(row.dataset, (entry = { data: [], rollups: [] }));
+      if (!entry) files.set(row.dataset, (entry = { data: [], dataFieldIds: [], rollups: [] }));
       if (row.level === HOT_LEVEL.ROLLUP) entry.rollups.push(row.path);
-      else if (row.level === HOT_LEVEL.L0 || row.level === HOT_LEVEL.L1) entry.data.push(row.path);
+      else if (row.level === HOT_LEVEL.L0 || row.level === HOT_LEVEL.L1) {
+        entry.data.push(row.path);
+        let seen = fieldIdSets.get(row.dataset);
+        if (!seen) fieldIdSets.set(row.dataset, (seen = new Set()));
+        if (!seen.has(row.field_ids)) {
+          seen.add(row.field_ids);
+          entry.dataFieldIds.push(row.field_ids);
+        }
+      }
     }
     return files;
   }
