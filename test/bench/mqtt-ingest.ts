@@ -11,12 +11,13 @@
  *
  *   node test/bench/mqtt-ingest.ts            (env: BENCH_SECONDS, BENCH_MAX_SECONDS, BENCH_CONNECTIONS, BENCH_RATE)
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startMosquitto } from '../services/mosquitto.ts';
 import { forkBenchChild, type BenchChild } from './support/child-ipc.ts';
 import { createPublisher, makePayload } from '../support/mqtt-publisher.ts';
+import { writeReadingsConfig } from './support/readings-config.ts';
 
 const SUSTAIN_SECONDS = Number(process.env.BENCH_SECONDS ?? 60);
 const MAX_SECONDS = Number(process.env.BENCH_MAX_SECONDS ?? 30);
@@ -27,43 +28,7 @@ const SENSORS = ['temperature', 'humidity', 'pressure', 'speed', 'vibration', 'p
 const topics = LINES.flatMap((line) => SENSORS.map((sensor) => `plant/bench/line/${line}/sensor/${sensor}`));
 
 function writeConfig(dir: string, url: string): string {
-  const path = join(dir, 'lakeside.yaml');
-  writeFileSync(
-    path,
-    `plant: bench
-api: { listen_port: 0 }
-state_dir: ${join(dir, 'state')}
-log_level: warn
-${process.env.BENCH_EXTRA_CONFIG ?? ''}
-datasets:
-  - name: readings
-    time_column: ts
-    columns:
-      - { name: line, type: string, nullable: false }
-      - { name: sensor, type: string, nullable: false }
-      - { name: seq, type: long, nullable: false }
-      - { name: value, type: double }
-    dedupe_key: [seq]
-    partition_by: [line]
-sources:
-  mqtt:
-    - name: bench_broker
-      url: ${url}
-      client_id: lakeside-bench-${Date.now()}
-      connections: ${CONNECTIONS}
-      share_group: bench
-      routes:
-        - filter: plant/bench/line/+/sensor/+
-          dataset: readings
-          fields:
-            ts: { json: ts, format: epoch_ms }
-            line: { topic_level: 3 }
-            sensor: { topic_level: 5 }
-            seq: { json: seq }
-            value: { json: value }
-`,
-  );
-  return path;
+  return writeReadingsConfig(dir, { brokerUrl: url, clientId: `lakeside-bench-${Date.now()}`, connections: CONNECTIONS });
 }
 
 async function startChild(configPath: string, mode: string): Promise<BenchChild> {

@@ -29,7 +29,7 @@
  *
  * One JSON line per phase, then a summary line. No assertions: it is a benchmark.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -39,6 +39,7 @@ import { startMosquitto } from '../services/mosquitto.ts';
 import { createPublisher, makePayload, summarize } from '../support/mqtt-publisher.ts';
 import { forkBenchChild } from './support/child-ipc.ts';
 import type { HttpLoadOptions, HttpLoadResult } from './support/http-load.ts';
+import { writeReadingsConfig } from './support/readings-config.ts';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 60);
 const FRESHNESS_SECONDS = Number(process.env.BENCH_FRESHNESS_SECONDS ?? 30);
@@ -60,43 +61,7 @@ const topics = streams.map((s) => `plant/bench/line/${s.line}/sensor/${s.sensor}
 const CLK_TCK = 100;
 
 function writeConfig(dir: string, url: string): string {
-  const path = join(dir, 'lakeside.yaml');
-  writeFileSync(
-    path,
-    `plant: bench
-api: { listen_port: 0 }
-state_dir: ${join(dir, 'state')}
-log_level: warn
-${process.env.BENCH_EXTRA_CONFIG ?? ''}
-datasets:
-  - name: readings
-    time_column: ts
-    columns:
-      - { name: line, type: string, nullable: false }
-      - { name: sensor, type: string, nullable: false }
-      - { name: seq, type: long, nullable: false }
-      - { name: value, type: double }
-    dedupe_key: [seq]
-    stream_key: [line, sensor]
-    partition_by: [line]
-sources:
-  mqtt:
-    - name: bench_broker
-      url: ${url}
-      client_id: lakeside-reads-bench-${Date.now()}
-      share_group: bench
-      routes:
-        - filter: plant/bench/line/+/sensor/+
-          dataset: readings
-          fields:
-            ts: { json: ts, format: epoch_ms }
-            line: { topic_level: 3 }
-            sensor: { topic_level: 5 }
-            seq: { json: seq }
-            value: { json: value }
-`,
-  );
-  return path;
+  return writeReadingsConfig(dir, { brokerUrl: url, clientId: `lakeside-reads-bench-${Date.now()}`, streamKey: true });
 }
 
 interface Stats { acked: number; rows: number; commits: number; rss: number; cpu: NodeJS.CpuUsage }
