@@ -48,7 +48,7 @@ import { QueryRun, type QueryOptions, type QueryResult, type QueryRow, type Quer
 import { sandboxStatements } from './sandbox.ts';
 import { QUARANTINE_TABLE, createQuarantineSql, datasetViewSql, filesShareSchema } from './views.ts';
 import { rollupSchema, type RollupSchema } from '../hot/rollup-schema.ts';
-import { rollupViewSql } from './rollup-view.ts';
+import { overlappingRollupFiles, rollupViewSql } from './rollup-view.ts';
 
 export type { QueryColumn, QueryOptions, QueryResult, QueryRow, QueryStream } from './query-run.ts';
 export { QueryFailedError, QueryRejectedError, QueryTimeoutError, isQueryError, type AnyQueryError } from './errors.ts';
@@ -268,11 +268,17 @@ export class QueryEngine implements Component {
     if (!admin || !registry || this.stopping) return;
     const files = registry.hotFiles();
     for (const dataset of this.datasets) {
-      const registered = files.get(dataset.name) ?? { data: [], dataFieldIds: [], rollups: [] };
+      const registered = files.get(dataset.name) ?? { data: [], dataFieldIds: [], rollups: [], rollupFieldIds: [], rollupTimes: [] };
       const sameSchema = filesShareSchema(dataset, registered.dataFieldIds);
       await this.replaceView(dataset.name, registered.data, (paths) => datasetViewSql(dataset, paths, sameSchema));
       const schema = this.rollups.get(dataset.name);
-      if (schema) await this.replaceView(schema.dataset.name, registered.rollups, (paths) => rollupViewSql(schema, paths));
+      if (schema) {
+        // Rollup files share the rollup schema unless the dataset's columns changed between them.
+        const rollupSameSchema = filesShareSchema(schema.dataset, registered.rollupFieldIds);
+        // Only files sharing a minute with another file need the merge (GROUP BY).
+        const merge = new Set(overlappingRollupFiles(registered.rollupTimes).map((i) => join(this.realStateDir, registered.rollups[i]!)));
+        await this.replaceView(schema.dataset.name, registered.rollups, (paths) => rollupViewSql(schema, paths, rollupSameSchema, (p) => merge.has(p)));
+      }
     }
     await this.refreshQuarantine();
   }

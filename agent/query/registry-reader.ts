@@ -19,6 +19,10 @@ export interface DatasetFiles {
   dataFieldIds: string[];
   /** Per-minute rollups (hot/rollup.ts). */
   rollups: string[];
+  /** The distinct column sets of the rollup files, in the form of `dataFieldIds` (rollup field ids). */
+  rollupFieldIds: string[];
+  /** Per rollup file (parallel to `rollups`): the event times it summarises, [min_ts_us, max_ts_us]. */
+  rollupTimes: [number, number][];
 }
 
 export interface QuarantineRow {
@@ -46,27 +50,34 @@ export class RegistryReader {
     // The field ids are read by SQLite (json_each) so no stats_json text crosses into JS.
     const rows = this.db
       .prepare(
-        `SELECT dataset, level, path,
-           CASE WHEN level = ${HOT_LEVEL.ROLLUP} THEN '' ELSE coalesce((
+        `SELECT dataset, level, path, min_ts_us, max_ts_us,
+           coalesce((
              SELECT group_concat(key, ',') FROM (
                SELECT key FROM json_each(CASE WHEN json_valid(stats_json) THEN stats_json ELSE '{}' END, '$.value_counts')
-               ORDER BY CAST(key AS INTEGER))), '') END AS field_ids
+               ORDER BY CAST(key AS INTEGER))), '') AS field_ids
          FROM hot_files ORDER BY id`,
       )
-      .all() as { dataset: string; level: number; path: string; field_ids: string }[];
+      .all() as { dataset: string; level: number; path: string; min_ts_us: number; max_ts_us: number; field_ids: string }[];
+    // Per dataset and kind ('d' data, 'r' rollup): the field id sets seen so far.
     const fieldIdSets = new Map<string, Set<string>>();
+    const note = (key: string, fieldIds: string, into: string[]): void => {
+      let seen = fieldIdSets.get(key);
+      if (!seen) fieldIdSets.set(key, (seen = new Set()));
+      if (!seen.has(fieldIds)) {
+        seen.add(fieldIds);
+        into.push(fieldIds);
+      }
+    };
     for (const row of rows) {
       let entry = files.get(row.dataset);
-      if (!entry) files.set(row.dataset, (entry = { data: [], dataFieldIds: [], rollups: [] }));
-      if (row.level === HOT_LEVEL.ROLLUP) entry.rollups.push(row.path);
-      else if (row.level === HOT_LEVEL.L0 || row.level === HOT_LEVEL.L1) {
+      if (!entry) files.set(row.dataset, (entry = { data: [], dataFieldIds: [], rollups: [], rollupFieldIds: [], rollupTimes: [] }));
+      if (row.level === HOT_LEVEL.ROLLUP) {
+        entry.rollups.push(row.path);
+        entry.rollupTimes.push([row.min_ts_us, row.max_ts_us]);
+        note(`r\0${row.dataset}`, row.field_ids, entry.rollupFieldIds);
+      } else if (row.level === HOT_LEVEL.L0 || row.level === HOT_LEVEL.L1) {
         entry.data.push(row.path);
-        let seen = fieldIdSets.get(row.dataset);
-        if (!seen) fieldIdSets.set(row.dataset, (seen = new Set()));
-        if (!seen.has(row.field_ids)) {
-          seen.add(row.field_ids);
-          entry.dataFieldIds.push(row.field_ids);
-        }
+        note(`d\0${row.dataset}`, row.field_ids, entry.dataFieldIds);
       }
     }
     return files;

@@ -25,7 +25,7 @@
  *   each (minute, stream) is one row, equal to a GROUP BY over the raw rows.
  * - Typed even with no rollup file (a typed empty SELECT), like the dataset views.
  */
-import { AGGREGATES, type RollupSchema } from '../hot/rollup-schema.ts';
+import { AGGREGATES, MINUTE_US, type RollupSchema } from '../hot/rollup-schema.ts';
 import { sqlString } from './sandbox.ts';
 import { duckdbType, emptySelect, quoteIdent } from './views.ts';
 
@@ -49,16 +49,50 @@ function mergeExpression(schema: RollupSchema, keyCount: number, index: number):
   }
 }
 
-/** `absolutePaths` (the dataset's rollup files) must lie under the sandbox's allowed directory. */
-export function rollupViewSql(schema: RollupSchema, absolutePaths: string[]): string {
+/**
+ * The indices of the rollup files (`times`: the event times each summarises,
+ * [min_ts_us, max_ts_us]) whose minutes overlap another file's: only these can hold a
+ * (minute, stream) that another file also holds (late rows). Every other file's rows
+ * are the view's rows as they are (a file holds each (minute, stream) once).
+ */
+export function overlappingRollupFiles(times: readonly (readonly [number, number])[]): number[] {
+  const ranges = times.map(([lo, hi], i) => ({ i, lo: Math.floor(lo / MINUTE_US), hi: Math.floor(hi / MINUTE_US) }));
+  ranges.sort((a, b) => a.lo - b.lo || a.hi - b.hi);
+  const overlapping: number[] = [];
+  let cluster: number[] = [];
+  let end = -Infinity;
+  for (const r of ranges) {
+    if (r.lo > end) {
+      if (cluster.length > 1) overlapping.push(...cluster);
+      cluster = [];
+    }
+    cluster.push(r.i);
+    end = Math.max(end, r.hi);
+  }
+  if (cluster.length > 1) overlapping.push(...cluster);
+  return overlapping.sort((a, b) => a - b);
+}
+
+/**
+ * `absolutePaths` (the dataset's rollup files) must lie under the sandbox's allowed
+ * directory; `sameSchema`: every file holds exactly the rollup schema's field ids
+ * (views.ts filesShareSchema), so they are read without `union_by_name`.
+ * `needsMerge(path)`: whether the file may share a (minute, stream) with another file
+ * (overlappingRollupFiles); the others are read as they are, without the GROUP BY
+ * (every file by default).
+ */
+export function rollupViewSql(schema: RollupSchema, absolutePaths: string[], sameSchema = false, needsMerge: (path: string) => boolean = () => true): string {
   const empty = emptySelect(schema.dataset);
-  const source =
-    absolutePaths.length === 0
-      ? empty
-      : `SELECT * FROM (${empty}) UNION ALL BY NAME SELECT * FROM read_parquet([${absolutePaths.map(sqlString).join(', ')}], union_by_name = true, hive_partitioning = false)`;
+  const read = (paths: string[]): string =>
+    `read_parquet([${paths.map(sqlString).join(', ')}], union_by_name = ${!sameSchema}, hive_partitioning = false)`;
   const keyCount = 1 + schema.streamKey.length;
   const keys = schema.dataset.columns.slice(0, keyCount).map((c) => quoteIdent(c.name));
   const merged = schema.dataset.columns.slice(keyCount).map((_, j) => mergeExpression(schema, keyCount, keyCount + j));
-  const body = `SELECT ${[...keys, ...merged].join(', ')} FROM (${source}) GROUP BY ${keys.join(', ')}`;
+  const toMerge = absolutePaths.filter((p) => needsMerge(p));
+  const asIs = absolutePaths.filter((p) => !needsMerge(p));
+  const parts = [empty];
+  if (asIs.length > 0) parts.push(`SELECT * FROM ${read(asIs)}`);
+  if (toMerge.length > 0) parts.push(`SELECT ${[...keys, ...merged].join(', ')} FROM ${read(toMerge)} GROUP BY ${keys.join(', ')}`);
+  const body = parts.length === 1 ? empty : parts.map((p) => `SELECT * FROM (${p})`).join(' UNION ALL BY NAME ');
   return `CREATE OR REPLACE VIEW ${quoteIdent(schema.dataset.name)} AS ${body}`;
 }

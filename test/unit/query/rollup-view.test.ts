@@ -5,6 +5,7 @@ import { compactOptions, LATER, MINUTE, sealOptions, sensorRows, sensorsConfig, 
 import { sealDataset } from '../../../agent/hot/seal.ts';
 import { eventsConfig, metricsConfig, metricsRows } from '../hot/rollup-fixture.ts';
 import { createEngineFixture, type EngineFixture } from './engine-fixture.ts';
+import { overlappingRollupFiles } from '../../../agent/query/rollup-view.ts';
 
 let ef: EngineFixture | undefined;
 afterEach(async () => {
@@ -108,5 +109,15 @@ describe('<dataset>_1m rollup views', () => {
     );
     expect(sensorMinutes.rows).toEqual([]);
     expect([...ef.engine.viewedFiles().keys()].sort()).toEqual(['events', 'metrics', 'metrics_1m', 'sensors', 'sensors_1m']);
+  });
+});
+
+describe('overlappingRollupFiles', () => {
+  it('picks the files sharing a minute with another file, by their event times', () => {
+    const m = 60_000_000;
+    // 0: minutes 0–9; 1: 10–19; 2: late rows in minute 12; 3: 30–39; 4: minute 39 (same minute as 3's end); 5: 50.
+    const times: [number, number][] = [[0, 10 * m - 1], [10 * m, 20 * m - 1], [12 * m + 5, 12 * m + 7], [30 * m, 39 * m + 1], [39 * m + 30, 39 * m + 59], [50 * m, 50 * m]];
+    expect(overlappingRollupFiles(times)).toEqual([1, 2, 3, 4]);
+    expect(overlappingRollupFiles([])).toEqual([]);
   });
 });
