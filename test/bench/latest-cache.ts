@@ -10,10 +10,9 @@
  * Prints text lines and one JSON line with the figures.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { resolveDataset } from '../../config/dataset.ts';
-import { datasetSchema } from '../../config/schema.ts';
 import { LatestCache } from '../../agent/latest/latest-cache.ts';
 import type { LandingRow } from '../../agent/landing/types.ts';
+import { sensors } from '../unit/latest/fixture.ts';
 
 const maxBytesMb = Number(process.argv[2] ?? 128);
 const streamCount = Number(process.argv[3] ?? 5000);
@@ -21,20 +20,8 @@ const RATE = 20_000;
 const SECONDS = Number(process.argv[4] ?? 15 * 60);
 const LINES = 50;
 
-const dataset = resolveDataset(
-  datasetSchema.parse({
-    name: 'sensors',
-    time_column: 'time',
-    columns: [
-      { name: 'line', type: 'string', nullable: false },
-      { name: 'sensor', type: 'string', nullable: false },
-      { name: 'value', type: 'double' },
-      { name: 'unit', type: 'string' },
-      { name: 'ok', type: 'boolean' },
-    ],
-    stream_key: ['line', 'sensor'],
-  }),
-);
+// The same dataset the cache's unit tests use.
+const dataset = sensors;
 
 const gc = (globalThis as { gc?: () => void }).gc;
 /** Live heap + ArrayBuffer backing stores, after the collector (and the buffer sweeper) ran. */
