@@ -321,6 +321,19 @@ describe('tcp fault proxy', () => {
     await waitFor(() => proxy.connections() === 0, 'no proxied connections');
   });
 
+  it("dropAll('end') closes open connections cleanly on both sides", async () => {
+    const echo = await startEcho();
+    const proxy = await proxyTo(echo.port);
+    const client = dial(proxy);
+    await send(proxy, client, 'a');
+    await waitFor(() => text(client) === 'a', 'the first echo');
+    proxy.dropAll('end');
+    await waitFor(() => client.closed && echo.peers[0]?.closed, 'both sides to close');
+    expect(client).toMatchObject({ ended: true, error: undefined });
+    expect(echo.peers[0]).toMatchObject({ ended: true, error: undefined });
+    expect(proxy.stats().resets).toBe(0);
+  });
+
   it('an unreachable target resets the client', async () => {
     const proxy = await proxyTo(await freePort());
     const client = dial(proxy);
