@@ -100,6 +100,14 @@ async function send(proxy: FaultProxy, client: Client, data: string | Buffer): P
   }, 'the proxy to read the bytes');
 }
 
+/** A client through the proxy that has had `greeting` echoed back: connected end to end. */
+async function echoedClient(proxy: FaultProxy, greeting = 'a'): Promise<Client> {
+  const client = dial(proxy);
+  await send(proxy, client, greeting);
+  await waitFor(() => text(client) === greeting, 'the first echo');
+  return client;
+}
+
 describe('tcp fault proxy', () => {
   it('pass forwards both directions byte for byte, forwards the half-close and counts', async () => {
     const echo = await startEcho();
@@ -123,9 +131,7 @@ describe('tcp fault proxy', () => {
   it('latency holds data until it is due and keeps chunk order under jitter', async () => {
     const echo = await startEcho();
     const proxy = await proxyTo(echo.port);
-    const client = dial(proxy);
-    await send(proxy, client, 'hello');
-    await waitFor(() => text(client) === 'hello', 'the first echo');
+    const client = await echoedClient(proxy, 'hello');
 
     // Not due for a minute: the bytes sit in the proxy, the server has not seen them.
     proxy.setFault({ kind: 'latency', ms: 60_000, direction: 'upstream' });
@@ -152,9 +158,7 @@ describe('tcp fault proxy', () => {
   it('blackhole forwards nothing, not even the connect, until the fault is lifted', async () => {
     const echo = await startEcho();
     const proxy = await proxyTo(echo.port);
-    const client = dial(proxy);
-    await send(proxy, client, 'a');
-    await waitFor(() => text(client) === 'a', 'the first echo');
+    const client = await echoedClient(proxy);
 
     proxy.setFault({ kind: 'blackhole' });
     await send(proxy, client, 'bc');
@@ -186,9 +190,7 @@ describe('tcp fault proxy', () => {
   it('reset RSTs open connections and every new one until lifted', async () => {
     const echo = await startEcho();
     const proxy = await proxyTo(echo.port);
-    const client = dial(proxy);
-    await send(proxy, client, 'a');
-    await waitFor(() => text(client) === 'a', 'the first echo');
+    const client = await echoedClient(proxy);
 
     proxy.setFault({ kind: 'reset' });
     await waitFor(() => client.closed, 'the open connection to die');
@@ -226,9 +228,7 @@ describe('tcp fault proxy', () => {
   it('close-after-bytes counts from when it is set and cuts upstream too', async () => {
     const echo = await startEcho();
     const proxy = await proxyTo(echo.port);
-    const client = dial(proxy);
-    await send(proxy, client, 'hello');
-    await waitFor(() => text(client) === 'hello', 'the first echo');
+    const client = await echoedClient(proxy, 'hello');
     proxy.setFault({ kind: 'close-after-bytes', bytes: 3, direction: 'upstream' });
     client.socket.write('abcdef');
     await waitFor(() => client.closed && echo.peers[0]?.closed, 'both sides to close');
@@ -324,9 +324,7 @@ describe('tcp fault proxy', () => {
   it("dropAll('end') closes open connections cleanly on both sides", async () => {
     const echo = await startEcho();
     const proxy = await proxyTo(echo.port);
-    const client = dial(proxy);
-    await send(proxy, client, 'a');
-    await waitFor(() => text(client) === 'a', 'the first echo');
+    const client = await echoedClient(proxy);
     proxy.dropAll('end');
     await waitFor(() => client.closed && echo.peers[0]?.closed, 'both sides to close');
     expect(client).toMatchObject({ ended: true, error: undefined });
@@ -345,9 +343,7 @@ describe('tcp fault proxy', () => {
   it('close stops listening and ends open connections', async () => {
     const echo = await startEcho();
     const proxy = await proxyTo(echo.port);
-    const client = dial(proxy);
-    await send(proxy, client, 'a');
-    await waitFor(() => text(client) === 'a', 'the first echo');
+    const client = await echoedClient(proxy);
     await proxy.close();
     await waitFor(() => client.closed, 'the client to close');
     expect(client.error).toBeUndefined();
