@@ -4,6 +4,7 @@
 // service outlives the run. Its log stays on disk for diagnostics.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
+import { freePort } from '../support/free-port.ts';
 
 export interface ManagedProcessOptions {
   /** Name used in errors, e.g. "kafka". */
@@ -97,4 +98,22 @@ export function managedProcess(opts: ManagedProcessOptions): ManagedProcess {
     stop,
     logTail,
   };
+}
+
+/**
+ * Runs `launch(port)` on a free loopback port and returns the port. freePort() releases
+ * the port before the service binds it, so another process may take it meanwhile: when
+ * the launch fails with "address already in use", another port is tried. A `pinned`
+ * port (given by the caller, or kept across a restart) is used as is.
+ */
+export async function launchOnFreePort(pinned: number | undefined, launch: (port: number) => Promise<void>, attempts = 5): Promise<number> {
+  for (let attempt = 1; ; attempt++) {
+    const port = pinned ?? (await freePort());
+    try {
+      await launch(port);
+      return port;
+    } catch (e) {
+      if (pinned !== undefined || attempt >= attempts || !/address already in use/i.test((e as Error).message)) throw e;
+    }
+  }
 }
