@@ -19,7 +19,7 @@ import {
 import { Upload } from '@aws-sdk/lib-storage';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { provisionIcebergRest, startIcebergRest } from '../services/iceberg-rest.ts';
-import { provisionPyiceberg, pyiceberg, pyicebergClient } from '../services/pyiceberg.ts';
+import { provisionPyiceberg, pyiceberg, pyicebergBatch, pyicebergClient, type PyDataFile, type PyScan, type PySnapshot } from '../services/pyiceberg.ts';
 import { provisionVersitygw, startS3Server, type S3Server } from '../services/s3-server.ts';
 
 const cleanups: Array<() => Promise<unknown>> = [];
@@ -215,12 +215,21 @@ describe('Iceberg REST catalog fixture on S3, read by PyIceberg', () => {
 
       const py = pyicebergClient(rest.clientProperties);
       expect(await py.namespaces()).toEqual([['plant']]);
-      expect(await py.tables('plant')).toEqual([['plant', 'readings']]);
-      const md = await py.metadata('plant.readings');
+      const [tables, md, snapshots, scan] = await pyicebergBatch<[string[][], Record<string, unknown>, PySnapshot[], PyScan]>(
+        rest.clientProperties,
+        [
+          { op: 'tables', args: { namespace: 'plant' } },
+          { op: 'metadata', args: { table: 'plant.readings' } },
+          { op: 'snapshots', args: { table: 'plant.readings' } },
+          { op: 'scan', args: { table: 'plant.readings' } },
+        ],
+      );
+      expect(tables).toEqual([['plant', 'readings']]);
       expect(md.metadata_location).toBe(metaLocation);
       expect(md.table_uuid).toBe(metaJson['table-uuid']);
-      expect(await py.snapshots('plant.readings')).toEqual([]);
-      expect(await py.scan('plant.readings')).toEqual({ row_count: 0, columns: ['ts', 'sensor', 'value'], rows: [] });
+      expect(md.format_version).toBe(2);
+      expect(snapshots).toEqual([]);
+      expect(scan).toEqual({ row_count: 0, columns: ['ts', 'sensor', 'value'], rows: [] });
 
       await rest.stop();
       expect(pidAlive(pid)).toBe(false);
@@ -252,12 +261,21 @@ describe('Iceberg REST catalog fixture on S3, read by PyIceberg', () => {
     expect(second.snapshots).toHaveLength(2);
     expect(second.snapshots[1]!.parent_snapshot_id).toBe(first.snapshots[0]!.snapshot_id);
 
+    const t = 'lab.samples';
+    const [snaps, files, scan, asOfFirst, filtered] = await pyicebergBatch<[PySnapshot[], PyDataFile[], PyScan, PyScan, PyScan]>(
+      rest.clientProperties,
+      [
+        { op: 'snapshots', args: { table: t } },
+        { op: 'files', args: { table: t } },
+        { op: 'scan', args: { table: t, order_by: ['seq'] } },
+        { op: 'scan', args: { table: t, snapshot_id: first.snapshots[0]!.snapshot_id, with_rows: false } },
+        { op: 'scan', args: { table: t, row_filter: "line = 'L1'", order_by: ['seq'] } },
+      ],
+    );
     // The snapshot ids keep every digit (they are longs beyond 2^53).
-    const snaps = await py.snapshots('lab.samples');
     expect(snaps.map((s) => s.snapshot_id)).toEqual(second.snapshots.map((s) => s.snapshot_id));
     expect(snaps[1]!.summary['total-records']).toBe('4');
 
-    const files = await py.files('lab.samples');
     expect(files.map((f) => f.record_count).sort()).toEqual([1, 3]);
     for (const f of files) {
       expect(f.file_path).toMatch(/^s3:\/\/warehouse\/wh\/lab\/samples\/data\/.*\.parquet$/);
@@ -266,12 +284,9 @@ describe('Iceberg REST catalog fixture on S3, read by PyIceberg', () => {
       expect(head.ContentLength).toBe(f.file_size_in_bytes);
     }
 
-    const scan = await py.scan('lab.samples', { orderBy: ['seq'] });
     expect(scan.row_count).toBe(4);
     expect(scan.rows).toEqual([...rows, { line: 'L3', seq: 4, value: 1.5 }]);
-    const asOfFirst = await py.scan('lab.samples', { snapshotId: first.snapshots[0]!.snapshot_id, withRows: false });
-    expect(asOfFirst.row_count).toBe(3);
-    const filtered = await py.scan('lab.samples', { rowFilter: "line = 'L1'", orderBy: ['seq'] });
+    expect(asOfFirst).toEqual({ row_count: 3, columns: ['line', 'seq', 'value'] });
     expect(filtered.rows?.map((r) => r.seq)).toEqual([1, 3]);
 
     // The REST fixture's catalog is a SQLite file and the files are in S3: both restart.

@@ -139,6 +139,7 @@ export async function startIcebergRest(opts: IcebergRestOptions): Promise<Iceber
         env: env(),
         logFile,
         ready: () => configAnswers(uri),
+        readyLogPattern: new RegExp(`Started ServerConnector.*:${port}\\}`),
         startTimeoutMs: opts.startTimeoutMs ?? 120_000,
         stopTimeoutMs: 15_000,
       });

@@ -3,7 +3,7 @@
 // SIGTERM then SIGKILL, and killed synchronously if the test process exits first so no
 // service outlives the run. Its log stays on disk for diagnostics.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, statSync } from 'node:fs';
 import { freePort } from '../support/free-port.ts';
 
 export interface ManagedProcessOptions {
@@ -17,6 +17,12 @@ export interface ManagedProcessOptions {
   logFile: string;
   /** Resolves true once the service answers; polled until `startTimeoutMs`. */
   ready: () => Promise<boolean>;
+  /**
+   * A line the service logs once it has bound its own port. When given, the probe counts
+   * only after this start's log output shows it: a probe alone could be answered by
+   * another process that took the port between freePort() and the bind.
+   */
+  readyLogPattern?: RegExp;
   startTimeoutMs?: number;
   /** How long SIGTERM may take before SIGKILL (default 20 s). */
   stopTimeoutMs?: number;
@@ -63,6 +69,9 @@ export function managedProcess(opts: ManagedProcessOptions): ManagedProcess {
 
   const start = async (): Promise<void> => {
     if (child && !exited(child)) throw new Error(`${opts.name}: already running (pid ${child.pid})`);
+    const logStart = existsSync(opts.logFile) ? statSync(opts.logFile).size : 0;
+    const loggedReady = (): boolean =>
+      opts.readyLogPattern === undefined || opts.readyLogPattern.test(readFileSync(opts.logFile).subarray(logStart).toString('utf8'));
     const fd = openSync(opts.logFile, 'a');
     let spawnError: Error | undefined;
     const c = spawn(opts.command, opts.args, { cwd: opts.cwd, env: opts.env ?? process.env, stdio: ['ignore', fd, fd] });
@@ -80,7 +89,7 @@ export function managedProcess(opts: ManagedProcessOptions): ManagedProcess {
       if (exited(c)) {
         throw new Error(`${opts.name} exited during start (code ${c.exitCode}, signal ${c.signalCode}); log ${opts.logFile}:\n${logTail()}`);
       }
-      if (await opts.ready().catch(() => false)) return;
+      if (loggedReady() && (await opts.ready().catch(() => false))) return;
       await new Promise((r) => setTimeout(r, 200));
     }
     await stop('SIGKILL');

@@ -44,7 +44,16 @@ export async function provisionPyiceberg(): Promise<string> {
   return join(dir, 'bin', 'python');
 }
 
-export type PyIcebergOp = 'namespaces' | 'tables' | 'metadata' | 'snapshots' | 'files' | 'scan' | 'create_and_append' | 'script';
+export type PyIcebergOp =
+  | 'namespaces'
+  | 'tables'
+  | 'metadata'
+  | 'snapshots'
+  | 'files'
+  | 'scan'
+  | 'create_and_append'
+  | 'script'
+  | 'batch';
 
 /**
  * Runs one reader op against the catalog described by Iceberg client properties (see
@@ -113,6 +122,17 @@ export interface PyScan {
   row_count: number;
   columns: string[];
   rows?: Array<Record<string, unknown>>;
+}
+
+/**
+ * Several ops in one Python process (each process start costs about a second for
+ * pyarrow's import): results in request order, all read from the same catalog session.
+ */
+export function pyicebergBatch<T extends unknown[] = unknown[]>(
+  properties: Record<string, string>,
+  requests: Array<{ op: Exclude<PyIcebergOp, 'batch'>; args?: Record<string, unknown> }>,
+): Promise<T> {
+  return pyiceberg<T>(properties, 'batch', { requests });
 }
 
 /** The reader ops bound to one catalog. */

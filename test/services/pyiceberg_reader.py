@@ -19,6 +19,8 @@ Ops (args in brackets):
                                (schema from `schema` [{name, type, required?}] or from the rows),
                                appends the rows with PyIceberg's own writer; returns snapshots
     script [code]         -> runs `code` with `catalog` and `args` in scope; returns its `result`
+    batch [requests: [{op, args}]] -> the results of several ops in order, one process
+                               (one Python + pyarrow start-up, about a second, for all of them)
 
 JSON encoding of values: snapshot ids, and any integer beyond 2**53 - 1, as decimal strings
 (JavaScript numbers would round them; pass snapshot ids back as those strings), datetimes and dates in ISO 8601, bytes as {"base64": ...},
@@ -199,6 +201,10 @@ def op_script(catalog, args):
     return scope["result"]
 
 
+def op_batch(catalog, args):
+    return [OPS[r["op"]](catalog, r.get("args", {})) for r in args["requests"]]
+
+
 OPS = {
     "namespaces": op_namespaces,
     "tables": op_tables,
@@ -208,6 +214,7 @@ OPS = {
     "scan": op_scan,
     "create_and_append": op_create_and_append,
     "script": op_script,
+    "batch": op_batch,
 }
 
 

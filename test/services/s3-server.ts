@@ -128,6 +128,7 @@ export async function startS3Server(opts: S3ServerOptions = {}): Promise<S3Serve
       env: { ...process.env, ROOT_ACCESS_KEY_ID: accessKeyId, ROOT_SECRET_ACCESS_KEY: secretAccessKey },
       logFile,
       ready: () => answers(probe),
+      readyLogPattern: new RegExp(`bound on host 127\\.0\\.0\\.1 and port ${port}\\b`),
       startTimeoutMs: opts.startTimeoutMs ?? 30_000,
       stopTimeoutMs: 10_000,
     });
