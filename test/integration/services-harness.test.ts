@@ -4,7 +4,7 @@
 // twice in a row; if this file fails, failures in the catalog tests say nothing about
 // lakeside. (Mosquitto's own start/answer/stop twice is in harness.test.ts.)
 import { createHash, randomBytes } from 'node:crypto';
-import { connect } from 'node:net';
+import { existsSync } from 'node:fs';
 import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
@@ -21,6 +21,7 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { provisionIcebergRest, startIcebergRest } from '../services/iceberg-rest.ts';
 import { provisionPyiceberg, pyiceberg, pyicebergBatch, pyicebergClient, type PyDataFile, type PyScan, type PySnapshot } from '../services/pyiceberg.ts';
 import { provisionVersitygw, startS3Server, type S3Server } from '../services/s3-server.ts';
+import { pidAlive, portAccepts } from '../support/liveness.ts';
 
 const cleanups: Array<() => Promise<unknown>> = [];
 afterEach(async () => {
@@ -32,26 +33,6 @@ afterEach(async () => {
 beforeAll(async () => {
   await Promise.all([provisionVersitygw(), provisionIcebergRest(), provisionPyiceberg()]);
 });
-
-function portAccepts(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect({ port, host: '127.0.0.1' });
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 async function s3Server(buckets: string[] = []): Promise<{ s3: S3Server; client: S3Client }> {
   const s3 = await startS3Server({ buckets });
@@ -92,6 +73,7 @@ describe('S3 server (versitygw)', () => {
       await s3.stop();
       expect(pidAlive(pid)).toBe(false);
       expect(await portAccepts(s3.port)).toBe(false);
+      expect(existsSync(s3.dir)).toBe(false);
     });
   }
 
@@ -234,6 +216,7 @@ describe('Iceberg REST catalog fixture on S3, read by PyIceberg', () => {
       await rest.stop();
       expect(pidAlive(pid)).toBe(false);
       expect(await portAccepts(rest.port)).toBe(false);
+      expect(existsSync(rest.dir)).toBe(false);
     });
   }
 

@@ -15,12 +15,9 @@
 // - The fixture's Jetty binds every interface (it takes only a port); the port is a
 //   free one picked on loopback. Ready = `GET /v1/config` answers 200.
 // - Its token endpoint issues dummy tokens and checks none: no auth is tested here.
-import { mkdirSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HeadBucketCommand } from '@aws-sdk/client-s3';
-import { launchOnFreePort, managedProcess, type ManagedProcess } from './managed-process.ts';
+import { launchOnFreePort, managedProcess, serviceControl, serviceDir, type ManagedProcess, type ServiceControl } from './managed-process.ts';
 import type { S3Server } from './s3-server.ts';
 import { mavenClasspath } from './service-cache.ts';
 
@@ -46,7 +43,7 @@ export interface IcebergRestOptions {
   startTimeoutMs?: number;
 }
 
-export interface IcebergRest {
+export interface IcebergRest extends ServiceControl {
   /** Base URI of the REST catalog, e.g. `http://127.0.0.1:41234` (routes under `/v1/`). */
   readonly uri: string;
   readonly port: number;
@@ -55,7 +52,6 @@ export interface IcebergRest {
   readonly bucket: string;
   readonly dir: string;
   readonly logFile: string;
-  readonly pid: number | undefined;
   /**
    * Iceberg client properties for this catalog and its S3 storage, in the names the
    * Iceberg clients share (PyIceberg's `load_catalog`, Java's RESTCatalog): `uri`,
@@ -63,10 +59,6 @@ export interface IcebergRest {
    * `s3.region`, `s3.path-style-access`.
    */
   readonly clientProperties: Record<string, string>;
-  restart(opts?: { signal?: NodeJS.Signals }): Promise<void>;
-  kill(signal?: NodeJS.Signals): Promise<void>;
-  stop(): Promise<void>;
-  logTail(lines?: number): string;
 }
 
 async function configAnswers(uri: string): Promise<boolean> {
@@ -96,9 +88,7 @@ export async function startIcebergRest(opts: IcebergRestOptions): Promise<Iceber
   const bucket = opts.bucket ?? 'warehouse';
   await ensureBucket(s3, bucket);
   const warehouse = `s3://${bucket}/wh`;
-  const ownDir = opts.dir === undefined;
-  const dir = opts.dir ?? (await mkdtemp(join(tmpdir(), 'lakeside-iceberg-rest-')));
-  mkdirSync(dir, { recursive: true });
+  const { dir, remove } = await serviceDir('lakeside-iceberg-rest-', opts);
   const logFile = join(dir, 'iceberg-rest.log');
   let port = opts.port ?? 0;
 
@@ -150,14 +140,11 @@ export async function startIcebergRest(opts: IcebergRestOptions): Promise<Iceber
   try {
     await start(opts.port !== undefined);
   } catch (e) {
-    if (ownDir && !opts.keepDir) await rm(dir, { recursive: true, force: true });
+    await remove();
     throw e;
   }
+  const control = serviceControl('iceberg-rest', { current: () => proc, relaunch: () => start(true), remove });
 
-  const kill = async (signal: NodeJS.Signals = 'SIGTERM'): Promise<void> => {
-    await proc?.stop(signal);
-  };
-  let stopped = false;
   return {
     get uri() {
       return `http://127.0.0.1:${port}`;
@@ -170,7 +157,7 @@ export async function startIcebergRest(opts: IcebergRestOptions): Promise<Iceber
     dir,
     logFile,
     get pid() {
-      return proc?.pid;
+      return control.pid;
     },
     get clientProperties() {
       return {
@@ -183,18 +170,9 @@ export async function startIcebergRest(opts: IcebergRestOptions): Promise<Iceber
         's3.path-style-access': 'true',
       };
     },
-    kill,
-    async restart(r = {}) {
-      if (stopped) throw new Error('iceberg-rest: restart() after stop()');
-      await kill(r.signal ?? 'SIGTERM');
-      await start(true);
-    },
-    async stop() {
-      if (stopped) return;
-      stopped = true;
-      await kill('SIGTERM');
-      if (ownDir && !opts.keepDir) await rm(dir, { recursive: true, force: true });
-    },
-    logTail: (lines?: number) => proc?.logTail(lines) ?? '(not started)',
+    kill: control.kill,
+    restart: control.restart,
+    stop: control.stop,
+    logTail: control.logTail,
   };
 }

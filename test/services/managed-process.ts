@@ -3,7 +3,10 @@
 // SIGTERM then SIGKILL, and killed synchronously if the test process exits first so no
 // service outlives the run. Its log stays on disk for diagnostics.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, openSync, readFileSync, statSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, statSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { freePort } from '../support/free-port.ts';
 
 export interface ManagedProcessOptions {
@@ -125,4 +128,55 @@ export async function launchOnFreePort(pinned: number | undefined, launch: (port
       if (pinned !== undefined || attempt >= attempts || !/address already in use/i.test((e as Error).message)) throw e;
     }
   }
+}
+
+/** The working directory of a test service: the caller's, or a new temp dir that `remove()` deletes. */
+export async function serviceDir(prefix: string, opts: { dir?: string; keepDir?: boolean }): Promise<{ dir: string; remove: () => Promise<void> }> {
+  if (opts.dir !== undefined) {
+    mkdirSync(opts.dir, { recursive: true });
+    return { dir: opts.dir, remove: async () => undefined };
+  }
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  return { dir, remove: async () => (opts.keepDir ? undefined : rm(dir, { recursive: true, force: true })) };
+}
+
+/** Lifecycle of a test service whose process is relaunched on restart (same port, same data). */
+export interface ServiceControl {
+  /** PID of the current process (changes on restart). */
+  readonly pid: number | undefined;
+  /** Send a signal (SIGKILL for a crash) and wait for exit; the service stays down until restart(). */
+  kill(signal?: NodeJS.Signals): Promise<void>;
+  /** Stop (SIGTERM by default, SIGKILL for a crash) and start again on the same port and data. */
+  restart(opts?: { signal?: NodeJS.Signals }): Promise<void>;
+  /** SIGTERM, wait for exit, remove the working directory if it was ours. */
+  stop(): Promise<void>;
+  logTail(lines?: number): string;
+}
+
+export function serviceControl(
+  name: string,
+  o: { current: () => ManagedProcess | undefined; relaunch: () => Promise<void>; remove: () => Promise<void> },
+): ServiceControl {
+  let stopped = false;
+  const kill = async (signal: NodeJS.Signals = 'SIGTERM'): Promise<void> => {
+    await o.current()?.stop(signal);
+  };
+  return {
+    get pid() {
+      return o.current()?.pid;
+    },
+    kill,
+    async restart(r = {}) {
+      if (stopped) throw new Error(`${name}: restart() after stop()`);
+      await kill(r.signal ?? 'SIGTERM');
+      await o.relaunch();
+    },
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      await kill('SIGTERM');
+      await o.remove();
+    },
+    logTail: (lines?: number) => o.current()?.logTail(lines) ?? '(not started)',
+  };
 }

@@ -18,12 +18,10 @@
 //   everything survives restart().
 // - The listener is on 127.0.0.1 only; stop() removes the temp dir unless `keepDir`.
 import { existsSync, mkdirSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
-import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { CreateBucketCommand, ListBucketsCommand, S3Client } from '@aws-sdk/client-s3';
-import { launchOnFreePort, managedProcess, type ManagedProcess } from './managed-process.ts';
+import { launchOnFreePort, managedProcess, serviceControl, serviceDir, type ManagedProcess, type ServiceControl } from './managed-process.ts';
 import { cachedEntry, runCommand } from './service-cache.ts';
 
 export const VERSITYGW_VERSION = 'v1.8.0';
@@ -41,7 +39,7 @@ export interface S3ServerOptions {
   startTimeoutMs?: number;
 }
 
-export interface S3Server {
+export interface S3Server extends ServiceControl {
   /** `http://127.0.0.1:<port>`; clients must use path-style addressing. */
   readonly endpoint: string;
   readonly port: number;
@@ -50,16 +48,9 @@ export interface S3Server {
   readonly secretAccessKey: string;
   readonly dir: string;
   readonly logFile: string;
-  readonly pid: number | undefined;
   /** A new @aws-sdk/client-s3 client for this server (path style, test credentials). */
   client(): S3Client;
   createBucket(name: string): Promise<void>;
-  /** Stop (SIGTERM by default, SIGKILL for a crash) and start again: same port, same data. */
-  restart(opts?: { signal?: NodeJS.Signals }): Promise<void>;
-  /** Send a signal and wait for exit; the server stays down until restart(). */
-  kill(signal?: NodeJS.Signals): Promise<void>;
-  stop(): Promise<void>;
-  logTail(lines?: number): string;
 }
 
 function findGo(): string {
@@ -68,7 +59,7 @@ function findGo(): string {
   }
   throw new Error(
     'versitygw (the S3 test server) is built with `go install`, but no `go` was found on PATH or in /usr/local/go/bin. ' +
-      'Install Go 1.25+ (https://go.dev/dl or the golang-go Debian package). Integration tests do not skip without it.',
+      'Install Go 1.21 or newer (https://go.dev/dl; it fetches the toolchain versitygw asks for). Integration tests do not skip without it.',
   );
 }
 
@@ -94,8 +85,7 @@ async function answers(client: S3Client): Promise<boolean> {
 
 export async function startS3Server(opts: S3ServerOptions = {}): Promise<S3Server> {
   const bin = await provisionVersitygw();
-  const ownDir = opts.dir === undefined;
-  const dir = opts.dir ?? (await mkdtemp(join(tmpdir(), 'lakeside-s3-')));
+  const { dir, remove } = await serviceDir('lakeside-s3-', opts);
   const dataDir = join(dir, 'data');
   mkdirSync(dataDir, { recursive: true });
   const logFile = join(dir, 'versitygw.log');
@@ -158,9 +148,10 @@ export async function startS3Server(opts: S3ServerOptions = {}): Promise<S3Serve
   try {
     await start(opts.port !== undefined);
   } catch (e) {
-    if (ownDir && !opts.keepDir) await rm(dir, { recursive: true, force: true });
+    await remove();
     throw e;
   }
+  const control = serviceControl('s3 server', { current: () => proc, relaunch: () => start(true), remove });
 
   const createBucket = async (name: string): Promise<void> => {
     const c = makeClient();
@@ -170,12 +161,13 @@ export async function startS3Server(opts: S3ServerOptions = {}): Promise<S3Serve
       c.destroy();
     }
   };
-  for (const b of opts.buckets ?? []) await createBucket(b);
+  try {
+    for (const b of opts.buckets ?? []) await createBucket(b);
+  } catch (e) {
+    await control.stop();
+    throw e;
+  }
 
-  const kill = async (signal: NodeJS.Signals = 'SIGTERM'): Promise<void> => {
-    await proc?.stop(signal);
-  };
-  let stopped = false;
   return {
     get endpoint() {
       return `http://127.0.0.1:${port}`;
@@ -189,22 +181,13 @@ export async function startS3Server(opts: S3ServerOptions = {}): Promise<S3Serve
     dir,
     logFile,
     get pid() {
-      return proc?.pid;
+      return control.pid;
     },
     client: makeClient,
     createBucket,
-    kill,
-    async restart(r = {}) {
-      if (stopped) throw new Error('s3 server: restart() after stop()');
-      await kill(r.signal ?? 'SIGTERM');
-      await start(true);
-    },
-    async stop() {
-      if (stopped) return;
-      stopped = true;
-      await kill('SIGTERM');
-      if (ownDir && !opts.keepDir) await rm(dir, { recursive: true, force: true });
-    },
-    logTail: (lines?: number) => proc?.logTail(lines) ?? '(not started)',
+    kill: control.kill,
+    restart: control.restart,
+    stop: control.stop,
+    logTail: control.logTail,
   };
 }
