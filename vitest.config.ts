@@ -15,7 +15,10 @@ export default defineConfig({
           name: 'integration',
           include: ['test/integration/**/*.test.ts'],
           testTimeout: 300_000,
-          hookTimeout: 120_000,
+          // A beforeAll may provision a test service on a cold cache (build versitygw,
+          // download the Iceberg REST jar, create the PyIceberg venv): minutes, once.
+          // CI provisions first (npm run services:provision), so there it is seconds.
+          hookTimeout: 900_000,
           fileParallelism: false,
         },
       },

@@ -4,7 +4,6 @@
 // load publisher, the child-process runner, and the small filesystem's ENOSPC.
 import { writeFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect as mqttConnect, connectAsync, type MqttClient } from 'mqtt';
@@ -12,6 +11,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { startMosquitto, type Mosquitto } from '../services/mosquitto.ts';
 import { spawnDaemon, startDaemon } from '../support/child-daemon.ts';
 import { freePort } from '../support/free-port.ts';
+import { pidAlive, portAccepts } from '../support/liveness.ts';
 import { createPublisher, payloadSeq, publishN } from '../support/mqtt-publisher.ts';
 import { createSmallFs, type SmallFs } from '../support/small-fs.ts';
 
@@ -19,26 +19,6 @@ const cleanups: Array<() => Promise<unknown>> = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
 });
-
-function portAccepts(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect({ port, host: '127.0.0.1' });
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 async function subscriber(url: string, topic: string, opts: { clientId?: string; clean?: boolean } = {}) {
   const received: Array<{ topic: string; payload: string; qos: number }> = [];

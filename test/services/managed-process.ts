@@ -3,7 +3,11 @@
 // SIGTERM then SIGKILL, and killed synchronously if the test process exits first so no
 // service outlives the run. Its log stays on disk for diagnostics.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, statSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freePort } from '../support/free-port.ts';
 
 export interface ManagedProcessOptions {
   /** Name used in errors, e.g. "kafka". */
@@ -16,6 +20,12 @@ export interface ManagedProcessOptions {
   logFile: string;
   /** Resolves true once the service answers; polled until `startTimeoutMs`. */
   ready: () => Promise<boolean>;
+  /**
+   * A line the service logs once it has bound its own port. When given, the probe counts
+   * only after this start's log output shows it: a probe alone could be answered by
+   * another process that took the port between freePort() and the bind.
+   */
+  readyLogPattern?: RegExp;
   startTimeoutMs?: number;
   /** How long SIGTERM may take before SIGKILL (default 20 s). */
   stopTimeoutMs?: number;
@@ -62,6 +72,9 @@ export function managedProcess(opts: ManagedProcessOptions): ManagedProcess {
 
   const start = async (): Promise<void> => {
     if (child && !exited(child)) throw new Error(`${opts.name}: already running (pid ${child.pid})`);
+    const logStart = existsSync(opts.logFile) ? statSync(opts.logFile).size : 0;
+    const loggedReady = (): boolean =>
+      opts.readyLogPattern === undefined || opts.readyLogPattern.test(readFileSync(opts.logFile).subarray(logStart).toString('utf8'));
     const fd = openSync(opts.logFile, 'a');
     let spawnError: Error | undefined;
     const c = spawn(opts.command, opts.args, { cwd: opts.cwd, env: opts.env ?? process.env, stdio: ['ignore', fd, fd] });
@@ -79,7 +92,7 @@ export function managedProcess(opts: ManagedProcessOptions): ManagedProcess {
       if (exited(c)) {
         throw new Error(`${opts.name} exited during start (code ${c.exitCode}, signal ${c.signalCode}); log ${opts.logFile}:\n${logTail()}`);
       }
-      if (await opts.ready().catch(() => false)) return;
+      if (loggedReady() && (await opts.ready().catch(() => false))) return;
       await new Promise((r) => setTimeout(r, 200));
     }
     await stop('SIGKILL');
@@ -96,5 +109,74 @@ export function managedProcess(opts: ManagedProcessOptions): ManagedProcess {
     start,
     stop,
     logTail,
+  };
+}
+
+/**
+ * Runs `launch(port)` on a free loopback port and returns the port. freePort() releases
+ * the port before the service binds it, so another process may take it meanwhile: when
+ * the launch fails with "address already in use", another port is tried. A `pinned`
+ * port (given by the caller, or kept across a restart) is used as is.
+ */
+export async function launchOnFreePort(pinned: number | undefined, launch: (port: number) => Promise<void>, attempts = 5): Promise<number> {
+  for (let attempt = 1; ; attempt++) {
+    const port = pinned ?? (await freePort());
+    try {
+      await launch(port);
+      return port;
+    } catch (e) {
+      if (pinned !== undefined || attempt >= attempts || !/address already in use/i.test((e as Error).message)) throw e;
+    }
+  }
+}
+
+/** The working directory of a test service: the caller's, or a new temp dir that `remove()` deletes. */
+export async function serviceDir(prefix: string, opts: { dir?: string; keepDir?: boolean }): Promise<{ dir: string; remove: () => Promise<void> }> {
+  if (opts.dir !== undefined) {
+    mkdirSync(opts.dir, { recursive: true });
+    return { dir: opts.dir, remove: async () => undefined };
+  }
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  return { dir, remove: async () => (opts.keepDir ? undefined : rm(dir, { recursive: true, force: true })) };
+}
+
+/** Lifecycle of a test service whose process is relaunched on restart (same port, same data). */
+export interface ServiceControl {
+  /** PID of the current process (changes on restart). */
+  readonly pid: number | undefined;
+  /** Send a signal (SIGKILL for a crash) and wait for exit; the service stays down until restart(). */
+  kill(signal?: NodeJS.Signals): Promise<void>;
+  /** Stop (SIGTERM by default, SIGKILL for a crash) and start again on the same port and data. */
+  restart(opts?: { signal?: NodeJS.Signals }): Promise<void>;
+  /** SIGTERM, wait for exit, remove the working directory if it was ours. */
+  stop(): Promise<void>;
+  logTail(lines?: number): string;
+}
+
+export function serviceControl(
+  name: string,
+  o: { current: () => ManagedProcess | undefined; relaunch: () => Promise<void>; remove: () => Promise<void> },
+): ServiceControl {
+  let stopped = false;
+  const kill = async (signal: NodeJS.Signals = 'SIGTERM'): Promise<void> => {
+    await o.current()?.stop(signal);
+  };
+  return {
+    get pid() {
+      return o.current()?.pid;
+    },
+    kill,
+    async restart(r = {}) {
+      if (stopped) throw new Error(`${name}: restart() after stop()`);
+      await kill(r.signal ?? 'SIGTERM');
+      await o.relaunch();
+    },
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      await kill('SIGTERM');
+      await o.remove();
+    },
+    logTail: (lines?: number) => o.current()?.logTail(lines) ?? '(not started)',
   };
 }
