@@ -196,6 +196,13 @@ describe('observability: /metrics, feed-gap alerts, lakeside status', () => {
       await watcher.endAsync();
     }
   });
+
+  it('lakeside doctor reaches the configured brokers (source and alert topic)', async () => {
+    const result = await runCli(['doctor', '--config', join(dir, 'lakeside.yaml')], { OBS_READ_TOKEN: TOKEN, NO_COLOR: '1' });
+    expect(result.stdout).toMatch(new RegExp(`ok +mqtt +source plant: ${broker.url.replace(/[.]/g, '\\.')} accepts a connection`));
+    expect(result.stdout).toMatch(/ok +mqtt +alerts: .* accepts a connection/);
+    expect(result.stdout).toMatch(/ok +config +valid: plant obs/);
+  });
 });
 
 function runCli(args: string[], env: Record<string, string>): Promise<{ stdout: string; stderr: string; code: number }> {
