@@ -103,6 +103,7 @@ export class Daemon {
         if (!this.ready) reasons.push('starting');
         if (this.landing.blocked) reasons.push('the landing log cannot commit (disk full or I/O error): sources are paused');
         if (this.fatal) reasons.push(this.fatal);
+        reasons.push(...this.observability.feed.problems());
         return { ok: reasons.length === 0, reasons };
       },
     };

@@ -61,6 +61,9 @@ export interface MetricsSnapshot {
   streams: { watched: number; stalestSeconds: number | null };
 }
 
+/** Failed seal steps in a row before /readyz says so (one failure is retried a second later). */
+const SEAL_FAILURES_NOT_READY = 3;
+
 const HOT_TIER_OF: Record<number, (typeof TIERS)[number]> = { [HOT_LEVEL.L0]: 'hot_l0', [HOT_LEVEL.L1]: 'hot_l1', [HOT_LEVEL.ROLLUP]: 'hot_rollup' };
 
 export class MetricsFeed implements Component {
@@ -70,6 +73,8 @@ export class MetricsFeed implements Component {
   private db: Database.Database | null = null;
   private readonly unsubscribe: (() => void)[] = [];
   private readonly receivedSeen = new Map<string, number>();
+  /** Seal steps in a row that failed (whole step or any dataset), for readiness. */
+  private sealFailuresInARow = 0;
 
   constructor(options: MetricsFeedOptions) {
     this.options = options;
@@ -128,6 +133,12 @@ export class MetricsFeed implements Component {
     return snapshot;
   }
 
+  /** Readiness reasons this feed can see (the daemon adds them to /readyz). */
+  problems(): string[] {
+    const n = this.sealFailuresInARow;
+    return n >= SEAL_FAILURES_NOT_READY ? [`the hot tier cannot seal: the last ${n} seal steps failed (SEAL_FAILED in the log); on-site reads miss the newest rows`] : [];
+  }
+
   private onCommitted(tally: IngestTally, commitMs: number): void {
     const { metrics } = this.options;
     metrics.landingCommits.inc();
@@ -144,6 +155,7 @@ export class MetricsFeed implements Component {
     const seal = step.op === 'seal';
     (seal ? metrics.sealDuration : metrics.compactionDuration).observe(step.ms / 1000);
     for (const { dataset, rows } of step.rows) (seal ? metrics.sealRows : metrics.compactionRows).inc({ dataset }, rows);
+    if (seal) this.sealFailuresInARow = step.ok && step.failed.length === 0 ? 0 : this.sealFailuresInARow + 1;
     const failures = seal ? metrics.sealFailures : metrics.compactionFailures;
     if (!step.ok) failures.inc({ dataset: '' });
     for (const dataset of step.failed) failures.inc({ dataset });
