@@ -32,7 +32,9 @@ export function sourceOf(item: LandingItem): string {
 }
 
 export function tallyCommit(items: readonly LandingItem[], results: readonly LandingItemResult[]): IngestTally {
-  const rows = new Map<string, [string, string, number, number]>();
+  // Nested maps (source → dataset → entry): no key string built per item.
+  const rows = new Map<string, Map<string, [string, string, number, number]>>();
+  const out: [string, string, number, number][] = [];
   const quarantined = new Map<string, [string, string, number]>();
   const addQuarantine = (dataset: string, reason: string, count: number): void => {
     const key = `${dataset}\u0000${reason}`;
@@ -45,18 +47,23 @@ export function tallyCommit(items: readonly LandingItem[], results: readonly Lan
     const dataset = item.rows[0]?.dataset;
     if (dataset !== undefined && (result.inserted > 0 || result.duplicates > 0)) {
       const source = sourceOf(item);
-      const key = `${source}\u0000${dataset}`;
-      const entry = rows.get(key);
+      let bySource = rows.get(source);
+      if (!bySource) rows.set(source, (bySource = new Map()));
+      const entry = bySource.get(dataset);
       if (entry) {
         entry[2] += result.inserted;
         entry[3] += result.duplicates;
-      } else rows.set(key, [source, dataset, result.inserted, result.duplicates]);
+      } else {
+        const created: [string, string, number, number] = [source, dataset, result.inserted, result.duplicates];
+        bySource.set(dataset, created);
+        out.push(created);
+      }
     }
     for (const entry of item.quarantine) addQuarantine(entry.dataset ?? '', entry.reasonCode, 1);
     const rejected = result.quarantined - item.quarantine.length;
     if (rejected > 0) addQuarantine(dataset ?? '', LANDING_REJECTED, rejected);
   });
-  return { rows: [...rows.values()], quarantined: [...quarantined.values()] };
+  return { rows: out, quarantined: [...quarantined.values()] };
 }
 
 /** [dataset, stream id, stream key (name → value), last arrival ms, arrivals since the last drain] */
@@ -84,8 +91,11 @@ export function streamIdOf(dataset: Dataset, values: RowValues): string {
   return JSON.stringify(key.map((i) => String(values[i] ?? '')));
 }
 
+/** Per dataset: nested maps, one level per stream-key column, the last holding the stream (no key built per row). */
+type StreamTree = Map<string, StreamTree | StreamState>;
+
 export class StreamActivity {
-  private readonly streams = new Map<string, Map<string, StreamState>>();
+  private readonly streams = new Map<string, StreamTree | StreamState | null>();
   private readonly datasets: Map<string, Dataset>;
   private readonly maxStreams: number;
   private count = 0;
@@ -95,7 +105,7 @@ export class StreamActivity {
   constructor(datasets: Map<string, Dataset>, maxStreams: number) {
     this.datasets = datasets;
     this.maxStreams = maxStreams;
-    for (const name of datasets.keys()) this.streams.set(name, new Map());
+    for (const [name, dataset] of datasets) this.streams.set(name, dataset.streamKey.length === 0 ? null : new Map());
   }
 
   /** Records the rows of a committed batch as arrivals at `nowMs`. */
@@ -104,6 +114,27 @@ export class StreamActivity {
       if (results[index]!.inserted !== item.rows.length) return;
       for (const row of item.rows) this.touch(row.dataset, row.values, nowMs);
     });
+  }
+
+  private create(dataset: Dataset, values: RowValues, nowMs: number): StreamState {
+    const keyColumns = dataset.streamKey;
+    const key: Record<string, string> = {};
+    for (const i of keyColumns) key[dataset.columns[i]!.name] = String(values[i] ?? '');
+    const state: StreamState = { dataset: dataset.name, id: streamIdOf(dataset, values), key, lastMs: nowMs, pending: 0 };
+    this.count++;
+    if (keyColumns.length === 0) {
+      this.streams.set(dataset.name, state);
+      return state;
+    }
+    let tree = this.streams.get(dataset.name) as StreamTree;
+    for (let level = 0; level < keyColumns.length - 1; level++) {
+      const value = String(values[keyColumns[level]!] ?? '');
+      let next = tree.get(value) as StreamTree | undefined;
+      if (!next) tree.set(value, (next = new Map()));
+      tree = next;
+    }
+    tree.set(String(values[keyColumns[keyColumns.length - 1]!] ?? ''), state);
+    return state;
   }
 
   /** Streams that got rows since the last drain. */
@@ -116,20 +147,22 @@ export class StreamActivity {
 
   private touch(datasetName: string, values: RowValues, nowMs: number): void {
     const dataset = this.datasets.get(datasetName);
-    const byId = this.streams.get(datasetName);
-    if (!dataset || !byId) return;
-    const id = streamIdOf(dataset, values);
-    let state = byId.get(id);
+    if (!dataset) return;
+    const keyColumns = dataset.streamKey;
+    const root = this.streams.get(datasetName);
+    let state: StreamState | undefined;
+    if (keyColumns.length === 0) state = (root as StreamState | null) ?? undefined;
+    else {
+      let node: StreamTree | StreamState | undefined = root as StreamTree;
+      for (let level = 0; level < keyColumns.length && node; level++) node = (node as StreamTree).get(String(values[keyColumns[level]!] ?? ''));
+      state = node as StreamState | undefined;
+    }
     if (!state) {
       if (this.count >= this.maxStreams) {
         this.untrackedRows++;
         return;
       }
-      const key: Record<string, string> = {};
-      for (const i of dataset.streamKey) key[dataset.columns[i]!.name] = String(values[i] ?? '');
-      state = { dataset: datasetName, id, key, lastMs: nowMs, pending: 0 };
-      byId.set(id, state);
-      this.count++;
+      state = this.create(dataset, values, nowMs);
     }
     if (state.pending === 0) this.dirty.push(state);
     state.pending++;
