@@ -35,20 +35,24 @@ export type OnDelivery = (channel: string, outcome: DeliveryOutcome) => void;
 
 const QUEUE_LIMIT = 1000;
 
-export class WebhookNotifier implements AlertNotifier {
-  readonly channel = 'webhook';
-  private readonly config: NonNullable<AlertsConfig['webhook']>;
-  private readonly queue: AlertEvent[] = [];
-  private running: Promise<void> | null = null;
-  private readonly abort = new AbortController();
-  private readonly logger: Logger;
-  private readonly onDelivery: OnDelivery;
+/** What every notifier keeps: its config section, the logger, the delivery counter. */
+abstract class Notifier<C> {
+  protected readonly config: C;
+  protected readonly logger: Logger;
+  protected readonly onDelivery: OnDelivery;
 
-  constructor(config: NonNullable<AlertsConfig['webhook']>, logger: Logger, onDelivery: OnDelivery) {
+  constructor(config: C, logger: Logger, onDelivery: OnDelivery) {
     this.config = config;
     this.logger = logger;
     this.onDelivery = onDelivery;
   }
+}
+
+export class WebhookNotifier extends Notifier<NonNullable<AlertsConfig['webhook']>> implements AlertNotifier {
+  readonly channel = 'webhook';
+  private readonly queue: AlertEvent[] = [];
+  private running: Promise<void> | null = null;
+  private readonly abort = new AbortController();
 
   async start(): Promise<void> {}
 
@@ -105,18 +109,9 @@ export class WebhookNotifier implements AlertNotifier {
   }
 }
 
-export class MqttAlertNotifier implements AlertNotifier {
+export class MqttAlertNotifier extends Notifier<NonNullable<AlertsConfig['mqtt']>> implements AlertNotifier {
   readonly channel = 'mqtt';
-  private readonly config: NonNullable<AlertsConfig['mqtt']>;
   private client: MqttClient | null = null;
-  private readonly logger: Logger;
-  private readonly onDelivery: OnDelivery;
-
-  constructor(config: NonNullable<AlertsConfig['mqtt']>, logger: Logger, onDelivery: OnDelivery) {
-    this.config = config;
-    this.logger = logger;
-    this.onDelivery = onDelivery;
-  }
 
   /** Connects in the background: an alert broker that is down must not keep the agent from starting. */
   async start(): Promise<void> {

@@ -1,26 +1,12 @@
 // The metric catalog keeps its naming scheme, and the writer-side tally and stream
 // activity count what a commit landed (so the main thread only adds per batch).
 import { describe, expect, it } from 'vitest';
-import { resolveDataset } from '../../../config/dataset.ts';
-import { datasetSchema } from '../../../config/schema.ts';
 import { StreamActivity, tallyCommit } from '../../../agent/landing/ingest-tally.ts';
 import type { LandingItem, LandingItemResult } from '../../../agent/landing/types.ts';
 import { LakesideMetrics, metricsTable } from '../../../agent/metrics/metrics.ts';
+import { inspections, sensors } from '../latest/fixture.ts';
 
-const readings = resolveDataset(
-  datasetSchema.parse({
-    name: 'readings',
-    time_column: 'ts',
-    columns: [
-      { name: 'line', type: 'string' },
-      { name: 'sensor', type: 'string' },
-      { name: 'value', type: 'double' },
-    ],
-    stream_key: ['line', 'sensor'],
-  }),
-);
-
-const row = (line: string, sensor: string) => ({ dataset: 'readings', values: [1, line, sensor, 1.5] });
+const row = (line: string, sensor: string) => ({ dataset: 'sensors', values: [1, line, sensor, 1.5, 'pct', true] });
 const ok = (inserted: number, extra: Partial<LandingItemResult> = {}): LandingItemResult => ({ inserted, duplicates: 0, sourceDuplicate: false, quarantined: 0, ...extra });
 
 describe('metric catalog', () => {
@@ -56,7 +42,7 @@ describe('tallyCommit', () => {
       { rows: [row('l2', 't')], quarantine: [], blobs: [], sourceKey: { source: 'folder:cam', key: 'x' } },
       {
         rows: [],
-        quarantine: [{ source: 'a', coordinates: '{}', dataset: 'readings', reasonCode: 'malformed_json', reason: '', payload: new Uint8Array(), payloadBytes: 0, receivedAtUs: 0 }],
+        quarantine: [{ source: 'a', coordinates: '{}', dataset: 'sensors', reasonCode: 'malformed_json', reason: '', payload: new Uint8Array(), payloadBytes: 0, receivedAtUs: 0 }],
         blobs: [],
         source: 'mqtt:a',
       },
@@ -65,12 +51,12 @@ describe('tallyCommit', () => {
     const results = [ok(1), ok(0, { duplicates: 1 }), ok(1), ok(1), ok(0, { quarantined: 1 }), ok(0, { quarantined: 1 })];
     expect(tallyCommit(items, results)).toEqual({
       rows: [
-        ['mqtt:a', 'readings', 2, 1],
-        ['folder:cam', 'readings', 1, 0],
+        ['mqtt:a', 'sensors', 2, 1],
+        ['folder:cam', 'sensors', 1, 0],
       ],
       quarantined: [
-        ['readings', 'malformed_json', 1],
-        ['readings', 'landing_rejected', 1],
+        ['sensors', 'malformed_json', 1],
+        ['sensors', 'landing_rejected', 1],
       ],
     });
   });
@@ -78,20 +64,27 @@ describe('tallyCommit', () => {
 
 describe('StreamActivity', () => {
   it('reports streams with rows since the last drain, and stops watching past its cap', () => {
-    const activity = new StreamActivity(new Map([['readings', readings]]), 2);
+    const activity = new StreamActivity(new Map([['sensors', sensors]]), 2);
     activity.record([{ rows: [row('l1', 'h'), row('l1', 'h'), row('l1', 't')], quarantine: [], blobs: [] }], [ok(3)], 1000);
     activity.record([{ rows: [row('l2', 'x')], quarantine: [], blobs: [] }], [ok(1)], 2000); // a third stream: over the cap
     activity.record([{ rows: [row('l1', 't')], quarantine: [], blobs: [] }], [ok(0, { duplicates: 1 })], 3000); // a redelivery: no arrival
     expect(activity.drain(5000)).toEqual({
       nowMs: 5000,
       streams: [
-        ['readings', '["l1","h"]', { line: 'l1', sensor: 'h' }, 1000, 2],
-        ['readings', '["l1","t"]', { line: 'l1', sensor: 't' }, 1000, 1],
+        ['sensors', '["l1","h"]', { line: 'l1', sensor: 'h' }, 1000, 2],
+        ['sensors', '["l1","t"]', { line: 'l1', sensor: 't' }, 1000, 1],
       ],
       untrackedRows: 1,
     });
     expect(activity.drain(6000).streams).toEqual([]);
     activity.record([{ rows: [row('l1', 't')], quarantine: [], blobs: [] }], [ok(1)], 7000);
-    expect(activity.drain(8000).streams).toEqual([['readings', '["l1","t"]', { line: 'l1', sensor: 't' }, 7000, 1]]);
+    expect(activity.drain(8000).streams).toEqual([['sensors', '["l1","t"]', { line: 'l1', sensor: 't' }, 7000, 1]]);
+  });
+
+  it('treats a dataset without a stream key as one stream', () => {
+    const activity = new StreamActivity(new Map([['inspections', inspections]]), 10);
+    const frame = { dataset: 'inspections', values: [1, 'ok', 'ab'.repeat(32)] };
+    activity.record([{ rows: [frame, frame], quarantine: [], blobs: [] }], [ok(2)], 1000);
+    expect(activity.drain(2000).streams).toEqual([['inspections', '', {}, 1000, 2]]);
   });
 });
