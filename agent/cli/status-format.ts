@@ -73,7 +73,7 @@ export function formatStatus(url: string, status: StatusReport, datasets: Datase
   for (const d of datasets) {
     const hot = status.hot[d.name];
     const files = hot ? `, hot ${hot.files} files ${formatBytes(hot.bytes)}` : '';
-    lines.push(label('dataset') + `${d.name}: ${d.rows} rows, newest ${d.max_time ?? 'none'}, ${d.streams.length} streams${files}`);
+    lines.push(label('dataset') + `${d.name}: ${d.rows} rows, newest ${d.max_time ?? 'none'}, ${d.streams.length} stream${d.streams.length === 1 ? '' : 's'}${files}`);
   }
   const stalest = status.streams.stalest_seconds;
   lines.push(label('streams') + `${status.streams.watched} watched${stalest !== null ? `, stalest silent for ${formatDuration(stalest)}` : ''}`);

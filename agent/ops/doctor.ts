@@ -118,7 +118,7 @@ const diskCheck: DoctorCheck = {
     const free = fs.bavail * fs.bsize;
     const size = fs.blocks * fs.bsize;
     const ratio = size > 0 ? free / size : 0;
-    const detail = `${(free / GiB).toFixed(1)} GiB free of ${(size / GiB).toFixed(1)} GiB (${Math.round(ratio * 100)} %) at ${dir}`;
+    const detail = `${(free / GiB).toFixed(1)} GiB free of ${(size / GiB).toFixed(1)} GiB (${Math.round(ratio * 100)} % free) at ${dir}`;
     const status: CheckStatus = ratio < 0.02 || free < 256 * 1024 ** 2 ? 'fail' : ratio < 0.1 || free < GiB ? 'warn' : 'ok';
     return [result('disk', status, detail)];
   },
