@@ -49,6 +49,7 @@ export class Observability implements Component {
     this.alerts = new AlertManager({
       config,
       activity: () => options.landing.activity(),
+      feedsPaused: () => options.landing.blocked,
       metrics: this.metrics,
       logger: options.logger.child({ component: 'alerts' }),
       ...(options.now ? { now: options.now } : {}),

@@ -11,7 +11,8 @@
  * Lifecycle: the constructor does no I/O; start() starts the notifiers and the check
  * timer; stop() ends the timer, waits for a running check, stops the notifiers.
  * Alerts live in memory: after a restart a stream must show its cadence again
- * (`min_samples`) before it can alert.
+ * (`min_samples`) before it can alert. No gap alert opens while the agent itself has
+ * paused the sources (landing log blocked), nor for floor_seconds after.
  */
 import type { LakesideConfig } from '../../config/schema.ts';
 import type { ActivityReport } from '../landing/ingest-tally.ts';
@@ -30,6 +31,12 @@ export interface AlertManagerOptions {
   now?: () => number;
   /** Default: from `alerts.mqtt` and `alerts.webhook`. */
   notifiers?: AlertNotifier[];
+  /**
+   * True while the agent itself stops the feeds (the landing log is blocked and sources
+   * are paused): no gap alert opens then, nor for floor_seconds after, since the
+   * silence is ours and has its own alert (LANDING_DISK_FULL).
+   */
+  feedsPaused?: () => boolean;
 }
 
 /** An open alert as the API and `lakeside status` show it. */
@@ -62,6 +69,7 @@ export class AlertManager implements Component {
   private readonly notifiers: AlertNotifier[];
   private timer: NodeJS.Timeout | null = null;
   private checking: Promise<void> | null = null;
+  private quietUntilMs = Number.NEGATIVE_INFINITY;
 
   constructor(options: AlertManagerOptions) {
     this.options = options;
@@ -111,7 +119,9 @@ export class AlertManager implements Component {
       const cleared = this.detector.arrived(dataset, id, key, lastMs, count);
       if (cleared) this.onCleared(cleared);
     }
-    if (this.options.config.alerts.feed_gap.enabled) for (const alert of this.detector.check()) this.onOpened(alert);
+    const gap = this.options.config.alerts.feed_gap;
+    if (this.options.feedsPaused?.()) this.quietUntilMs = this.now() + gap.floor_seconds * 1000;
+    if (gap.enabled && this.now() >= this.quietUntilMs) for (const alert of this.detector.check()) this.onOpened(alert);
     this.options.metrics.alertsActive.set({ kind: 'feed_gap' }, this.detector.openAlerts().length);
   }
 

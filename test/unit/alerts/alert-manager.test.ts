@@ -15,6 +15,7 @@ interface Hook {
   url: string;
   received: AlertEvent[];
   attempts: number;
+  authorizations: (string | undefined)[];
   server: Server;
 }
 
@@ -28,11 +29,12 @@ afterEach(async () => {
 
 /** A webhook receiver; `respond` decides each attempt's status (or 'hang' to never answer). */
 async function webhook(respond: (attempt: number) => number | 'hang'): Promise<Hook> {
-  const hook = { received: [] as AlertEvent[], attempts: 0 } as Hook;
+  const hook = { received: [] as AlertEvent[], attempts: 0, authorizations: [] } as unknown as Hook;
   hook.server = createServer(async (request: IncomingMessage, response) => {
     const attempt = hook.attempts++;
     let body = '';
     for await (const chunk of request) body += chunk;
+    hook.authorizations.push(request.headers.authorization);
     const status = respond(attempt);
     if (status === 'hang') return;
     if (status === 200) hook.received.push(JSON.parse(body) as AlertEvent);
@@ -44,7 +46,7 @@ async function webhook(respond: (attempt: number) => number | 'hang'): Promise<H
   return hook;
 }
 
-function manager(url: string, timeoutMs = 5000) {
+function manager(url: string, timeoutMs = 5000, paused = { now: false }) {
   const clock = { now: Date.parse('2026-11-21T10:00:00Z') };
   const pending: StreamArrival[] = [];
   const metrics = new LakesideMetrics({ defaultMetrics: false });
@@ -55,7 +57,7 @@ function manager(url: string, timeoutMs = 5000) {
       feed_gap: { enabled: true, k: 4, floor_seconds: 1, ceiling_seconds: 600, min_samples: 3, check_interval_ms: 60_000, max_streams: 100 },
     },
   };
-  const notifier = new WebhookNotifier({ url, timeout_ms: timeoutMs, retries: 2, retry_initial_ms: 10 }, silentLogger(), (channel, outcome) =>
+  const notifier = new WebhookNotifier({ url, timeout_ms: timeoutMs, retries: 2, retry_initial_ms: 10, bearer_token: 'hook-secret' }, silentLogger(), (channel, outcome) =>
     metrics.alertDeliveries.inc({ channel, outcome }),
   );
   const alerts = new AlertManager({
@@ -65,6 +67,7 @@ function manager(url: string, timeoutMs = 5000) {
     logger: silentLogger(),
     now: () => clock.now,
     notifiers: [notifier],
+    feedsPaused: () => paused.now,
   });
   const arrive = () => pending.push(['sensors', 'coat3', { line: 'coat3' }, clock.now, 1]);
   return { clock, alerts, metrics, arrive };
@@ -98,6 +101,7 @@ describe('AlertManager', () => {
 
     await waitFor(() => hook.received.length === 1, 'the webhook got the alert');
     expect(hook.attempts).toBe(2);
+    expect(hook.authorizations).toEqual(['Bearer hook-secret', 'Bearer hook-secret']);
     expect(hook.received[0]).toMatchObject({ event: 'opened', plant: 'p1', agent_id: 'a1', alert: { id: 'feed_gap:sensors:coat3', code: 'FEED_GAP' } });
 
     clock.now += 30_000;
@@ -125,6 +129,30 @@ describe('AlertManager', () => {
     expect(alerts.openAlerts()).toHaveLength(1);
     await waitFor(async () => (await metricValue(metrics, 'lakeside_alert_deliveries_total', { channel: 'webhook', outcome: 'failed' })) === 1, 'the delivery given up');
     expect(hook.attempts).toBe(3); // 1 + 2 retries
+    await alerts.stop();
+  });
+
+  it('opens no gap alert while the agent itself pauses the feeds, nor for floor_seconds after', async () => {
+    const hook = await webhook(() => 200);
+    const paused = { now: false };
+    const { clock, alerts, arrive } = manager(hook.url, 5000, paused);
+    await alerts.start();
+    for (let i = 0; i < 5; i++) {
+      arrive();
+      await alerts.check();
+      clock.now += 1000; // threshold: max(floor 1 s, 4 x 1 s) = 4 s
+    }
+    paused.now = true; // the landing log is blocked: sources paused
+    clock.now += 60_000;
+    await alerts.check();
+    expect(alerts.openAlerts()).toEqual([]);
+    paused.now = false;
+    clock.now += 500; // within floor_seconds of the pause ending
+    await alerts.check();
+    expect(alerts.openAlerts()).toEqual([]);
+    clock.now += 600;
+    await alerts.check(); // the stream did not come back: now it is a gap
+    expect(alerts.openAlerts()).toHaveLength(1);
     await alerts.stop();
   });
 });
