@@ -3,9 +3,10 @@
  *
  * Start order (downstream before upstream): state lock → landing schema → blob
  * recovery → landing log → sealer (hot-tier recovery, then seal/compact timers) →
- * observability (metrics, feed-gap alerts) → on-site reads (query engine, latest cache, HTTP API) → sources. Stop runs the other
- * way: sources stop taking new messages and let their in-flight ones commit and ack,
- * the API closes, the landing log drains, the sealer seals what landed, the lock is
+ * observability (metrics, feed-gap alerts) → on-site reads (query engine, latest
+ * cache, HTTP API) → sources. Stop runs the other way: sources stop taking new
+ * messages and let their in-flight ones commit and ack, the API closes, the alert
+ * checks end, the landing log drains, the sealer seals what landed, the lock is
  * released.
  */
 import { mkdir } from 'node:fs/promises';
