@@ -5,9 +5,10 @@
 //   in `lakeside status`, and the alert clears when the stream sends again.
 // No timing assertions: the test waits for conditions.
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LakesideMetrics } from '../../agent/metrics/metrics.ts';
@@ -98,7 +99,7 @@ describe('observability: /metrics, feed-gap alerts, lakeside status', () => {
 
   afterAll(async () => {
     await publisher?.endAsync();
-    if (daemon) expect((await daemon.stop()).code).toBe(0);
+    if (daemon && !daemon.exit) expect((await daemon.stop()).code).toBe(0);
     await broker?.stop();
     if (dir) await rm(dir, { recursive: true, force: true });
   });
@@ -167,7 +168,8 @@ describe('observability: /metrics, feed-gap alerts, lakeside status', () => {
       await waitFor(() => events.some((e) => e.event === 'opened' && e.alert.id === gapId), 'the feed-gap alert on obs/alerts', 20_000);
       const opened = events.find((e) => e.alert.id === gapId)!;
       expect(opened.alert.stream).toEqual({ line: 'l9', sensor: 'vibration' });
-      expect(daemon.logs().some((l) => l.code === 'FEED_GAP' && (l.alert as { id: string }).id === gapId)).toBe(true);
+      // The log line is written before the publish, but stdout reaches us on its own schedule.
+      await waitFor(() => daemon.logs().some((l) => l.code === 'FEED_GAP' && (l.alert as { id: string }).id === gapId), 'the FEED_GAP log line');
       expect((await scrape()).get('lakeside_feed_gap_alerts_total{dataset="readings"}')).toBeGreaterThanOrEqual(1);
 
       const status = await runCli(['status', '--url', api], { LAKESIDE_TOKEN: TOKEN, NO_COLOR: '1' });
@@ -185,7 +187,7 @@ describe('observability: /metrics, feed-gap alerts, lakeside status', () => {
       })();
       try {
         await waitFor(() => events.some((e) => e.event === 'cleared' && e.alert.id === gapId), 'the clearance on obs/alerts', 20_000);
-        expect(daemon.logs().some((l) => l.code === 'FEED_GAP_CLEARED' && (l.alert as { id: string }).id === gapId)).toBe(true);
+        await waitFor(() => daemon.logs().some((l) => l.code === 'FEED_GAP_CLEARED' && (l.alert as { id: string }).id === gapId), 'the FEED_GAP_CLEARED log line');
         const after = await runCli(['status', '--url', api, '--json'], { LAKESIDE_TOKEN: TOKEN });
         expect((JSON.parse(after.stdout) as { alerts: { id: string }[] }).alerts.map((a) => a.id)).not.toContain(gapId);
       } finally {
@@ -202,6 +204,27 @@ describe('observability: /metrics, feed-gap alerts, lakeside status', () => {
     expect(result.stdout).toMatch(new RegExp(`ok +mqtt +source plant: ${broker.url.replace(/[.]/g, '\\.')} accepts a connection`));
     expect(result.stdout).toMatch(/ok +mqtt +alerts: .* accepts a connection/);
     expect(result.stdout).toMatch(/ok +config +valid: plant obs/);
+  });
+
+  it('lakeside verify, on the stopped daemon\'s state, finds a deleted hot file and a leftover temp file; --repair removes the temp file and says what it cannot fix', async () => {
+    expect((await daemon.stop()).code).toBe(0);
+    const db = new Database(join(dir, 'state', 'landing.db'), { readonly: true });
+    const file = db.prepare('SELECT path FROM hot_files WHERE level = 0 ORDER BY id LIMIT 1').pluck().get() as string;
+    db.close();
+    await unlink(join(dir, 'state', file));
+    await writeFile(join(dir, 'state', 'hot', '.tmp-cut-short.parquet'), 'half');
+    const config = join(dir, 'lakeside.yaml');
+
+    const found = await runCli(['verify', '--config', config], { NO_COLOR: '1' });
+    expect(found.code).toBe(1);
+    expect(found.stdout).toContain(`CANNOT FIX hot_file_missing ${file}: registered`);
+    expect(found.stdout).toMatch(/found temp_file hot\/\.tmp-cut-short\.parquet/);
+
+    const repaired = await runCli(['verify', '--config', config, '--repair'], { NO_COLOR: '1' });
+    expect(repaired.code).toBe(1); // the lost file is still there to act on
+    expect(repaired.stdout).toMatch(/fixed {2}temp_file hot\/\.tmp-cut-short\.parquet/);
+    expect(repaired.stdout).toContain(`CANNOT FIX hot_file_missing ${file}`);
+    expect(repaired.stdout).toMatch(/restore the file from a backup/);
   });
 });
 
