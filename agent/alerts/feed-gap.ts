@@ -11,6 +11,8 @@
  *   now − last arrival > threshold = clamp(k × cadence, floor, ceiling), and clears on
  *   its next arrival. The gap itself is never a sample (an outage must not teach the
  *   detector that outages are normal).
+ * - check() is O(streams) comparisons: each stream's threshold is recomputed when it
+ *   gets a sample, not at every check.
  * - Time comes from the injected clock (`now`), so tests control it; nothing here
  *   does I/O or holds timers.
  */
@@ -47,6 +49,8 @@ export interface StreamState {
   /** Recent inter-arrival samples (ms), a ring of WINDOW. */
   samples: number[];
   sampleCount: number;
+  /** clamp(k × median, floor, ceiling) in ms, recomputed on each new sample; null before min_samples. */
+  limitMs: number | null;
   alert: FeedGapAlert | null;
 }
 
@@ -76,7 +80,7 @@ export class FeedGapDetector {
     const streamId = `${dataset}:${id}`;
     let state = this.streams.get(streamId);
     if (!state) {
-      state = { dataset, id, key, lastArrivalMs: lastMs, samples: [], sampleCount: 0, alert: null };
+      state = { dataset, id, key, lastArrivalMs: lastMs, samples: [], sampleCount: 0, limitMs: null, alert: null };
       this.streams.set(streamId, state);
       // Several rows in the first batch: their spacing is unknown, so no sample yet.
       return null;
@@ -93,6 +97,7 @@ export class FeedGapDetector {
     if (span >= 0 && count > 0) {
       state.samples[state.sampleCount % WINDOW] = span / count;
       state.sampleCount++;
+      state.limitMs = this.thresholdMs(state);
     }
     return null;
   }
@@ -102,9 +107,8 @@ export class FeedGapDetector {
     const now = this.now();
     const opened: FeedGapAlert[] = [];
     for (const state of this.streams.values()) {
-      if (state.alert) continue;
-      const threshold = this.thresholdMs(state);
-      if (threshold === null || now - state.lastArrivalMs <= threshold) continue;
+      const threshold = state.limitMs;
+      if (state.alert || threshold === null || now - state.lastArrivalMs <= threshold) continue;
       const alert: FeedGapAlert = {
         id: `feed_gap:${state.dataset}:${state.id}`,
         kind: 'feed_gap',

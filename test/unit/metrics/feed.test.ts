@@ -24,7 +24,7 @@ function setup() {
   let stepListener: ((step: StepDone) => void) | null = null;
   const sealer = { on: (_event: string, listener: (step: StepDone) => void) => ((stepListener = listener), () => (stepListener = null)) } as unknown as Sealer;
   const metrics = new LakesideMetrics({ defaultMetrics: false });
-  const streams: StreamState[] = ['a', 'b', 'c'].map((id, i) => ({ dataset: 'sensors', id, key: {}, lastArrivalMs: 10_000 - i * 1000, samples: [], sampleCount: 0, alert: null }));
+  const streams: StreamState[] = ['a', 'b', 'c'].map((id, i) => ({ dataset: 'sensors', id, key: {}, lastArrivalMs: 10_000 - i * 1000, samples: [], sampleCount: 0, limitMs: null, alert: null }));
   const feed = new MetricsFeed({
     metrics,
     landing,
