@@ -357,6 +357,7 @@ const alertsSchema = z.strictObject({
       client_id: z.string().min(1).max(200).default('lakeside-alerts'),
       username: z.string().optional(),
       password: secretRef.optional(),
+      tls: tlsSchema.optional(),
       retain: z.boolean().default(false),
     })
     .optional(),

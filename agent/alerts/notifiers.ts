@@ -13,6 +13,7 @@ import mqtt, { type MqttClient } from 'mqtt';
 import type { AlertsConfig } from '../../config/schema.ts';
 import { ErrorCode, type Logger } from '../log.ts';
 import { backoffDelay, sleep } from '../retry.ts';
+import { mqttTlsOptions } from '../sources/mqtt-tls.ts';
 
 export interface AlertEvent {
   event: 'opened' | 'cleared';
@@ -115,8 +116,9 @@ export class MqttAlertNotifier extends Notifier<NonNullable<AlertsConfig['mqtt']
 
   /** Connects in the background: an alert broker that is down must not keep the agent from starting. */
   async start(): Promise<void> {
-    const { url, client_id, username, password } = this.config;
+    const { url, client_id, username, password, tls } = this.config;
     this.client = mqtt.connect(url, {
+      ...(await mqttTlsOptions(tls)),
       clientId: client_id,
       reconnectPeriod: 5000,
       connectTimeout: 10_000,

@@ -17,8 +17,9 @@ import { access, stat, statfs } from 'node:fs/promises';
 import { connect as tcpConnect } from 'node:net';
 import { dirname } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import mqtt from 'mqtt';
+import mqtt, { type IClientOptions } from 'mqtt';
 import { ConfigError, loadConfigFile, type LoadedConfig } from '../../config/loader.ts';
+import { mqttTlsOptions, type MqttTlsConfig } from '../sources/mqtt-tls.ts';
 
 export type CheckStatus = 'ok' | 'warn' | 'fail';
 
@@ -147,19 +148,34 @@ const clockCheck: DoctorCheck = {
   },
 };
 
-async function mqttConnects(url: string, options: { username?: string; password?: string; timeoutMs: number; rejectUnauthorized?: boolean }): Promise<string | null> {
-  const client = mqtt.connect(url, {
+interface MqttTarget {
+  what: string;
+  url: string;
+  username?: string | undefined;
+  password?: string | undefined;
+  tls?: MqttTlsConfig | undefined;
+}
+
+/** Connects the way the agent would (credentials, TLS files) and disconnects; the problem, or null. */
+async function mqttConnects(target: MqttTarget, timeoutMs: number): Promise<string | null> {
+  let tls: IClientOptions;
+  try {
+    tls = await mqttTlsOptions(target.tls);
+  } catch (error) {
+    return `cannot read a TLS file: ${(error as Error).message}`;
+  }
+  const client = mqtt.connect(target.url, {
+    ...tls,
     clientId: `lakeside-doctor-${randomBytes(4).toString('hex')}`,
     clean: true,
     reconnectPeriod: 0,
-    connectTimeout: options.timeoutMs,
-    ...(options.username !== undefined ? { username: options.username } : {}),
-    ...(options.password !== undefined ? { password: options.password } : {}),
-    ...(options.rejectUnauthorized !== undefined ? { rejectUnauthorized: options.rejectUnauthorized } : {}),
+    connectTimeout: timeoutMs,
+    ...(target.username !== undefined ? { username: target.username } : {}),
+    ...(target.password !== undefined ? { password: target.password } : {}),
   });
   try {
     return await new Promise<string | null>((resolve) => {
-      const timer = setTimeout(() => resolve(`no CONNACK within ${options.timeoutMs} ms`), options.timeoutMs + 500);
+      const timer = setTimeout(() => resolve(`no CONNACK within ${timeoutMs} ms`), timeoutMs + 500);
       client.once('connect', () => {
         clearTimeout(timer);
         resolve(null);
@@ -182,18 +198,13 @@ const mqttCheck: DoctorCheck = {
   name: 'mqtt',
   applies: (loaded) => loaded.config.sources.mqtt.length > 0 || loaded.config.alerts.mqtt !== undefined,
   async run({ loaded, timeoutMs }) {
-    const targets = loaded.config.sources.mqtt.map((s) => ({
-      what: `source ${s.name}`,
-      url: s.url,
-      ...(s.username !== undefined ? { username: s.username } : {}),
-      ...(s.password !== undefined ? { password: s.password } : {}),
-      ...(s.tls ? { rejectUnauthorized: s.tls.reject_unauthorized } : {}),
-    }));
+    const targets: MqttTarget[] = loaded.config.sources.mqtt.map((s) => ({ what: `source ${s.name}`, url: s.url, username: s.username, password: s.password, tls: s.tls }));
     const alerts = loaded.config.alerts.mqtt;
-    if (alerts) targets.push({ what: 'alerts', url: alerts.url, ...(alerts.username !== undefined ? { username: alerts.username } : {}), ...(alerts.password !== undefined ? { password: alerts.password } : {}) });
+    if (alerts) targets.push({ what: 'alerts', url: alerts.url, username: alerts.username, password: alerts.password, tls: alerts.tls });
     return Promise.all(
-      targets.map(async ({ what, url, ...auth }) => {
-        const problem = await mqttConnects(url, { ...auth, timeoutMs });
+      targets.map(async (target) => {
+        const problem = await mqttConnects(target, timeoutMs);
+        const { what, url } = target;
         return result('mqtt', problem ? 'fail' : 'ok', problem ? `${what}: ${url} refused or unreachable: ${problem}` : `${what}: ${url} accepts a connection`);
       }),
     );
