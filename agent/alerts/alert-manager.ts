@@ -70,6 +70,7 @@ export class AlertManager implements Component {
   private timer: NodeJS.Timeout | null = null;
   private checking: Promise<void> | null = null;
   private quietUntilMs = Number.NEGATIVE_INFINITY;
+  private untrackedSeen = 0;
 
   constructor(options: AlertManagerOptions) {
     this.options = options;
@@ -114,7 +115,8 @@ export class AlertManager implements Component {
     } catch {
       return; // the landing log is stopping or failed; its own errors are logged there
     }
-    this.options.metrics.streamsUntracked.set(report.untrackedRows);
+    this.options.metrics.streamsUntracked.inc(Math.max(0, report.untrackedRows - this.untrackedSeen));
+    this.untrackedSeen = Math.max(this.untrackedSeen, report.untrackedRows);
     for (const [dataset, id, key, lastMs, count] of report.streams) {
       const cleared = this.detector.arrived(dataset, id, key, lastMs, count);
       if (cleared) this.onCleared(cleared);

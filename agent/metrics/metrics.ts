@@ -78,7 +78,7 @@ export class LakesideMetrics {
   readonly streamFreshnessMax = this.gauge('lakeside_stream_freshness_max_seconds', 'Seconds since the last row of the stalest watched stream, per dataset (all streams).', ['dataset'], 'stream activity at scrape');
   readonly streamsWatched = this.gauge('lakeside_stream_watched_streams', 'Streams watched for freshness and feed gaps, per dataset.', ['dataset'], 'stream activity at scrape');
   readonly streamsOmitted = this.gauge('lakeside_stream_series_omitted_streams', 'Watched streams without their own freshness series (beyond metrics.max_stream_series).', [], 'stream activity at scrape');
-  readonly streamsUntracked = this.gauge('lakeside_stream_untracked_rows', 'Rows of streams beyond alerts.feed_gap.max_streams, not watched, since start.', [], 'stream activity');
+  readonly streamsUntracked = this.counter('lakeside_stream_untracked_rows_total', 'Rows of streams beyond alerts.feed_gap.max_streams (not watched for freshness or gaps).', [], 'stream activity');
 
   // sources
   readonly sourceConnections = this.gauge('lakeside_source_connections', 'Open connections of a source (MQTT pool).', ['source'], 'source stats at scrape');
