@@ -3,9 +3,10 @@
  *
  * Start order (downstream before upstream): state lock → landing schema → blob
  * recovery → landing log → sealer (hot-tier recovery, then seal/compact timers) →
- * on-site reads (query engine, latest cache, HTTP API) → sources. Stop runs the other
- * way: sources stop taking new messages and let their in-flight ones commit and ack,
- * the API closes, the landing log drains, the sealer seals what landed, the lock is
+ * observability (metrics, feed-gap alerts) → on-site reads (query engine, latest
+ * cache, HTTP API) → sources. Stop runs the other way: sources stop taking new
+ * messages and let their in-flight ones commit and ack, the API closes, the alert
+ * checks end, the landing log drains, the sealer seals what landed, the lock is
  * released.
  */
 import { mkdir } from 'node:fs/promises';
@@ -24,6 +25,7 @@ import { compileFolderMapping, compileMqttRoutes } from './mapping/mapper.ts';
 import { FolderSource } from './sources/folder-source.ts';
 import { MqttSource } from './sources/mqtt-source.ts';
 import { OnSiteReads } from './on-site-reads.ts';
+import { Observability } from './observability.ts';
 import { acquireStateLock } from './state-lock.ts';
 
 /** Test and benchmark instrumentation; production passes nothing. */
@@ -38,6 +40,7 @@ export class Daemon {
   readonly blobs: BlobStore;
   readonly sources: (MqttSource | FolderSource)[] = [];
   readonly reads: OnSiteReads;
+  readonly observability: Observability;
   private readonly started: Component[] = [];
   private releaseLock: (() => Promise<void>) | null = null;
   private ready = false;
@@ -59,6 +62,7 @@ export class Daemon {
       maxDelayMs: config.landing.group_commit_max_delay_ms,
       retryInitialMs: config.landing.retry_initial_ms,
       dedupeRetentionHours: config.landing.dedupe_retention_hours,
+      maxStreams: config.alerts.feed_gap.max_streams,
       logger,
     });
     this.sealer = new Sealer({
@@ -93,22 +97,27 @@ export class Daemon {
         }),
       );
     }
+    const health = {
+      health: () => ({ ok: !this.fatal, reasons: this.fatal ? [this.fatal] : [] }),
+      ready: () => {
+        const reasons: string[] = [];
+        if (!this.ready) reasons.push('starting');
+        if (this.landing.blocked) reasons.push('the landing log cannot commit (disk full or I/O error): sources are paused');
+        if (this.fatal) reasons.push(this.fatal);
+        reasons.push(...this.observability.feed.problems());
+        return { ok: reasons.length === 0, reasons };
+      },
+    };
+    this.observability = new Observability({ loaded, dbPath: this.dbPath, landing: this.landing, sealer: this.sealer, sources: this.sources, health, logger });
     this.reads = new OnSiteReads({
       loaded,
       dbPath: this.dbPath,
       landing: this.landing,
       sealer: this.sealer,
       blobs: this.blobs,
-      health: {
-        health: () => ({ ok: !this.fatal, reasons: this.fatal ? [this.fatal] : [] }),
-        ready: () => {
-          const reasons: string[] = [];
-          if (!this.ready) reasons.push('starting');
-          if (this.landing.blocked) reasons.push('the landing log cannot commit (disk full or I/O error): sources are paused');
-          if (this.fatal) reasons.push(this.fatal);
-          return { ok: reasons.length === 0, reasons };
-        },
-      },
+      health,
+      metrics: this.observability.metricsPort,
+      status: this.observability.statusPort,
       logger,
     });
     this.landing.on('fatal', (error: Error) => (this.fatal = `landing writer crashed: ${error.message}`));
@@ -122,7 +131,7 @@ export class Daemon {
     this.releaseLock = await acquireStateLock(config.state_dir);
     try {
       await this.recoverBlobs();
-      for (const component of [this.landing, this.sealer, this.reads, ...this.sources]) {
+      for (const component of [this.landing, this.sealer, this.observability, this.reads, ...this.sources]) {
         await component.start();
         this.started.push(component);
       }

@@ -21,6 +21,9 @@ export const ErrorCode = {
   sealFailed: 'SEAL_FAILED',
   compactFailed: 'COMPACTION_FAILED',
   stateLocked: 'STATE_DIR_LOCKED',
+  feedGap: 'FEED_GAP',
+  feedGapCleared: 'FEED_GAP_CLEARED',
+  alertDeliveryFailed: 'ALERT_DELIVERY_FAILED',
 } as const;
 
 export function createLogger(level: string, destination?: NodeJS.WritableStream): Logger {

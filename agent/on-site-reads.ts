@@ -14,7 +14,7 @@ import type { LoadedConfig } from '../config/loader.ts';
 import { redactConfig } from '../config/loader.ts';
 import { buildApiServer, startApiServer } from './api/server.ts';
 import { LandingReader, latestPort, queryPort } from './api/adapters.ts';
-import type { HealthPort } from './api/ports.ts';
+import type { HealthPort, MetricsPort, StatusPort } from './api/ports.ts';
 import type { BlobStore } from './blobs/blob-store.ts';
 import type { Sealer } from './hot/sealer.ts';
 import type { LandingLog } from './landing/landing-log.ts';
@@ -30,6 +30,9 @@ export interface OnSiteReadsOptions {
   sealer: Sealer;
   blobs: BlobStore;
   health: HealthPort;
+  /** GET /metrics and GET /v1/status (observability.ts). */
+  metrics?: MetricsPort;
+  status?: StatusPort;
   logger: Logger;
 }
 
@@ -56,6 +59,8 @@ export class OnSiteReads implements Component {
       datasets: this.reader.datasetsPort(loaded.datasets, this.cache),
       blobs: this.reader.blobsPort(options.blobs),
       health: options.health,
+      ...(options.metrics ? { metrics: options.metrics } : {}),
+      ...(options.status ? { status: options.status } : {}),
       config: { redacted: () => redactConfig(config) },
       tokens: config.api.tokens,
       logger,

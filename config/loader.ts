@@ -90,7 +90,7 @@ function resolvePaths(config: LakesideConfig, baseDir: string): void {
     folder.path = abs(folder.path);
     if (folder.done_dir !== undefined) folder.done_dir = abs(folder.done_dir);
   }
-  for (const mqtt of config.sources.mqtt) {
+  for (const mqtt of [...config.sources.mqtt, ...(config.alerts.mqtt ? [config.alerts.mqtt] : [])]) {
     const tls = mqtt.tls;
     if (!tls) continue;
     if (tls.ca_file !== undefined) tls.ca_file = abs(tls.ca_file);

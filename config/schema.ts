@@ -320,6 +320,61 @@ const apiSchema = z.strictObject({
   tokens: z.array(apiTokenSchema).default([]),
 });
 
+const metricsSchema = z.strictObject({
+  /**
+   * Streams exported one by one as `lakeside_stream_freshness_seconds` series; the
+   * first ones seen keep their series, later ones only count in the per-dataset
+   * aggregates (bounded cardinality for Prometheus).
+   */
+  max_stream_series: nonNegativeInt.max(100_000).default(500),
+});
+
+const feedGapSchema = z
+  .strictObject({
+    enabled: z.boolean().default(true),
+    /** A stream is late when silent for k × its learned cadence… */
+    k: z.number().min(1).default(5),
+    /** …but never less than this… */
+    floor_seconds: z.number().positive().default(30),
+    /** …and never more than this. */
+    ceiling_seconds: z.number().positive().default(3600),
+    /** Arrivals seen before a stream's cadence is trusted (no alert before). */
+    min_samples: positiveInt.default(5),
+    /** How often silences are checked. */
+    check_interval_ms: positiveInt.default(1000),
+    /** Streams watched at most (more are counted, not watched). */
+    max_streams: positiveInt.default(20_000),
+  })
+  .refine((f) => f.ceiling_seconds >= f.floor_seconds, { path: ['ceiling_seconds'], message: 'must be at least floor_seconds' });
+
+const alertsSchema = z.strictObject({
+  feed_gap: feedGapSchema.default(feedGapSchema.parse({})),
+  /** Alerts are also published to this topic as JSON (QoS 1; `retain` keeps the last one for new subscribers). */
+  mqtt: z
+    .strictObject({
+      url: mqttUrl,
+      topic: z.string().min(1).refine((t) => !/[+#]/.test(t), 'a publish topic has no wildcards'),
+      client_id: z.string().min(1).max(200).default('lakeside-alerts'),
+      username: z.string().optional(),
+      password: secretRef.optional(),
+      tls: tlsSchema.optional(),
+      retain: z.boolean().default(false),
+    })
+    .optional(),
+  /** Alerts are also POSTed here as JSON, with a timeout and retries, off the ingest path. */
+  webhook: z
+    .strictObject({
+      url: z.string().regex(/^https?:\/\/\S+$/, 'expected an http:// or https:// URL'),
+      /** Sent as `Authorization: Bearer <token>`. */
+      bearer_token: secretRef.optional(),
+      timeout_ms: positiveInt.default(5000),
+      retries: nonNegativeInt.max(20).default(3),
+      retry_initial_ms: positiveInt.default(500),
+    })
+    .optional(),
+});
+export type AlertsConfig = z.infer<typeof alertsSchema>;
+
 export const configSchema = z
   .strictObject({
     /** This plant's id; a column of every table in the central catalog. */
@@ -333,6 +388,8 @@ export const configSchema = z
     query: querySchema.default(querySchema.parse({})),
     latest: latestSchema.default(latestSchema.parse({})),
     api: apiSchema.default(apiSchema.parse({})),
+    metrics: metricsSchema.default(metricsSchema.parse({})),
+    alerts: alertsSchema.default(alertsSchema.parse({})),
     datasets: z.array(datasetSchema).min(1),
     sources: z
       .strictObject({

@@ -103,3 +103,13 @@ export const PortErrorCode = {
   /** A caller mistake the port detects, e.g. an incomplete stream key for a window. */
   badRequest: 'BAD_REQUEST',
 } as const;
+
+export interface MetricsPort {
+  /** The Prometheus text exposition of every metric, brought up to date. */
+  metrics(): Promise<{ contentType: string; body: string }>;
+}
+
+export interface StatusPort {
+  /** The daemon's state for `lakeside status`: health, readiness, landing, disk, streams, open alerts. */
+  status(): Promise<Record<string, unknown>>;
+}

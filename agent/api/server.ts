@@ -16,9 +16,10 @@ import type { Logger } from '../log.ts';
 import { TokenAuth, type ApiToken } from './auth.ts';
 import { ApiErrorCode } from './error-codes.ts';
 import { ApiError, sendError } from './errors.ts';
-import type { BlobsPort, ConfigPort, DatasetsPort, HealthPort, LatestPort, QueryPort } from './ports.ts';
+import type { BlobsPort, ConfigPort, DatasetsPort, HealthPort, LatestPort, MetricsPort, QueryPort, StatusPort } from './ports.ts';
 import { registerBlobRoute } from './routes/blobs.ts';
 import { registerHealthRoutes } from './routes/health.ts';
+import { registerOperationsRoutes } from './routes/operations.ts';
 import { registerQueryRoute } from './routes/query.ts';
 import { registerReadRoutes } from './routes/reads.ts';
 
@@ -30,6 +31,9 @@ export interface ApiServerDeps {
   blobs: BlobsPort;
   /** GET /v1/config (admin) exists only when given. */
   config?: ConfigPort;
+  /** GET /metrics and GET /v1/status (read role) exist only when given. */
+  metrics?: MetricsPort;
+  status?: StatusPort;
   /** api.tokens with resolved secret values; empty = no authentication. */
   tokens: readonly ApiToken[];
   logger: Logger;
@@ -82,6 +86,7 @@ export function buildApiServer(deps: ApiServerDeps): FastifyInstance {
   registerQueryRoute(app, deps.query);
   registerReadRoutes(app, deps);
   registerBlobRoute(app, deps.blobs);
+  registerOperationsRoutes(app, deps);
   const configPort = deps.config;
   if (configPort) {
     app.get('/v1/config', { config: { access: 'admin' } }, async (_request, reply) => {

@@ -5,6 +5,8 @@
  */
 import type { Command } from 'commander';
 import { ApiClient, ApiError, type ClientOptions } from './api-client.ts';
+import { formatStatus, type StatusReport } from './status-format.ts';
+import { styleFor } from './style.ts';
 import { formatTable } from './table.ts';
 
 interface QueryResponse {
@@ -123,18 +125,19 @@ export function registerClientCommands(program: Command): void {
     );
 
   withConnection(program.command('status'))
-    .description("the daemon's health, readiness and datasets")
-    .action((options: ClientOptions) =>
+    .option('--json', 'print GET /v1/status as JSON')
+    .description("a summary of the daemon: health, readiness, landing, disk, sources, datasets, streams and open alerts")
+    .action((options: ClientOptions & { json?: boolean }) =>
       run(async () => {
         const client = await ApiClient.from(options);
-        const health = await client.json<{ ok: boolean; reasons: string[] }>('/healthz').catch((error: ApiError) => ({ ok: false, reasons: [error.message] }));
-        const ready = await client.json<{ ok: boolean; reasons: string[] }>('/readyz').catch((error: ApiError) => ({ ok: false, reasons: [error.message] }));
-        process.stdout.write(`lakeside at ${client.baseUrl}\n`);
-        process.stdout.write(`  healthy: ${health.ok ? 'yes' : `no (${health.reasons.join('; ')})`}\n`);
-        process.stdout.write(`  ready:   ${ready.ok ? 'yes' : `no (${ready.reasons.join('; ')})`}\n`);
-        const { datasets } = await client.json<{ datasets: DatasetInfo[] }>('/v1/datasets');
-        for (const d of datasets) process.stdout.write(`  ${d.name}: ${d.rows} rows, newest ${d.max_time ?? 'none'}, ${d.streams.length} streams\n`);
-        if (!health.ok) process.exitCode = 1;
+        const status = await client.json<StatusReport>('/v1/status');
+        if (options.json) {
+          process.stdout.write(`${JSON.stringify(status)}\n`);
+        } else {
+          const { datasets } = await client.json<{ datasets: DatasetInfo[] }>('/v1/datasets');
+          process.stdout.write(formatStatus(client.baseUrl, status, datasets, styleFor(process.stdout)));
+        }
+        if (!status.health.ok) process.exitCode = 1;
       }),
     );
 }

@@ -7,6 +7,7 @@ import { Command } from 'commander';
 import { registerClientCommands } from './client-commands.ts';
 import { registerConfigCommands } from './config-command.ts';
 import { registerDemoCommand } from './demo-command.ts';
+import { registerOpsCommands } from './ops-commands.ts';
 import { registerRunCommand } from './run-command.ts';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -21,6 +22,7 @@ registerRunCommand(program);
 registerConfigCommands(program);
 registerDemoCommand(program);
 registerClientCommands(program);
+registerOpsCommands(program);
 
 program.exitOverride((error) => {
   process.exit(error.exitCode === 0 ? 0 : 2);

@@ -9,7 +9,7 @@
  * A worker that dies is replaced on the next operation, recovery first.
  *
  * Emits `files-changed` after every step that added or removed registered files, so
- * the query engine can refresh its views.
+ * the query engine can refresh its views, and `step-done` after every step (metrics).
  */
 import { Worker } from 'node:worker_threads';
 import type { DatasetConfig, LakesideConfig } from '../../config/schema.ts';
@@ -41,8 +41,21 @@ export interface FilesChanged {
   removed: string[];
 }
 
+/** One seal or compaction step, for metrics: its wall time and what it did per dataset. */
+export interface StepDone {
+  op: 'seal' | 'compact';
+  ms: number;
+  /** False when the whole step threw (the worker failed); per-dataset failures are in `failed`. */
+  ok: boolean;
+  /** Rows sealed or compacted, per dataset that did any. */
+  rows: { dataset: string; rows: number }[];
+  /** Datasets whose step failed. */
+  failed: string[];
+}
+
 export interface SealerEvents {
   'files-changed': FilesChanged;
+  'step-done': StepDone;
 }
 
 type Listener<T> = (payload: T) => void;
@@ -134,7 +147,8 @@ export class Sealer extends TypedEmitter<SealerEvents> implements Component {
   compactNow(nowUs: number = Date.now() * 1000): Promise<CompactAllResult> {
     if (this.stopping) return Promise.reject(new Error('sealer is stopped'));
     return this.run(async () => {
-      const result = (await this.request({ id: 0, op: 'compact', nowUs })) as CompactAllResult;
+      const started = performance.now();
+      const result = (await this.timed('compact', started, () => this.request({ id: 0, op: 'compact', nowUs }))) as CompactAllResult;
       const added = result.results.flatMap((r) => r.added);
       const removed = result.results.flatMap((r) => r.removed);
       for (const r of result.results) {
@@ -142,18 +156,36 @@ export class Sealer extends TypedEmitter<SealerEvents> implements Component {
       }
       for (const f of result.failures) this.options.logger.error({ code: 'COMPACTION_FAILED', dataset: f.dataset, err: f.message }, 'compaction failed');
       if (added.length || removed.length) this.emit('files-changed', { added, removed });
+      this.emitStep('compact', started, result.results, [...result.failures.map((f) => f.dataset), ...result.results.filter((r) => r.errors.length).map((r) => r.dataset)]);
       return result;
     });
   }
 
   private sealInternal(): Promise<SealAllResult> {
     return this.run(async () => {
-      const result = (await this.request({ id: 0, op: 'seal' })) as SealAllResult;
+      const started = performance.now();
+      const result = (await this.timed('seal', started, () => this.request({ id: 0, op: 'seal' }))) as SealAllResult;
       for (const f of result.failures) this.options.logger.error({ code: 'SEAL_FAILED', dataset: f.dataset, err: f.message }, 'seal failed; rows stay landed');
       const added = result.results.flatMap((r) => r.files);
       if (added.length) this.emit('files-changed', { added, removed: [] });
+      this.emitStep('seal', started, result.results, result.failures.map((f) => f.dataset));
       return result;
     });
+  }
+
+  /** Runs a step's request; a step that throws is reported as failed before rethrowing. */
+  private async timed(op: StepDone['op'], started: number, step: () => Promise<unknown>): Promise<unknown> {
+    try {
+      return await step();
+    } catch (error) {
+      this.emit('step-done', { op, ms: performance.now() - started, ok: false, rows: [], failed: [] });
+      throw error;
+    }
+  }
+
+  private emitStep(op: StepDone['op'], started: number, results: { dataset: string; rows: number }[], failed: string[]): void {
+    const rows = results.filter((r) => r.rows > 0).map((r) => ({ dataset: r.dataset, rows: r.rows }));
+    this.emit('step-done', { op, ms: performance.now() - started, ok: true, rows, failed });
   }
 
   /** Serialises operations: one at a time, in call order, a failure does not block the next. */

@@ -11,6 +11,10 @@
  * backoff, forever, until it commits or the log stops; nothing is acknowledged
  * meanwhile, so sources stall instead of losing data, and resume by themselves once
  * space returns. Memory stays bounded because sources wait for their acks.
+ *
+ * Events: 'committed' (items, IngestTally: rows per source/dataset and quarantine per
+ * reason, summed on the writer thread, commit ms), 'landed' (the durable rows), 'blocked' /
+ * 'unblocked', 'fatal'. `activity()` drains the streams that got rows (ingest-tally.ts).
  */
 import { EventEmitter } from 'node:events';
 import { Worker } from 'node:worker_threads';
@@ -18,6 +22,7 @@ import type { DatasetConfig } from '../../config/schema.ts';
 import { ErrorCode, type Logger } from '../log.ts';
 import { onceStop, type Component } from '../lifecycle.ts';
 import { backoffDelay, sleep } from '../retry.ts';
+import type { ActivityReport, IngestTally } from './ingest-tally.ts';
 import type { LandingItem, LandingItemResult, LandingRow } from './types.ts';
 import type { WriterReply, WriterRequest } from './writer-protocol.ts';
 
@@ -29,6 +34,8 @@ export interface LandingLogOptions {
   retryInitialMs: number;
   /** How long dedupe and source keys are remembered. */
   dedupeRetentionHours: number;
+  /** Streams watched for freshness at most (default 20 000). */
+  maxStreams?: number;
   logger: Logger;
 }
 
@@ -84,7 +91,7 @@ export class LandingLog extends EventEmitter implements Component {
 
   async start(): Promise<void> {
     const worker = new Worker(new URL('./writer-worker.ts', import.meta.url), {
-      workerData: { dbPath: this.options.dbPath, datasets: this.options.datasets },
+      workerData: { dbPath: this.options.dbPath, datasets: this.options.datasets, maxStreams: this.options.maxStreams ?? 20_000 },
     });
     this.worker = worker;
     await new Promise<void>((resolve, reject) => {
@@ -190,7 +197,7 @@ export class LandingLog extends EventEmitter implements Component {
       );
       if (reply.type === 'committed') {
         this.stats.commitMs += reply.commitMs;
-        this.onCommitted(batch, reply.results);
+        this.onCommitted(batch, reply.results, reply.tally, reply.commitMs);
         return;
       }
       if (reply.type !== 'failed') throw new Error(`unexpected writer reply ${reply.type}`);
@@ -205,7 +212,14 @@ export class LandingLog extends EventEmitter implements Component {
     }
   }
 
-  private onCommitted(batch: Pending[], results: LandingItemResult[]): void {
+  /** Streams that got rows since the last call (the writer keeps them; ingest-tally.ts). */
+  async activity(): Promise<ActivityReport> {
+    const reply = await this.request({ type: 'activity', id: 0 });
+    if (reply.type !== 'activity') throw new Error(reply.type === 'failed' ? reply.message : `unexpected writer reply ${reply.type}`);
+    return reply.report;
+  }
+
+  private onCommitted(batch: Pending[], results: LandingItemResult[], tally: IngestTally, commitMs: number): void {
     if (this.blockedSince !== null) {
       const blockedMs = Date.now() - this.blockedSince;
       this.blockedSince = null;
@@ -220,7 +234,7 @@ export class LandingLog extends EventEmitter implements Component {
       this.stats.quarantined += result.quarantined;
       pending.resolve(result);
     });
-    this.emit('committed', batch.length);
+    this.emit('committed', batch.length, tally, commitMs);
     if (this.listenerCount('landed') > 0) {
       // The rows now durable, for in-memory views (latest values). Rows dropped as
       // duplicates are left out; an item is either all new or reported by count only.

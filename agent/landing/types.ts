@@ -34,6 +34,8 @@ export interface LandingItem {
   blobs: BlobRef[];
   /** Exactly-once intake: the item is skipped whole if this key already landed. */
   sourceKey?: { source: string; key: string };
+  /** The source's name, for per-source metrics (ingest-tally.ts). */
+  source?: string;
 }
 
 export interface LandingItemResult {

@@ -15,6 +15,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import { resolveDataset, type Dataset } from '../../config/dataset.ts';
 import type { DatasetConfig } from '../../config/schema.ts';
+import { StreamActivity, tallyCommit } from './ingest-tally.ts';
 import { applyPragmas, ensureSchema, landedTable } from './schema.ts';
 import type { LandingItem, LandingItemResult, QuarantineEntry } from './types.ts';
 import type { WriterReply, WriterRequest } from './writer-protocol.ts';
@@ -22,15 +23,18 @@ import type { WriterReply, WriterRequest } from './writer-protocol.ts';
 interface WriterData {
   dbPath: string;
   datasets: DatasetConfig[];
+  /** Streams watched for freshness at most (ingest-tally.ts). */
+  maxStreams: number;
 }
 
 const RETRIABLE_CODES = /^SQLITE_(FULL|IOERR|BUSY|LOCKED|CANTOPEN|PROTOCOL|NOMEM)/;
 
-const { dbPath, datasets: datasetConfigs } = workerData as WriterData;
+const { dbPath, datasets: datasetConfigs, maxStreams } = workerData as WriterData;
 const datasets = new Map<string, Dataset>(datasetConfigs.map((c) => [c.name, resolveDataset(c)]));
 const db = new Database(dbPath);
 applyPragmas(db);
 ensureSchema(db, [...datasets.values()]);
+const activity = new StreamActivity(datasets, maxStreams);
 
 const insertRow = new Map(
   [...datasets.values()].map((dataset) => {
@@ -134,12 +138,12 @@ function handle(request: WriterRequest): WriterReply {
       const started = performance.now();
       try {
         const results = commitBatch(request.items, at);
-        return { type: 'committed', id: request.id, results, commitMs: performance.now() - started };
+        return committed(request.id, request.items, results, started, at);
       } catch (error) {
         if (isRetriable(error)) return failure(request.id, error);
         try {
           const results = commitIsolated(request.items, at);
-          return { type: 'committed', id: request.id, results, commitMs: performance.now() - started };
+          return committed(request.id, request.items, results, started, at);
         } catch (inner) {
           return failure(request.id, inner);
         }
@@ -155,11 +159,20 @@ function handle(request: WriterRequest): WriterReply {
         return failure(request.id, error);
       }
     }
+    case 'activity':
+      return { type: 'activity', id: request.id, report: activity.drain(Date.now()) };
     case 'close': {
       db.close();
       return { type: 'closed', id: request.id };
     }
   }
+}
+
+/** The reply to a durable commit, with what it landed (counted here, off the main thread). */
+function committed(id: number, items: LandingItem[], results: LandingItemResult[], started: number, atUs: number): WriterReply {
+  const commitMs = performance.now() - started;
+  activity.record(items, results, Math.floor(atUs / 1000));
+  return { type: 'committed', id, results, commitMs, tally: tallyCommit(items, results) };
 }
 
 function failure(id: number, error: unknown): WriterReply {

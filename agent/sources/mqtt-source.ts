@@ -226,7 +226,7 @@ export class MqttSource implements Component {
     const receivedAtUs = Date.now() * 1000;
     const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
     const outcome = this.options.mapper.map(packet.topic, payload, receivedAtUs);
-    const item: LandingItem = { rows: [], quarantine: [], blobs: [] };
+    const item: LandingItem = { rows: [], quarantine: [], blobs: [], source: this.name };
     if (outcome.kind === 'row') {
       if (outcome.blobColumn !== null) {
         const blob = await this.options.blobs.putBytes(payload, outcome.contentType);

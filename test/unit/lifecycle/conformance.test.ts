@@ -20,7 +20,9 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { resolveDataset } from '../../../config/dataset.ts';
 import { parseConfigText } from '../../../config/loader.ts';
 import { datasetSchema, mqttSourceSchema, type DatasetConfig } from '../../../config/schema.ts';
+import { AlertManager } from '../../../agent/alerts/alert-manager.ts';
 import { BlobStore } from '../../../agent/blobs/blob-store.ts';
+import { LakesideMetrics } from '../../../agent/metrics/metrics.ts';
 import { Daemon } from '../../../agent/daemon.ts';
 import { Sealer } from '../../../agent/hot/sealer.ts';
 import type { LandingLog } from '../../../agent/landing/landing-log.ts';
@@ -188,7 +190,8 @@ const cases: Case[] = [
       await mkdir(join(dir, 'drop', 'l1', 'c1'), { recursive: true });
       await writeFile(join(dir, 'drop', 'l1', 'c1', 'a.jpg'), 'frame');
       await waitFor(() => source.stats.ingested === 1, 'the dropped file to be ingested');
-      expect(existsSync(join(dir, 'done', 'l1', 'c1', 'a.jpg'))).toBe(true);
+      // `ingested` counts at the commit; the move to done_dir follows it.
+      await waitFor(() => existsSync(join(dir, 'done', 'l1', 'c1', 'a.jpg')), 'the file moved to done_dir');
     },
     around: withLanding,
   },
@@ -223,6 +226,27 @@ const cases: Case[] = [
       } finally {
         await publisher.endAsync();
       }
+    },
+    around: withLanding,
+  },
+  {
+    name: 'AlertManager',
+    build(dir) {
+      const { landing } = supportOf(dir);
+      const gap = { enabled: true, k: 5, floor_seconds: 30, ceiling_seconds: 3600, min_samples: 5, check_interval_ms: 20, max_streams: 100 };
+      return new AlertManager({
+        config: { plant: 'p', agent_id: 'a', alerts: { feed_gap: gap, mqtt: { url: brokerUrl, topic: 'alerts', client_id: `alerts-${dir.slice(-6)}`, retain: false } } },
+        activity: () => landing.activity(),
+        metrics: new LakesideMetrics({ defaultMetrics: false }),
+        logger: silentLogger(),
+      });
+    },
+    paths: () => [],
+    async ready(component, dir) {
+      const alerts = component as AlertManager;
+      await supportOf(dir).landing.append({ rows: [{ dataset: 'readings', values: [Date.now() * 1000, 'l1', 1] }], quarantine: [], blobs: [] });
+      await waitFor(() => alerts.detector.size === 1, 'the stream to be watched');
+      await waitFor(() => broker.connectedClients >= 1, 'the alert publisher to connect');
     },
     around: withLanding,
   },
