@@ -22,6 +22,7 @@ import { parseConfigText } from '../../../config/loader.ts';
 import { datasetSchema, mqttSourceSchema, type DatasetConfig } from '../../../config/schema.ts';
 import { BlobStore } from '../../../agent/blobs/blob-store.ts';
 import { Daemon } from '../../../agent/daemon.ts';
+import { HealthLoop } from '../../../agent/health-loop.ts';
 import { Sealer } from '../../../agent/hot/sealer.ts';
 import type { LandingLog } from '../../../agent/landing/landing-log.ts';
 import { applyPragmas, ensureSchema, landedRowsWhere } from '../../../agent/landing/schema.ts';
@@ -29,6 +30,7 @@ import type { Component } from '../../../agent/lifecycle.ts';
 import { silentLogger } from '../../../agent/log.ts';
 import { MqttMapper } from '../../../agent/mapping/mapper.ts';
 import type { FolderSource } from '../../../agent/sources/folder-source.ts';
+import type { Notifier } from '../../../agent/sd-notify.ts';
 import { MqttSource } from '../../../agent/sources/mqtt-source.ts';
 import { cameraFolderConfig, framesDataset, newFolderSource, testLandingLog } from '../../support/folder-source.ts';
 import { waitFor } from '../../support/wait-for.ts';
@@ -225,6 +227,19 @@ const cases: Case[] = [
       }
     },
     around: withLanding,
+  },
+  {
+    name: 'HealthLoop',
+    build: () => {
+      const pings: number[] = [];
+      const notifier: Notifier = { enabled: true, watchdogMs: 30, ready() {}, watchdog: () => void pings.push(Date.now()), stopping() {}, status() {}, flush: async () => {} };
+      return Object.assign(new HealthLoop({ liveness: () => ({ ok: true, reasons: [] }), notifier, intervalMs: 10, logger: silentLogger() }), { pings });
+    },
+    paths: () => [],
+    async ready(component) {
+      const { pings } = component as HealthLoop & { pings: number[] };
+      await waitFor(() => pings.length >= 2, () => `watchdog pings: ${pings.length}`, 5_000);
+    },
   },
 ];
 
