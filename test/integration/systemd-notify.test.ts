@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { spawnDaemon, type ChildDaemon } from '../support/child-daemon.ts';
 import { failpointEnv, waitForFailpoint } from '../support/failpoint.ts';
+import { framesDaemonConfigText } from '../support/folder-source.ts';
 import { FakeNotifySocket } from '../support/notify-socket.ts';
 
 const WATCHDOG_USEC = 1_500_000; // health checks every 500 ms; a commit hung > 750 ms is a stall
@@ -18,37 +19,9 @@ let dir: string;
 let socket: FakeNotifySocket;
 let daemon: ChildDaemon | undefined;
 
-function configText(): string {
-  return `
-plant: p1
-api: { listen_port: 0 }
-state_dir: ${join(dir, 'state')}
-log_level: info
-datasets:
-  - name: frames
-    time_column: ts
-    columns:
-      - { name: line, type: string, nullable: false }
-      - { name: camera, type: string, nullable: false }
-      - { name: image, type: blob }
-sources:
-  folders:
-    - name: cams
-      path: ${join(dir, 'drop')}
-      dataset: frames
-      path_pattern: "{line}/{camera}/{file}"
-      stable_ms: 100
-      fields:
-        ts: { received_at: true }
-        line: { path_field: line }
-        camera: { path_field: camera }
-        image: { payload: true }
-`;
-}
-
 async function start(env: NodeJS.ProcessEnv = {}): Promise<ChildDaemon> {
   const config = join(dir, 'lakeside.yaml');
-  await writeFile(config, configText());
+  await writeFile(config, framesDaemonConfigText(join(dir, 'state'), join(dir, 'drop'), 'info'));
   daemon = spawnDaemon({ config, env: { NOTIFY_SOCKET: socket.path, WATCHDOG_USEC: String(WATCHDOG_USEC), ...env } });
   await daemon.waitReady();
   return daemon;

@@ -32,7 +32,7 @@ import { MqttMapper } from '../../../agent/mapping/mapper.ts';
 import type { FolderSource } from '../../../agent/sources/folder-source.ts';
 import type { Notifier } from '../../../agent/sd-notify.ts';
 import { MqttSource } from '../../../agent/sources/mqtt-source.ts';
-import { cameraFolderConfig, framesDataset, newFolderSource, testLandingLog } from '../../support/folder-source.ts';
+import { cameraFolderConfig, framesDaemonConfigText, framesDataset, newFolderSource, testLandingLog } from '../../support/folder-source.ts';
 import { waitFor } from '../../support/wait-for.ts';
 
 const REPO_ROOT = new URL('../../../', import.meta.url);
@@ -298,35 +298,6 @@ describe('lifecycle conformance', () => {
   });
 
   describe('Daemon', () => {
-    function configText(stateDir: string, drop: string): string {
-      return `
-plant: p1
-api: { listen_port: 0 }
-state_dir: ${stateDir}
-log_level: fatal
-hot:
-  seal_interval_ms: 100
-datasets:
-  - name: frames
-    time_column: ts
-    columns:
-      - { name: line, type: string, nullable: false }
-      - { name: camera, type: string, nullable: false }
-      - { name: image, type: blob }
-sources:
-  folders:
-    - name: cams
-      path: ${drop}
-      dataset: frames
-      path_pattern: "{line}/{camera}/{file}"
-      stable_ms: 100
-      fields:
-        ts: { received_at: true }
-        line: { path_field: line }
-        camera: { path_field: camera }
-        image: { payload: true }
-`;
-    }
 
     /** Rows of `frames` anywhere in the hot path: still landed, or sealed into registered files. */
     function framesStored(stateDir: string): number {
@@ -350,7 +321,7 @@ sources:
     it('constructs without I/O, ingests, stops, restarts on the same state, and leaves nothing running', async () => {
       const stateDir = join(dir, 'state');
       const drop = join(dir, 'drop');
-      const text = configText(stateDir, drop);
+      const text = framesDaemonConfigText(stateDir, drop);
       const before = baseline();
 
       const first = new Daemon(parseConfigText(text, join(dir, 'lakeside.yaml')), silentLogger());
@@ -381,7 +352,7 @@ sources:
     it('refuses a second daemon (another process) on a state directory in use, with STATE_DIR_LOCKED', async () => {
       const stateDir = join(dir, 'state');
       const drop = join(dir, 'drop');
-      const text = configText(stateDir, drop);
+      const text = framesDaemonConfigText(stateDir, drop);
       await writeFile(join(dir, 'lakeside.yaml'), text);
       const daemon = new Daemon(parseConfigText(text, join(dir, 'lakeside.yaml')), silentLogger());
       await daemon.start();
