@@ -62,6 +62,13 @@ function installProductionDeps(appDir: string): void {
   run('npm', ['ci', '--omit=dev', '--os=linux', '--cpu=x64', '--libc=glibc', '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error'], appDir);
   // Nothing in the bundle may need npm at run time: no install scripts pending, no .bin links needed.
   rmSync(join(appDir, 'node_modules', '.bin'), { recursive: true, force: true });
+  // better-sqlite3 carries its C sources and every platform's prebuild; this bundle loads
+  // only prebuilds/linux-x64.node (about 25 MB less).
+  const sqlite = join(appDir, 'node_modules', 'better-sqlite3');
+  for (const dir of ['deps', 'src']) rmSync(join(sqlite, dir), { recursive: true, force: true });
+  const prebuilds = join(sqlite, 'prebuilds');
+  if (!existsSync(join(prebuilds, 'linux-x64.node'))) fail(`${prebuilds}/linux-x64.node is missing: better-sqlite3 changed how it ships binaries`);
+  for (const file of readdirSync(prebuilds)) if (file !== 'linux-x64.node') rmSync(join(prebuilds, file));
 }
 
 function copyRuntime(nodeDir: string): string {
