@@ -98,7 +98,7 @@ export class SdNotifier implements Notifier {
           if (!this.warned || missing) {
             this.warned = true;
             this.options.logger.warn(
-              { err: error.message, stderr: stderr.trim(), sent: assignments },
+              { err: error.message, signal: error.signal ?? undefined, stderr: stderr.trim(), sent: assignments },
               missing ? `${command} not found: systemd notifications are off` : 'systemd notification failed',
             );
           }

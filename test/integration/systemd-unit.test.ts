@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DAEMON_NODE_FLAGS } from '../../agent/runtime-flags.ts';
 import { REPO_ROOT } from '../support/child-daemon.ts';
 import { addSystemUnits, verifyUnit } from '../support/systemd-analyze.ts';
 
@@ -90,6 +91,9 @@ describe('lakeside.service', () => {
       expect(one(key), key).toBe(value);
     }
     expect(unit.get('SystemCallFilter')?.[0]).toBe('@system-service');
+    // The daemon runs as the main process: bin/lakeside.js finds its V8 flags already set.
+    expect(one('Environment')).toBe(`NODE_OPTIONS=${DAEMON_NODE_FLAGS.join(' ')}`);
+    expect(one('KillMode')).toBe('mixed');
     expect(unit.has('MemoryDenyWriteExecute')).toBe(false); // V8 needs W+X memory (nodejs/node#55509)
   });
 });
