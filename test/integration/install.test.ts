@@ -6,9 +6,13 @@
 //   to another version keeps the edited config and the data and keeps the previous
 //   release; systemd-analyze verifies the unit on the installed tree; the installed
 //   command checks the installed config;
-// - uninstall.sh keeps config, data and user (and can run twice); --purge removes them.
-// Needs root (install.sh creates a user and chowns in the root, as on a real server) and
-// the Debian `systemd` package (systemd-sysusers, systemd-tmpfiles, systemd-analyze).
+// - uninstall.sh keeps config, data and user (and can run twice); --purge removes them;
+// - under a real systemd (a throwaway PID 1 in its own namespaces, on a copy-on-write
+//   overlay of this machine): the service starts (Type=notify: READY=1 arrives), pings
+//   the watchdog, ingests under the sandbox, stops cleanly, and is killed by the
+//   watchdog and restarted when its landing writer hangs.
+// Needs root (install.sh creates a user and chowns in the root, as on a real server; the
+// throwaway systemd needs unshare and mount) and the Debian `systemd` package.
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
@@ -18,6 +22,7 @@ import { delimiter, dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { nodeBinary, REPO_ROOT } from '../support/child-daemon.ts';
 import { addSystemUnits, verifyUnit } from '../support/systemd-analyze.ts';
+import { ThrowawaySystemd } from '../support/throwaway-systemd.ts';
 
 const VERSION = (JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
 const BUNDLE_NAME = `lakeside-${VERSION}-linux-x64`;
@@ -243,3 +248,109 @@ describe('install.sh and uninstall.sh', () => {
     expect(result.stderr).toMatch(/not an unpacked lakeside bundle/);
   });
 });
+
+describe('under a real systemd', () => {
+  const CONFIG = `
+plant: testplant
+state_dir: /var/lib/lakeside
+datasets:
+  - name: frames
+    time_column: ts
+    columns:
+      - { name: line, type: string, nullable: false }
+      - { name: camera, type: string, nullable: false }
+      - { name: image, type: blob }
+sources:
+  folders:
+    - name: cams
+      path: /srv/lakeside/drop
+      dataset: frames
+      path_pattern: "{line}/{camera}/{file}"
+      stable_ms: 100
+      fields:
+        ts: { received_at: true }
+        line: { path_field: line }
+        camera: { path_field: camera }
+        image: { payload: true }
+`;
+  /** A drop-in for the test: a short watchdog (pings every second) and start timeout; optionally a failpoint. */
+  const dropIn = (extra = '') => `mkdir -p /etc/systemd/system/lakeside.service.d && printf '[Service]\\nWatchdogSec=3s\\nTimeoutStartSec=60s\\n${extra}' > /etc/systemd/system/lakeside.service.d/test.conf && systemctl daemon-reload`;
+  /** A camera frame dropped as the lakeside user would find it (the drop folder is the service's to empty). */
+  const dropFrame = (name: string) => `install -d -o lakeside -g lakeside /srv/lakeside/drop/l1/c1 && echo frame > /srv/lakeside/drop/l1/c1/${name} && chown lakeside: /srv/lakeside/drop/l1/c1/${name}`;
+
+  let systemd: ThrowawaySystemd | undefined;
+  let bootError: Error | undefined;
+
+  beforeAll(async () => {
+    try {
+      systemd = await ThrowawaySystemd.boot(bundle);
+    } catch (error) {
+      bootError = error as Error;
+    }
+  }, 120_000);
+  afterAll(async () => {
+    await systemd?.shutdown();
+  });
+
+  it('starts as Type=notify, pings the watchdog, ingests in its sandbox, stops cleanly; a hung landing writer gets it killed and restarted', async (ctx) => {
+    if (bootError) {
+      if (process.env.CI === 'true') throw bootError;
+      ctx.skip(`no throwaway systemd here: ${bootError.message}`);
+    }
+    const sd = systemd!;
+    const ok = async (command: string) => {
+      const result = await sd.exec(command);
+      if (result.code !== 0) {
+        const journal = (await sd.exec('journalctl -u lakeside -n 40 --no-pager')).stdout;
+        expect.fail(`${command} exited ${result.code}\n${result.stdout}\n${result.stderr}\njournal:\n${journal}`);
+      }
+      return result.stdout;
+    };
+    await ok('/bundle/install.sh');
+    await ok(`cat > /etc/lakeside/lakeside.yaml <<'EOF'${CONFIG}EOF`);
+    await ok('install -d -o lakeside -g lakeside /srv/lakeside /srv/lakeside/drop');
+    await ok(dropIn());
+    // Type=notify: `systemctl start` returns once READY=1 came (or fails after TimeoutStartSec).
+    await ok('systemctl enable --now lakeside');
+    const started = await sd.show('lakeside', 'ActiveState', 'StatusText', 'MainPID', 'WatchdogUSec', 'WatchdogTimestampMonotonic');
+    expect(started).toMatchObject({ ActiveState: 'active', WatchdogUSec: '3s', StatusText: expect.stringMatching(/^ingesting from 1 source/) });
+    // The daemon itself is the main process (NODE_OPTIONS holds its flags): one process in the unit.
+    const nodes = await ok(`for pid in $(cat /sys/fs/cgroup/system.slice/lakeside.service/cgroup.procs); do grep -qa node/bin/node /proc/$pid/cmdline 2>/dev/null && echo $pid; done; true`);
+    expect(nodes.trim().split('\n')).toEqual([started.MainPID]);
+
+    // The health loop pings: systemd's watchdog timestamp moves.
+    await waitUntil(async () => (await sd.show('lakeside', 'WatchdogTimestampMonotonic')).WatchdogTimestampMonotonic !== started.WatchdogTimestampMonotonic, 'a watchdog ping');
+
+    // Ingest under ProtectSystem=strict: the frame lands and its file is deleted from the drop folder.
+    await ok(dropFrame('a.png'));
+    await waitUntil(async () => (await sd.exec('test -e /srv/lakeside/drop/l1/c1/a.png')).code === 1, 'the dropped frame to be taken');
+    const framesStored = async () => {
+      const { stdout } = await sd.exec('lakeside query --format json "SELECT count(*) AS n FROM frames"');
+      return stdout.startsWith('{') ? Number((JSON.parse(stdout) as { rows: unknown[][] }).rows[0]?.[0]) : NaN;
+    };
+    await waitUntil(async () => (await framesStored()) === 1, 'the frame to be queryable');
+
+    // A clean stop: SIGTERM, drain, exit 0, and no failed notification on the way.
+    await ok('systemctl stop lakeside');
+    expect(await sd.show('lakeside', 'Result', 'ExecMainStatus')).toEqual({ Result: 'success', ExecMainStatus: '0' });
+    expect(await ok('journalctl -u lakeside --no-pager')).not.toMatch(/systemd notification failed/);
+
+    // The landing writer hangs in a commit: pings stop, systemd kills it (SIGABRT) and restarts it.
+    await ok(dropIn('Environment=LAKESIDE_FAILPOINTS=landing.before-commit\\n'));
+    await ok('systemctl start lakeside');
+    await ok(dropFrame('b.png'));
+    await waitUntil(async () => /Failed with result 'watchdog'/.test((await sd.exec('journalctl _PID=1 -u lakeside --no-pager')).stdout), "systemd's watchdog to fire", 60_000);
+    const journal = await ok('journalctl _PID=1 --no-pager | grep lakeside.service');
+    expect(journal).toMatch(/Watchdog timeout \(limit 3s\)/);
+    await waitUntil(async () => Number((await sd.show('lakeside', 'NRestarts')).NRestarts) >= 1, 'the restart after the watchdog', 60_000);
+    await ok('systemctl stop lakeside');
+  });
+});
+
+async function waitUntil(cond: () => Promise<boolean>, what: string, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+}
