@@ -13,7 +13,6 @@
 //   watchdog and restarted when its landing writer hangs.
 // Needs root (install.sh creates a user and chowns in the root, as on a real server; the
 // throwaway systemd needs unshare and mount) and the Debian `systemd` package.
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
@@ -21,37 +20,13 @@ import { tmpdir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { nodeBinary, REPO_ROOT } from '../support/child-daemon.ts';
+import { framesDaemonConfigText } from '../support/folder-source.ts';
 import { addSystemUnits, verifyUnit } from '../support/systemd-analyze.ts';
+import { runCommand } from '../support/run-command.ts';
 import { ThrowawaySystemd } from '../support/throwaway-systemd.ts';
 
 const VERSION = (JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
 const BUNDLE_NAME = `lakeside-${VERSION}-linux-x64`;
-
-interface RunResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs a command to its end (killed after `timeoutMs`), never rejects: the test asserts on the result. */
-function runCommand(command: string, args: string[], options: { env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number } = {}): Promise<RunResult> {
-  return new Promise((resolve) => {
-    const child = spawn(command, args, { cwd: options.cwd, env: options.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 120_000);
-    child.on('error', (error) => {
-      clearTimeout(timer);
-      resolve({ code: null, stdout, stderr: `${stderr}${error.message}` });
-    });
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
 
 /** Every path under `root` with its type, mode, owner and content hash (symlinks by target). */
 function snapshot(root: string): Map<string, string> {
@@ -250,29 +225,7 @@ describe('install.sh and uninstall.sh', () => {
 });
 
 describe('under a real systemd', () => {
-  const CONFIG = `
-plant: testplant
-state_dir: /var/lib/lakeside
-datasets:
-  - name: frames
-    time_column: ts
-    columns:
-      - { name: line, type: string, nullable: false }
-      - { name: camera, type: string, nullable: false }
-      - { name: image, type: blob }
-sources:
-  folders:
-    - name: cams
-      path: /srv/lakeside/drop
-      dataset: frames
-      path_pattern: "{line}/{camera}/{file}"
-      stable_ms: 100
-      fields:
-        ts: { received_at: true }
-        line: { path_field: line }
-        camera: { path_field: camera }
-        image: { payload: true }
-`;
+  const CONFIG = framesDaemonConfigText('/var/lib/lakeside', '/srv/lakeside/drop', 'info', 7070);
   /** A drop-in for the test: a short watchdog (pings every second) and start timeout; optionally a failpoint. */
   const dropIn = (extra = '') => `mkdir -p /etc/systemd/system/lakeside.service.d && printf '[Service]\\nWatchdogSec=3s\\nTimeoutStartSec=60s\\n${extra}' > /etc/systemd/system/lakeside.service.d/test.conf && systemctl daemon-reload`;
   /** A camera frame dropped as the lakeside user would find it (the drop folder is the service's to empty). */

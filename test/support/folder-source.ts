@@ -54,12 +54,12 @@ export function newFolderSource(config: FolderSourceConfig, dataset: DatasetConf
 
 /**
  * A daemon config (YAML) over the `frames` dataset (line, camera, image blob) and the
- * `cams` folder source on `drop`, with fast seals and the API on a free port.
+ * `cams` folder source on `drop`, with fast seals and the API on `apiPort` (0: a free one).
  */
-export function framesDaemonConfigText(stateDir: string, drop: string, logLevel = 'fatal'): string {
+export function framesDaemonConfigText(stateDir: string, drop: string, logLevel = 'fatal', apiPort = 0): string {
   return `
 plant: p1
-api: { listen_port: 0 }
+api: { listen_port: ${apiPort} }
 state_dir: ${stateDir}
 log_level: ${logLevel}
 hot:

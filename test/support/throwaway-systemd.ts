@@ -8,32 +8,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { runCommand, type RunResult } from './run-command.ts';
 
 const SCRIPT = fileURLToPath(new URL('./throwaway-systemd.sh', import.meta.url));
-
-export interface ExecResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function collect(child: ChildProcess, timeoutMs: number): Promise<ExecResult> {
-  return new Promise((resolve) => {
-    let stdout = '';
-    let stderr = '';
-    child.stdout?.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('error', (error) => {
-      clearTimeout(timer);
-      resolve({ code: null, stdout, stderr: `${stderr}${error.message}` });
-    });
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
 
 export class ThrowawaySystemd {
   private readonly work: string;
@@ -78,9 +55,8 @@ export class ThrowawaySystemd {
   }
 
   /** Runs `command` with bash inside (all its namespaces and root). */
-  exec(command: string, timeoutMs = 120_000): Promise<ExecResult> {
-    const child = spawn('nsenter', ['-t', String(this.pid), '-a', '-r', '-w', 'bash', '-c', command], { stdio: ['ignore', 'pipe', 'pipe'] });
-    return collect(child, timeoutMs);
+  exec(command: string, timeoutMs = 120_000): Promise<RunResult> {
+    return runCommand('nsenter', ['-t', String(this.pid), '-a', '-r', '-w', 'bash', '-c', command], { timeoutMs });
   }
 
   /** `systemctl show -p KEY` values of a unit. */
