@@ -2,7 +2,7 @@
  * `npm run bundle`: the offline bundle, one tarball that installs and runs on a linux
  * x64 server with no npm and no internet.
  *
- *   dist/lakeside-<version>-linux-x64.tar.gz
+ *   dist/lakeside-<version>-linux-x64.tar.gz (+ .sha256, to check it after the transfer)
  *     lakeside-<version>-linux-x64/
  *       bin/lakeside        launcher: runs node/bin/node on app/bin/lakeside.js
  *       node/bin/node       the Node 24 runtime (the binary this build runs on)
@@ -135,6 +135,9 @@ function main(): void {
   // --owner/--group: the files belong to whoever unpacks them, not to the builder's uid.
   run('tar', ['-czf', tarball, '--owner=0', '--group=0', '--numeric-owner', '-C', distDir, name], REPO);
   rmSync(staging, { recursive: true, force: true });
+  // For the transfer to an offline site: `sha256sum -c <tarball>.sha256` beside the tarball.
+  const digest = createHash('sha256').update(readFileSync(tarball)).digest('hex');
+  writeFileSync(`${tarball}.sha256`, `${digest}  ${name}.tar.gz\n`);
   const mb = (statSync(tarball).size / 1024 / 1024).toFixed(1);
   process.stdout.write(`${relative(process.cwd(), tarball) || tarball} (${mb} MB): lakeside ${pkg.version}, node ${nodeVersion}\n`);
 }

@@ -66,6 +66,8 @@ beforeAll(async () => {
   expect(built.code, `npm run bundle failed:\n${built.stdout}\n${built.stderr}`).toBe(0);
   tarball = join(REPO_ROOT, 'dist', `${BUNDLE_NAME}.tar.gz`);
   expect(existsSync(tarball)).toBe(true);
+  const checked = await runCommand('sha256sum', ['--check', `${BUNDLE_NAME}.tar.gz.sha256`], { cwd: dirname(tarball) });
+  expect(checked.code, checked.stdout + checked.stderr).toBe(0);
   await mkdir(join(work, 'unpacked'));
   const unpacked = await runCommand('tar', ['-xzf', tarball, '-C', join(work, 'unpacked')]);
   expect(unpacked.code, unpacked.stderr).toBe(0);
