@@ -4,10 +4,13 @@
  * Start order (downstream before upstream): state lock → landing schema → blob
  * recovery → landing log → sealer (hot-tier recovery, then seal/compact timers) →
  * observability (metrics, feed-gap alerts) → on-site reads (query engine, latest
- * cache, HTTP API) → sources. Stop runs the other way: sources stop taking new
- * messages and let their in-flight ones commit and ack, the API closes, the alert
- * checks end, the landing log drains, the sealer seals what landed, the lock is
- * released.
+ * cache, HTTP API) → sources → health loop, then READY=1 to systemd. Stop sends
+ * STOPPING=1 and runs the other way: sources stop taking new messages and let their
+ * in-flight ones commit and ack, the API closes, the alert checks end, the landing log
+ * drains, the sealer seals what landed, the lock is released.
+ *
+ * Liveness (/healthz and the systemd watchdog, agent/health-loop.ts): the landing
+ * writer is running and answers within `stallMs` (half of WatchdogSec=, else 30 s).
  */
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -21,17 +24,26 @@ import { applyPragmas, ensureSchema } from './landing/schema.ts';
 import type { Component } from './lifecycle.ts';
 import { onceStop } from './lifecycle.ts';
 import type { Logger } from './log.ts';
+import type { HealthStatus } from './api/ports.ts';
+import { HealthLoop } from './health-loop.ts';
 import { compileFolderMapping, compileMqttRoutes } from './mapping/mapper.ts';
 import { FolderSource } from './sources/folder-source.ts';
 import { MqttSource } from './sources/mqtt-source.ts';
 import { OnSiteReads } from './on-site-reads.ts';
 import { Observability } from './observability.ts';
+import { SdNotifier, type Notifier } from './sd-notify.ts';
 import { acquireStateLock } from './state-lock.ts';
+
+/** Without a systemd watchdog: how often liveness is checked, and how long a landing commit may hang. */
+const DEFAULT_HEALTH_INTERVAL_MS = 10_000;
+const DEFAULT_STALL_MS = 30_000;
 
 /** Test and benchmark instrumentation; production passes nothing. */
 export interface DaemonHooks {
   mqttAckMode?: 'after_commit' | 'on_receipt';
   onMqttAck?: (packet: IPublishPacket) => void;
+  /** systemd notifications; default: sd_notify through systemd-notify, a no-op outside systemd. */
+  notifier?: Notifier;
 }
 
 export class Daemon {
@@ -41,6 +53,10 @@ export class Daemon {
   readonly sources: (MqttSource | FolderSource)[] = [];
   readonly reads: OnSiteReads;
   readonly observability: Observability;
+  readonly notifier: Notifier;
+  readonly healthLoop: HealthLoop;
+  /** A landing request unanswered for longer than this makes the daemon not alive. */
+  readonly stallMs: number;
   private readonly started: Component[] = [];
   private releaseLock: (() => Promise<void>) | null = null;
   private ready = false;
@@ -54,6 +70,16 @@ export class Daemon {
     this.logger = logger;
     const { config } = loaded;
     this.dbPath = join(config.state_dir, 'landing.db');
+    this.notifier = hooks.notifier ?? new SdNotifier({ logger });
+    const watchdogMs = this.notifier.watchdogMs;
+    this.stallMs = watchdogMs === null ? DEFAULT_STALL_MS : Math.max(1, Math.floor(watchdogMs / 2));
+    this.healthLoop = new HealthLoop({
+      liveness: () => this.liveness(),
+      notifier: this.notifier,
+      // sd_watchdog_enabled(3) asks for pings at half the timeout; a third leaves room for timer drift.
+      intervalMs: watchdogMs === null ? DEFAULT_HEALTH_INTERVAL_MS : Math.max(1, Math.floor(watchdogMs / 3)),
+      logger,
+    });
     this.blobs = new BlobStore(join(config.state_dir, 'blobs'));
     this.landing = new LandingLog({
       dbPath: this.dbPath,
@@ -98,12 +124,12 @@ export class Daemon {
       );
     }
     const health = {
-      health: () => ({ ok: !this.fatal, reasons: this.fatal ? [this.fatal] : [] }),
+      health: () => this.liveness(),
       ready: () => {
         const reasons: string[] = [];
         if (!this.ready) reasons.push('starting');
         if (this.landing.blocked) reasons.push('the landing log cannot commit (disk full or I/O error): sources are paused');
-        if (this.fatal) reasons.push(this.fatal);
+        reasons.push(...this.liveness().reasons);
         reasons.push(...this.observability.feed.problems());
         return { ok: reasons.length === 0, reasons };
       },
@@ -140,13 +166,26 @@ export class Daemon {
       throw error;
     }
     this.ready = true;
+    this.notifier.ready(`ingesting from ${this.sources.length} source(s); API ${this.reads.url ?? 'off'}`);
+    await this.healthLoop.start(); // after READY=1: the first watchdog ping follows it
+    this.started.push(this.healthLoop);
     this.logger.info(
       { plant: config.plant, agent_id: config.agent_id, state_dir: config.state_dir, api: this.reads.url, sources: this.sources.map((s) => s.name) },
       'lakeside ready',
     );
   }
 
+  /** Alive: what /healthz answers and what the health loop pings the watchdog on. */
+  liveness(now = Date.now()): HealthStatus {
+    const reasons: string[] = [];
+    if (this.fatal) reasons.push(this.fatal);
+    const stalled = this.landing.stalledMs(now);
+    if (stalled > this.stallMs) reasons.push(`the landing writer has not answered for ${Math.round(stalled / 1000)} s (a hung disk?)`);
+    return { ok: reasons.length === 0, reasons };
+  }
+
   readonly stop = onceStop(async () => {
+    this.notifier.stopping('draining sources, landing log and seals');
     for (const component of this.started.reverse()) {
       try {
         await component.stop();
@@ -155,6 +194,7 @@ export class Daemon {
       }
     }
     await this.releaseLock?.();
+    await this.notifier.flush();
     this.logger.info('lakeside stopped');
   });
 

@@ -17,6 +17,8 @@
  * - `seal.after-publish`: L0 files renamed into place, not yet registered (seal.ts).
  * - `compact.after-publish`: L1 files renamed into place, not yet registered (compact.ts).
  * - `compact.after-commit`: L1 registered and L0 unregistered, L0 files not yet unlinked.
+ * - `landing.before-commit`: the landing writer took a batch and never commits it (a
+ *   hung disk): the health loop must withhold the watchdog (writer-worker.ts).
  */
 import { writeSync } from 'node:fs';
 import { threadId } from 'node:worker_threads';

@@ -72,7 +72,7 @@ export class LandingLog extends EventEmitter implements Component {
   private timer: NodeJS.Immediate | NodeJS.Timeout | null = null;
   private nextId = 1;
   private lastBatchRows = 0;
-  private replies = new Map<number, (reply: WriterReply) => void>();
+  private replies = new Map<number, { resolve: (reply: WriterReply) => void; sentAt: number }>();
   private blockedSince: number | null = null;
   private stopping = false;
   private readonly abort = new AbortController();
@@ -106,12 +106,22 @@ export class LandingLog extends EventEmitter implements Component {
         }
         const waiter = this.replies.get(reply.id);
         this.replies.delete(reply.id);
-        waiter?.(reply);
+        waiter?.resolve(reply);
       });
     });
     const retentionUs = this.options.dedupeRetentionHours * 3_600_000_000;
     this.pruneTimer = setInterval(() => void this.request({ type: 'prune', id: 0, retentionUs }).catch(() => {}), 600_000);
     this.pruneTimer.unref();
+  }
+
+  /**
+   * How long the oldest unanswered request to the writer has been waiting (0 when none):
+   * the health loop's sign of a writer stuck in a commit that never returns.
+   */
+  stalledMs(now = Date.now()): number {
+    let oldest = now;
+    for (const { sentAt } of this.replies.values()) oldest = Math.min(oldest, sentAt);
+    return now - oldest;
   }
 
   /** Resolves when the item is durable; rejects only if the log stops before it could commit. */
@@ -270,14 +280,14 @@ export class LandingLog extends EventEmitter implements Component {
     if (!worker) return Promise.reject(new Error('the landing writer is not running'));
     const id = this.nextId++;
     return new Promise((resolve) => {
-      this.replies.set(id, resolve);
+      this.replies.set(id, { resolve, sentAt: Date.now() });
       worker.postMessage({ ...request, id });
     });
   }
 
   private onWorkerCrash(error: Error): void {
     this.options.logger.fatal({ code: ErrorCode.landingIo, err: error.message }, 'the landing writer crashed');
-    for (const [id, waiter] of this.replies) waiter({ type: 'failed', id, code: 'WORKER', retriable: false, message: error.message });
+    for (const [id, waiter] of this.replies) waiter.resolve({ type: 'failed', id, code: 'WORKER', retriable: false, message: error.message });
     this.replies.clear();
     this.worker = null;
     this.emit('fatal', error);

@@ -16,6 +16,7 @@ import Database from 'better-sqlite3';
 import { resolveDataset, type Dataset } from '../../config/dataset.ts';
 import type { DatasetConfig } from '../../config/schema.ts';
 import { StreamActivity, tallyCommit } from './ingest-tally.ts';
+import { failpoint } from '../failpoint.ts';
 import { applyPragmas, ensureSchema, landedTable } from './schema.ts';
 import type { LandingItem, LandingItemResult, QuarantineEntry } from './types.ts';
 import type { WriterReply, WriterRequest } from './writer-protocol.ts';
@@ -134,6 +135,7 @@ function commitIsolated(items: LandingItem[], at: number): LandingItemResult[] {
 function handle(request: WriterRequest): WriterReply {
   switch (request.type) {
     case 'commit': {
+      failpoint('landing.before-commit'); // watchdog tests: a writer that never answers
       const at = nowUs();
       const started = performance.now();
       try {

@@ -51,3 +51,37 @@ export function cameraFolderConfig(path: string, dataset: DatasetConfig, overrid
 export function newFolderSource(config: FolderSourceConfig, dataset: DatasetConfig, landing: LandingLog, blobs: BlobStore): FolderSource {
   return new FolderSource({ config, mapper: new FolderMapper(config, [resolveDataset(dataset)]), landing, blobs, logger: silentLogger() });
 }
+
+/**
+ * A daemon config (YAML) over the `frames` dataset (line, camera, image blob) and the
+ * `cams` folder source on `drop`, with fast seals and the API on `apiPort` (0: a free one).
+ */
+export function framesDaemonConfigText(stateDir: string, drop: string, logLevel = 'fatal', apiPort = 0): string {
+  return `
+plant: p1
+api: { listen_port: ${apiPort} }
+state_dir: ${stateDir}
+log_level: ${logLevel}
+hot:
+  seal_interval_ms: 100
+datasets:
+  - name: frames
+    time_column: ts
+    columns:
+      - { name: line, type: string, nullable: false }
+      - { name: camera, type: string, nullable: false }
+      - { name: image, type: blob }
+sources:
+  folders:
+    - name: cams
+      path: ${drop}
+      dataset: frames
+      path_pattern: "{line}/{camera}/{file}"
+      stable_ms: 100
+      fields:
+        ts: { received_at: true }
+        line: { path_field: line }
+        camera: { path_field: camera }
+        image: { payload: true }
+`;
+}

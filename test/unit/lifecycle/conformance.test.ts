@@ -24,6 +24,7 @@ import { AlertManager } from '../../../agent/alerts/alert-manager.ts';
 import { BlobStore } from '../../../agent/blobs/blob-store.ts';
 import { LakesideMetrics } from '../../../agent/metrics/metrics.ts';
 import { Daemon } from '../../../agent/daemon.ts';
+import { HealthLoop } from '../../../agent/health-loop.ts';
 import { Sealer } from '../../../agent/hot/sealer.ts';
 import type { LandingLog } from '../../../agent/landing/landing-log.ts';
 import { applyPragmas, ensureSchema, landedRowsWhere } from '../../../agent/landing/schema.ts';
@@ -31,8 +32,9 @@ import type { Component } from '../../../agent/lifecycle.ts';
 import { silentLogger } from '../../../agent/log.ts';
 import { MqttMapper } from '../../../agent/mapping/mapper.ts';
 import type { FolderSource } from '../../../agent/sources/folder-source.ts';
+import type { Notifier } from '../../../agent/sd-notify.ts';
 import { MqttSource } from '../../../agent/sources/mqtt-source.ts';
-import { cameraFolderConfig, framesDataset, newFolderSource, testLandingLog } from '../../support/folder-source.ts';
+import { cameraFolderConfig, framesDaemonConfigText, framesDataset, newFolderSource, testLandingLog } from '../../support/folder-source.ts';
 import { waitFor } from '../../support/wait-for.ts';
 
 const REPO_ROOT = new URL('../../../', import.meta.url);
@@ -250,6 +252,19 @@ const cases: Case[] = [
     },
     around: withLanding,
   },
+  {
+    name: 'HealthLoop',
+    build: () => {
+      const pings: number[] = [];
+      const notifier: Notifier = { enabled: true, watchdogMs: 30, ready() {}, watchdog: () => void pings.push(Date.now()), stopping() {}, status() {}, flush: async () => {} };
+      return Object.assign(new HealthLoop({ liveness: () => ({ ok: true, reasons: [] }), notifier, intervalMs: 10, logger: silentLogger() }), { pings });
+    },
+    paths: () => [],
+    async ready(component) {
+      const { pings } = component as HealthLoop & { pings: number[] };
+      await waitFor(() => pings.length >= 2, () => `watchdog pings: ${pings.length}`, 5_000);
+    },
+  },
 ];
 
 describe('lifecycle conformance', () => {
@@ -307,35 +322,6 @@ describe('lifecycle conformance', () => {
   });
 
   describe('Daemon', () => {
-    function configText(stateDir: string, drop: string): string {
-      return `
-plant: p1
-api: { listen_port: 0 }
-state_dir: ${stateDir}
-log_level: fatal
-hot:
-  seal_interval_ms: 100
-datasets:
-  - name: frames
-    time_column: ts
-    columns:
-      - { name: line, type: string, nullable: false }
-      - { name: camera, type: string, nullable: false }
-      - { name: image, type: blob }
-sources:
-  folders:
-    - name: cams
-      path: ${drop}
-      dataset: frames
-      path_pattern: "{line}/{camera}/{file}"
-      stable_ms: 100
-      fields:
-        ts: { received_at: true }
-        line: { path_field: line }
-        camera: { path_field: camera }
-        image: { payload: true }
-`;
-    }
 
     /** Rows of `frames` anywhere in the hot path: still landed, or sealed into registered files. */
     function framesStored(stateDir: string): number {
@@ -359,7 +345,7 @@ sources:
     it('constructs without I/O, ingests, stops, restarts on the same state, and leaves nothing running', async () => {
       const stateDir = join(dir, 'state');
       const drop = join(dir, 'drop');
-      const text = configText(stateDir, drop);
+      const text = framesDaemonConfigText(stateDir, drop);
       const before = baseline();
 
       const first = new Daemon(parseConfigText(text, join(dir, 'lakeside.yaml')), silentLogger());
@@ -390,7 +376,7 @@ sources:
     it('refuses a second daemon (another process) on a state directory in use, with STATE_DIR_LOCKED', async () => {
       const stateDir = join(dir, 'state');
       const drop = join(dir, 'drop');
-      const text = configText(stateDir, drop);
+      const text = framesDaemonConfigText(stateDir, drop);
       await writeFile(join(dir, 'lakeside.yaml'), text);
       const daemon = new Daemon(parseConfigText(text, join(dir, 'lakeside.yaml')), silentLogger());
       await daemon.start();
