@@ -3,7 +3,9 @@
  *
  * Start order (downstream before upstream): state lock → landing schema → blob
  * recovery → landing log → sealer (hot-tier recovery, then seal/compact timers) →
- * on-site reads (query engine, latest cache, HTTP API) → sources. Stop runs the other
+ * on-site reads (their own worker: query engine, latest cache, HTTP API; fed by the
+ * landing writer directly) → sources. Health and readiness live here; every change is
+ * pushed to the reads worker, which serves /healthz and /readyz. Stop runs the other
  * way: sources stop taking new messages and let their in-flight ones commit and ack,
  * the API closes, the landing log drains, the sealer seals what landed, the lock is
  * released.
@@ -98,7 +100,7 @@ export class Daemon {
       dbPath: this.dbPath,
       landing: this.landing,
       sealer: this.sealer,
-      blobs: this.blobs,
+      blobsDir: this.blobs.root,
       health: {
         health: () => ({ ok: !this.fatal, reasons: this.fatal ? [this.fatal] : [] }),
         ready: () => {
@@ -111,9 +113,18 @@ export class Daemon {
       },
       logger,
     });
-    this.landing.on('fatal', (error: Error) => (this.fatal = `landing writer crashed: ${error.message}`));
-    this.landing.on('blocked', () => this.sources.forEach((s) => s.pause()));
-    this.landing.on('unblocked', () => this.sources.forEach((s) => s.resume()));
+    this.landing.on('fatal', (error: Error) => {
+      this.fatal = `landing writer crashed: ${error.message}`;
+      this.reads.healthChanged();
+    });
+    this.landing.on('blocked', () => {
+      this.sources.forEach((s) => s.pause());
+      this.reads.healthChanged();
+    });
+    this.landing.on('unblocked', () => {
+      this.sources.forEach((s) => s.resume());
+      this.reads.healthChanged();
+    });
   }
 
   async start(): Promise<void> {
@@ -131,6 +142,7 @@ export class Daemon {
       throw error;
     }
     this.ready = true;
+    this.reads.healthChanged();
     this.logger.info(
       { plant: config.plant, agent_id: config.agent_id, state_dir: config.state_dir, api: this.reads.url, sources: this.sources.map((s) => s.name) },
       'lakeside ready',

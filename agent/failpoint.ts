@@ -17,6 +17,8 @@
  * - `seal.after-publish`: L0 files renamed into place, not yet registered (seal.ts).
  * - `compact.after-publish`: L1 files renamed into place, not yet registered (compact.ts).
  * - `compact.after-commit`: L1 registered and L0 unregistered, L0 files not yet unlinked.
+ * - `reads.crash`: not a freeze: lets a test crash the reads worker with an uncaught
+ *   error (OnSiteReads.crashForTest), to prove the main thread restarts it.
  */
 import { writeSync } from 'node:fs';
 import { threadId } from 'node:worker_threads';
@@ -35,6 +37,11 @@ function hit(name: string, files?: readonly { path: string }[]): void {
   // Blocks this thread until the process dies; a timed-out wait just waits again.
   const cell = new Int32Array(new SharedArrayBuffer(4));
   for (;;) Atomics.wait(cell, 0, 0);
+}
+
+/** True when `name` is armed (for points that do something else than freeze). */
+export function failpointArmed(name: string): boolean {
+  return armed.has(name);
 }
 
 /**

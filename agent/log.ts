@@ -21,6 +21,11 @@ export const ErrorCode = {
   sealFailed: 'SEAL_FAILED',
   compactFailed: 'COMPACTION_FAILED',
   stateLocked: 'STATE_DIR_LOCKED',
+  /** The reads worker (HTTP API, latest values, SQL) died; it is restarted (agent/on-site-reads.ts). */
+  readsWorkerCrashed: 'READS_WORKER_CRASHED',
+  readsWorkerRestarted: 'READS_WORKER_RESTARTED',
+  /** A commit's rows could not be handed to the reads worker (the commit itself stands). */
+  readsLandedFailed: 'READS_LANDED_FAILED',
 } as const;
 
 export function createLogger(level: string, destination?: NodeJS.WritableStream): Logger {

@@ -1,14 +1,19 @@
 /** Messages between the landing log (main thread) and its writer worker. */
+import type { MessagePort } from 'node:worker_threads';
 import type { LandingItem, LandingItemResult } from './types.ts';
 
 export type WriterRequest =
   | { type: 'commit'; id: number; items: LandingItem[] }
   | { type: 'prune'; id: number; retentionUs: number }
+  /** From now on, every commit's new rows go to `port` (agent/reads/landed-batch.ts); replaces an earlier port. */
+  | { type: 'attach-landed'; id: number; port: MessagePort }
   | { type: 'close'; id: number };
 
 export type WriterReply =
   | { type: 'ready'; id: 0 }
-  | { type: 'committed'; id: number; results: LandingItemResult[]; commitMs: number }
+  /** `landedError`: the commit is durable, but its rows could not be handed to the reads worker. */
+  | { type: 'committed'; id: number; results: LandingItemResult[]; commitMs: number; landedError?: string }
   | { type: 'pruned'; id: number; removed: number }
+  | { type: 'attached'; id: number }
   | { type: 'closed'; id: number }
   | { type: 'failed'; id: number; code: string; retriable: boolean; message: string };

@@ -1,10 +1,11 @@
 /**
  * Latest values and recent windows per stream, in memory, fed at commit (DESIGN "Who uses
  * it": on-site ML asks for the latest values and short windows, p99 in single-digit ms).
- * Wire it as `landing.on('landed', (rows) => cache.onRows(rows))`.
+ * It lives on the reads worker (agent/reads/reads-worker.ts), fed with the rows the
+ * landing writer posts after each commit (agent/reads/landed-batch.ts).
  *
  * Invariants:
- * - Only durable rows arrive (the landing log's 'landed' event), so nothing here is
+ * - Only durable rows arrive (posted by the landing writer after the commit), so nothing here is
  *   ever newer than what SQL will see; the cache starts empty at each start.
  * - A stream's latest value is its row with the greatest EVENT time; a late, older row
  *   never replaces it (an equal time does: the later arrival wins). The latest value is
