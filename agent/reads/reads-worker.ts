@@ -60,6 +60,10 @@ const freshLatest: LatestPort = {
     drainLanded();
     return latest.window(dataset, stream, minutes, limit);
   },
+  windowJson(dataset, stream, minutes, limit) {
+    drainLanded();
+    return latest.windowJson!(dataset, stream, minutes, limit);
+  },
 };
 const datasetsPort = reader.datasetsPort(datasets, cache);
 
