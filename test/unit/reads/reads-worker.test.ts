@@ -3,7 +3,9 @@
 // while the main thread is blocked (so the API needs nothing of the ingest event loop);
 // and a crash of the reads worker is logged with READS_WORKER_CRASHED, ingestion goes
 // on meanwhile, and the worker comes back on the same URL serving new rows.
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { get as httpsGet } from 'node:https';
+import { writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -35,8 +37,7 @@ interface LogRecord {
   [key: string]: unknown;
 }
 
-async function startDaemon(): Promise<{ daemon: Daemon; logs: LogRecord[] }> {
-  dir = await mkdtemp(join(tmpdir(), 'lakeside-reads-worker-'));
+function newDaemon(api = '{ listen_port: 0 }'): { daemon: Daemon; logs: LogRecord[] } {
   const logs: LogRecord[] = [];
   const sink = new Writable({
     write(chunk: Buffer, _encoding, done) {
@@ -46,8 +47,8 @@ async function startDaemon(): Promise<{ daemon: Daemon; logs: LogRecord[] }> {
   });
   const text = `
 plant: p1
-state_dir: ${join(dir, 'state')}
-api: { listen_port: 0 }
+state_dir: ${join(dir!, 'state')}
+api: ${api}
 datasets:
   - name: readings
     time_column: ts
@@ -57,10 +58,24 @@ datasets:
       - { name: value, type: double }
     stream_key: [line, sensor]
 `;
-  const started = new Daemon(parseConfigText(text, join(dir, 'lakeside.yaml')), createLogger('info', sink));
-  daemon = started;
-  await started.start();
-  return { daemon: started, logs };
+  daemon = new Daemon(parseConfigText(text, join(dir!, 'lakeside.yaml')), createLogger('info', sink));
+  return { daemon, logs };
+}
+
+async function startDaemon(api?: string): Promise<{ daemon: Daemon; logs: LogRecord[] }> {
+  dir = await mkdtemp(join(tmpdir(), 'lakeside-reads-worker-'));
+  const started = newDaemon(api);
+  await started.daemon.start();
+  return started;
+}
+
+function hasOpenssl(): boolean {
+  try {
+    execFileSync('openssl', ['version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function reading(sensor: string, value: number): LandingItem {
@@ -113,5 +128,41 @@ describe('on-site reads on their own worker', () => {
     expect(response.status).toBe(200);
     expect(((await response.json()) as LatestBody).streams.map((s) => s.values)).toEqual([{ value: 22.5 }]);
     expect((await fetch(`${url}/readyz`)).status).toBe(200);
+  });
+
+  it('fails the daemon start with the worker error and its code (API_EXPOSED_WITHOUT_TOKENS, ENOENT)', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'lakeside-reads-worker-'));
+    const exposed = newDaemon('{ listen_host: 0.0.0.0, listen_port: 0 }').daemon;
+    await expect(exposed.start()).rejects.toMatchObject({ code: 'API_EXPOSED_WITHOUT_TOKENS', message: expect.stringContaining('api.tokens') });
+    const noCert = newDaemon(`{ listen_port: 0, tls: { cert_file: ${join(dir, 'none.pem')}, key_file: ${join(dir, 'none.key')} } }`).daemon;
+    await expect(noCert.start()).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
+  // Never skipped in CI (.ci/run installs openssl); a developer machine without it skips.
+  it.skipIf(!hasOpenssl() && process.env.CI !== 'true')('serves https with tokens from the worker', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'lakeside-reads-worker-'));
+    const certFile = join(dir, 'cert.pem');
+    const keyFile = join(dir, 'key.pem');
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
+      '-keyout', keyFile, '-out', certFile, '-days', '1', '-subj', '/CN=localhost'], { stdio: 'ignore' });
+    const token = 'reads-worker-token-0123456789abcdef';
+    const tokenFile = join(dir, 'token');
+    writeFileSync(tokenFile, token, { mode: 0o600 });
+    const { daemon } = newDaemon(`{ listen_port: 0, tls: { cert_file: ${certFile}, key_file: ${keyFile} }, tokens: [{ name: ml, role: read, token: "\${file:${tokenFile}}" }] }`);
+    await daemon.start();
+    await daemon.landing.append(reading('humidity', 40.25));
+    expect(daemon.reads.url).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
+    const get = (path: string, headers: Record<string, string> = {}) =>
+      new Promise<{ status: number; body: string }>((resolve, reject) => {
+        httpsGet(`${daemon.reads.url}${path}`, { rejectUnauthorized: false, headers }, (res) => {
+          let body = '';
+          res.on('data', (chunk) => (body += chunk));
+          res.on('end', () => resolve({ status: res.statusCode!, body }));
+        }).on('error', reject);
+      });
+    expect((await get('/v1/latest?dataset=readings')).status).toBe(401);
+    const ok = await get('/v1/latest?dataset=readings', { authorization: `Bearer ${token}` });
+    expect(ok.status).toBe(200);
+    expect((JSON.parse(ok.body) as LatestBody).streams.map((s) => s.values)).toEqual([{ value: 40.25 }]);
   });
 });
