@@ -3,7 +3,7 @@
 // while the main thread is blocked (so the API needs nothing of the ingest event loop);
 // and a crash of the reads worker is logged with READS_WORKER_CRASHED, ingestion goes
 // on meanwhile, and the worker comes back on the same URL serving new rows.
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { get as httpsGet } from 'node:https';
 import { writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -15,6 +15,7 @@ import { parseConfigText } from '../../../config/loader.ts';
 import { Daemon } from '../../../agent/daemon.ts';
 import type { LandingItem } from '../../../agent/landing/types.ts';
 import { createLogger } from '../../../agent/log.ts';
+import { hasOpenssl, writeSelfSignedCert } from '../../support/tls-cert.ts';
 import { waitFor } from '../../support/wait-for.ts';
 
 let dir: string | undefined;
@@ -67,15 +68,6 @@ async function startDaemon(api?: string): Promise<{ daemon: Daemon; logs: LogRec
   const started = newDaemon(api);
   await started.daemon.start();
   return started;
-}
-
-function hasOpenssl(): boolean {
-  try {
-    execFileSync('openssl', ['version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 function reading(sensor: string, value: number): LandingItem {
@@ -143,8 +135,7 @@ describe('on-site reads on their own worker', () => {
     dir = await mkdtemp(join(tmpdir(), 'lakeside-reads-worker-'));
     const certFile = join(dir, 'cert.pem');
     const keyFile = join(dir, 'key.pem');
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
-      '-keyout', keyFile, '-out', certFile, '-days', '1', '-subj', '/CN=localhost'], { stdio: 'ignore' });
+    writeSelfSignedCert(certFile, keyFile);
     const token = 'reads-worker-token-0123456789abcdef';
     const tokenFile = join(dir, 'token');
     writeFileSync(tokenFile, token, { mode: 0o600 });
