@@ -3,11 +3,14 @@
  *
  * Start order (downstream before upstream): state lock → landing schema → blob
  * recovery → landing log → sealer (hot-tier recovery, then seal/compact timers) →
- * observability (metrics, feed-gap alerts) → on-site reads (query engine, latest
- * cache, HTTP API) → sources → health loop, then READY=1 to systemd. Stop sends
- * STOPPING=1 and runs the other way: sources stop taking new messages and let their
- * in-flight ones commit and ack, the API closes, the alert checks end, the landing log
- * drains, the sealer seals what landed, the lock is released.
+ * observability (metrics, feed-gap alerts) → on-site reads (their own worker: query
+ * engine, latest cache, HTTP API; fed by the landing writer directly) → sources →
+ * health loop, then READY=1 to systemd. Health and readiness live here; every change is
+ * pushed to the reads worker, which serves /healthz and /readyz (and asks this thread
+ * for /metrics and /v1/status). Stop sends STOPPING=1 and runs the other way: sources
+ * stop taking new messages and let their in-flight ones commit and ack, the API closes,
+ * the alert checks end, the landing log drains, the sealer seals what landed, the lock
+ * is released.
  *
  * Liveness (/healthz and the systemd watchdog, agent/health-loop.ts): the landing
  * writer is running and answers within `stallMs` (half of WatchdogSec=, else 30 s).
@@ -140,15 +143,24 @@ export class Daemon {
       dbPath: this.dbPath,
       landing: this.landing,
       sealer: this.sealer,
-      blobs: this.blobs,
+      blobsDir: this.blobs.root,
       health,
       metrics: this.observability.metricsPort,
       status: this.observability.statusPort,
       logger,
     });
-    this.landing.on('fatal', (error: Error) => (this.fatal = `landing writer crashed: ${error.message}`));
-    this.landing.on('blocked', () => this.sources.forEach((s) => s.pause()));
-    this.landing.on('unblocked', () => this.sources.forEach((s) => s.resume()));
+    this.landing.on('fatal', (error: Error) => {
+      this.fatal = `landing writer crashed: ${error.message}`;
+      this.reads.healthChanged();
+    });
+    this.landing.on('blocked', () => {
+      this.sources.forEach((s) => s.pause());
+      this.reads.healthChanged();
+    });
+    this.landing.on('unblocked', () => {
+      this.sources.forEach((s) => s.resume());
+      this.reads.healthChanged();
+    });
   }
 
   async start(): Promise<void> {
@@ -166,6 +178,7 @@ export class Daemon {
       throw error;
     }
     this.ready = true;
+    this.reads.healthChanged();
     this.notifier.ready(`ingesting from ${this.sources.length} source(s); API ${this.reads.url ?? 'off'}`);
     await this.healthLoop.start(); // after READY=1: the first watchdog ping follows it
     this.started.push(this.healthLoop);

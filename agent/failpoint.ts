@@ -19,6 +19,8 @@
  * - `compact.after-commit`: L1 registered and L0 unregistered, L0 files not yet unlinked.
  * - `landing.before-commit`: the landing writer took a batch and never commits it (a
  *   hung disk): the health loop must withhold the watchdog (writer-worker.ts).
+ * - `reads.crash`: not a freeze: lets a test crash the reads worker with an uncaught
+ *   error (OnSiteReads.crashForTest), to prove the main thread restarts it.
  */
 import { writeSync } from 'node:fs';
 import { threadId } from 'node:worker_threads';
@@ -37,6 +39,11 @@ function hit(name: string, files?: readonly { path: string }[]): void {
   // Blocks this thread until the process dies; a timed-out wait just waits again.
   const cell = new Int32Array(new SharedArrayBuffer(4));
   for (;;) Atomics.wait(cell, 0, 0);
+}
+
+/** True when `name` is armed (for points that do something else than freeze). */
+export function failpointArmed(name: string): boolean {
+  return armed.has(name);
 }
 
 /**

@@ -24,6 +24,11 @@ export const ErrorCode = {
   feedGap: 'FEED_GAP',
   feedGapCleared: 'FEED_GAP_CLEARED',
   alertDeliveryFailed: 'ALERT_DELIVERY_FAILED',
+  /** The reads worker (HTTP API, latest values, SQL) died; it is restarted (agent/on-site-reads.ts). */
+  readsWorkerCrashed: 'READS_WORKER_CRASHED',
+  readsWorkerRestarted: 'READS_WORKER_RESTARTED',
+  /** A commit's rows could not be handed to the reads worker (the commit itself stands). */
+  readsLandedFailed: 'READS_LANDED_FAILED',
 } as const;
 
 export function createLogger(level: string, destination?: NodeJS.WritableStream): Logger {

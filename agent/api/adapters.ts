@@ -53,6 +53,10 @@ export function latestPort(cache: LatestCache): LatestPort {
       const result = asBadRequest(() => cache.window(dataset, stream, minutes, limit));
       return { columns: result.columns, rows: result.rows };
     },
+    windowJson(dataset, stream, minutes, limit) {
+      const result = asBadRequest(() => cache.windowJson(dataset, stream, minutes, limit));
+      return { columns: result.columns, rowsJson: result.rowsJson };
+    },
   };
 }
 

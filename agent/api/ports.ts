@@ -52,6 +52,12 @@ export interface LatestPort {
   latest(dataset: string, filter?: Record<string, string>): LatestEntry[];
   /** The last `minutes` of one stream, oldest first, at most `limit` rows (the newest). */
   window(dataset: string, stream: Record<string, string>, minutes: number, limit?: number): { columns: string[]; rows: unknown[][] };
+  /**
+   * The same window with its rows already as JSON text (the text of `rows`, values
+   * JSON-safe as jsonValue makes them); when given, /v1/window sends it without building
+   * or re-serialising row arrays.
+   */
+  windowJson?(dataset: string, stream: Record<string, string>, minutes: number, limit?: number): { columns: string[]; rowsJson: string };
 }
 
 export interface DatasetInfo {

@@ -13,17 +13,20 @@
  * space returns. Memory stays bounded because sources wait for their acks.
  *
  * Events: 'committed' (items, IngestTally: rows per source/dataset and quarantine per
- * reason, summed on the writer thread, commit ms), 'landed' (the durable rows), 'blocked' /
- * 'unblocked', 'fatal'. `activity()` drains the streams that got rows (ingest-tally.ts).
+ * reason, summed on the writer thread, commit ms), 'blocked' / 'unblocked', 'fatal'.
+ * `activity()` drains the streams that got rows (ingest-tally.ts).
+ *
+ * Committed rows reach the on-site reads (latest values) without passing through this
+ * thread: the writer posts them to the reads worker's port (`attachLandedPort`).
  */
 import { EventEmitter } from 'node:events';
-import { Worker } from 'node:worker_threads';
+import { Worker, type MessagePort, type Transferable } from 'node:worker_threads';
 import type { DatasetConfig } from '../../config/schema.ts';
 import { ErrorCode, type Logger } from '../log.ts';
 import { onceStop, type Component } from '../lifecycle.ts';
 import { backoffDelay, sleep } from '../retry.ts';
 import type { ActivityReport, IngestTally } from './ingest-tally.ts';
-import type { LandingItem, LandingItemResult, LandingRow } from './types.ts';
+import type { LandingItem, LandingItemResult } from './types.ts';
 import type { WriterReply, WriterRequest } from './writer-protocol.ts';
 
 export interface LandingLogOptions {
@@ -54,6 +57,8 @@ export interface LandingStats {
   failedCommits: number;
   /** Time spent inside landing transactions (fsync included), for metrics. */
   commitMs: number;
+  /** Commits whose rows could not be handed to the reads worker (the commit itself stands). */
+  landedHandOffFailures: number;
 }
 
 export class LandingStoppedError extends Error {
@@ -64,7 +69,7 @@ export class LandingStoppedError extends Error {
 
 export class LandingLog extends EventEmitter implements Component {
   readonly name = 'landing-log';
-  readonly stats: LandingStats = { commits: 0, rowsInserted: 0, duplicates: 0, quarantined: 0, failedCommits: 0, commitMs: 0 };
+  readonly stats: LandingStats = { commits: 0, rowsInserted: 0, duplicates: 0, quarantined: 0, failedCommits: 0, commitMs: 0, landedHandOffFailures: 0 };
   private worker: Worker | null = null;
   private queue: Pending[] = [];
   private queuedRows = 0;
@@ -207,6 +212,7 @@ export class LandingLog extends EventEmitter implements Component {
       );
       if (reply.type === 'committed') {
         this.stats.commitMs += reply.commitMs;
+        if (reply.landedError !== undefined) this.onLandedError(reply.landedError);
         this.onCommitted(batch, reply.results, reply.tally, reply.commitMs);
         return;
       }
@@ -245,15 +251,6 @@ export class LandingLog extends EventEmitter implements Component {
       pending.resolve(result);
     });
     this.emit('committed', batch.length, tally, commitMs);
-    if (this.listenerCount('landed') > 0) {
-      // The rows now durable, for in-memory views (latest values). Rows dropped as
-      // duplicates are left out; an item is either all new or reported by count only.
-      const rows: LandingRow[] = [];
-      batch.forEach((pending, index) => {
-        if (results[index]!.inserted === pending.item.rows.length) rows.push(...pending.item.rows);
-      });
-      if (rows.length > 0) this.emit('landed', rows);
-    }
   }
 
   private onBlocked(sqliteCode: string, message: string, items: number): void {
@@ -275,13 +272,33 @@ export class LandingLog extends EventEmitter implements Component {
     this.emit('blocked', { code: sqliteCode, message });
   }
 
-  private request(request: WriterRequest): Promise<WriterReply> {
+  /**
+   * From now on the writer posts every commit's new rows to `port` (columnar, see
+   * agent/reads/landed-batch.ts), before the commit's reply reaches this thread; it
+   * replaces a port attached earlier. Call after start().
+   */
+  async attachLandedPort(port: MessagePort): Promise<void> {
+    const reply = await this.request({ type: 'attach-landed', id: 0, port }, [port]);
+    if (reply.type !== 'attached') throw new Error(`the landing writer refused the landed port: ${reply.type === 'failed' ? reply.message : reply.type}`);
+  }
+
+  private onLandedError(message: string): void {
+    this.stats.landedHandOffFailures++;
+    if (this.stats.landedHandOffFailures === 1 || this.stats.landedHandOffFailures % 1000 === 0) {
+      this.options.logger.error(
+        { code: ErrorCode.readsLandedFailed, err: message, failures: this.stats.landedHandOffFailures },
+        'committed rows could not be handed to the reads worker; latest values may lag until the next rows of their streams',
+      );
+    }
+  }
+
+  private request(request: WriterRequest, transfer: Transferable[] = []): Promise<WriterReply> {
     const worker = this.worker;
     if (!worker) return Promise.reject(new Error('the landing writer is not running'));
     const id = this.nextId++;
     return new Promise((resolve) => {
       this.replies.set(id, { resolve, sentAt: Date.now() });
-      worker.postMessage({ ...request, id });
+      worker.postMessage({ ...request, id }, transfer as never);
     });
   }
 

@@ -1,17 +1,22 @@
 /** Messages between the landing log (main thread) and its writer worker. */
 import type { ActivityReport, IngestTally } from './ingest-tally.ts';
+import type { MessagePort } from 'node:worker_threads';
 import type { LandingItem, LandingItemResult } from './types.ts';
 
 export type WriterRequest =
   | { type: 'commit'; id: number; items: LandingItem[] }
   | { type: 'prune'; id: number; retentionUs: number }
   | { type: 'activity'; id: number }
+  /** From now on, every commit's new rows go to `port` (agent/reads/landed-batch.ts); replaces an earlier port. */
+  | { type: 'attach-landed'; id: number; port: MessagePort }
   | { type: 'close'; id: number };
 
 export type WriterReply =
   | { type: 'ready'; id: 0 }
-  | { type: 'committed'; id: number; results: LandingItemResult[]; commitMs: number; tally: IngestTally }
+  /** `landedError`: the commit is durable, but its rows could not be handed to the reads worker. */
+  | { type: 'committed'; id: number; results: LandingItemResult[]; commitMs: number; tally: IngestTally; landedError?: string }
   | { type: 'pruned'; id: number; removed: number }
   | { type: 'activity'; id: number; report: ActivityReport }
+  | { type: 'attached'; id: number }
   | { type: 'closed'; id: number }
   | { type: 'failed'; id: number; code: string; retriable: boolean; message: string };

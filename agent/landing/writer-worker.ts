@@ -10,15 +10,21 @@
  *   retries the same batch. Any other failure is isolated to the items that cause it:
  *   each item is retried alone and one that still fails is quarantined with the error,
  *   so a single bad row never blocks its source.
+ * - With a landed port attached (the reads worker's), each commit's new rows are posted
+ *   there, columnar (agent/reads/landed-batch.ts), BEFORE the commit's reply to the main
+ *   thread: by the time a source acknowledges, the rows already wait at the reads
+ *   worker. Rows dropped as duplicates are left out; an item is either all new or
+ *   reported by count only (its rows are then left out too).
  */
-import { parentPort, workerData } from 'node:worker_threads';
+import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import { resolveDataset, type Dataset } from '../../config/dataset.ts';
 import type { DatasetConfig } from '../../config/schema.ts';
 import { StreamActivity, tallyCommit } from './ingest-tally.ts';
 import { failpoint } from '../failpoint.ts';
+import { encodeLanded } from '../reads/landed-batch.ts';
 import { applyPragmas, ensureSchema, landedTable } from './schema.ts';
-import type { LandingItem, LandingItemResult, QuarantineEntry } from './types.ts';
+import type { LandingItem, LandingItemResult, LandingRow, QuarantineEntry } from './types.ts';
 import type { WriterReply, WriterRequest } from './writer-protocol.ts';
 
 interface WriterData {
@@ -132,24 +138,54 @@ function commitIsolated(items: LandingItem[], at: number): LandingItemResult[] {
   });
 }
 
+let landedPort: MessagePort | null = null;
+
+/**
+ * Posts the batch's new rows to the reads worker (see the header); a closed port drops
+ * them. Never throws: the commit is done, and a failure here must not look like one of
+ * the commit (it is returned for the landing log to report).
+ */
+function publishLanded(items: LandingItem[], results: LandingItemResult[]): string | undefined {
+  if (!landedPort) return undefined;
+  try {
+    const rows: LandingRow[] = [];
+    items.forEach((item, index) => {
+      if (item.rows.length > 0 && results[index]!.inserted === item.rows.length) rows.push(...item.rows);
+    });
+    if (rows.length === 0) return undefined;
+    const { batch, transfer } = encodeLanded(rows, datasets);
+    landedPort.postMessage(batch, transfer);
+    return undefined;
+  } catch (error) {
+    return error instanceof Error ? error.message : String(error);
+  }
+}
+
+function commit(request: Extract<WriterRequest, { type: 'commit' }>): WriterReply {
+  failpoint('landing.before-commit'); // watchdog tests: a writer that never answers
+  const at = nowUs();
+  const started = performance.now();
+  try {
+    const results = commitBatch(request.items, at);
+    return committed(request.id, request.items, results, started, at);
+  } catch (error) {
+    if (isRetriable(error)) return failure(request.id, error);
+    try {
+      const results = commitIsolated(request.items, at);
+      return committed(request.id, request.items, results, started, at);
+    } catch (inner) {
+      return failure(request.id, inner);
+    }
+  }
+}
+
 function handle(request: WriterRequest): WriterReply {
   switch (request.type) {
     case 'commit': {
-      failpoint('landing.before-commit'); // watchdog tests: a writer that never answers
-      const at = nowUs();
-      const started = performance.now();
-      try {
-        const results = commitBatch(request.items, at);
-        return committed(request.id, request.items, results, started, at);
-      } catch (error) {
-        if (isRetriable(error)) return failure(request.id, error);
-        try {
-          const results = commitIsolated(request.items, at);
-          return committed(request.id, request.items, results, started, at);
-        } catch (inner) {
-          return failure(request.id, inner);
-        }
-      }
+      const reply = commit(request);
+      if (reply.type !== 'committed') return reply;
+      const landedError = publishLanded(request.items, reply.results);
+      return landedError === undefined ? reply : { ...reply, landedError };
     }
     case 'prune': {
       try {
@@ -163,7 +199,14 @@ function handle(request: WriterRequest): WriterReply {
     }
     case 'activity':
       return { type: 'activity', id: request.id, report: activity.drain(Date.now()) };
+    case 'attach-landed': {
+      landedPort?.close();
+      landedPort = request.port;
+      return { type: 'attached', id: request.id };
+    }
     case 'close': {
+      landedPort?.close();
+      landedPort = null;
       db.close();
       return { type: 'closed', id: request.id };
     }

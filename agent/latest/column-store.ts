@@ -12,9 +12,12 @@
  *   values (blob hashes, free text), whose strings are then counted per live slot.
  * - Byte figures are estimates of V8's layout (8 bytes per pointer, ~16 bytes per string
  *   header, one byte per Latin-1 character, ~64 bytes per dictionary entry).
+ * - `json(i)` is exactly `JSON.stringify(jsonValue(get(i)))` (agent/api/formats.ts), made
+ *   cheaper for the window endpoint: a dictionary string is quoted once, and integers
+ *   beyond int32 (µs timestamps) are printed as two int32 halves (json-number.ts).
  */
-import type { StoredType } from '../../config/dataset.ts';
-import type { RowValue } from '../../config/dataset.ts';
+import type { RowValue, StoredType } from '../../config/dataset.ts';
+import { jsonNumber } from './json-number.ts';
 
 export const DICT_LIMIT = 256;
 const STRING_HEADER_BYTES = 16;
@@ -26,6 +29,8 @@ export interface ColumnStore {
   /** Bytes held beside the slots (dictionary, string payloads). */
   readonly payloadBytes: number;
   get(i: number): RowValue;
+  /** The value at `i` as JSON text. */
+  json(i: number): string;
   /** Writes a slot that holds no live value (fresh or already moved away). */
   set(i: number, value: RowValue): void;
   /** Drops the live value at `i` (accounting; frees references). */
@@ -51,6 +56,10 @@ class NumberStore implements ColumnStore {
   get(i: number): RowValue {
     const v = this.data[i]!;
     return Number.isNaN(v) ? null : v;
+  }
+  json(i: number): string {
+    const v = this.data[i]!;
+    return Number.isNaN(v) ? 'null' : jsonNumber(v);
   }
   set(i: number, value: RowValue): void {
     this.data[i] = typeof value === 'number' ? value : NaN;
@@ -78,6 +87,10 @@ class BooleanStore implements ColumnStore {
     const v = this.data[i]!;
     return v < 0 ? null : v === 1;
   }
+  json(i: number): string {
+    const v = this.data[i]!;
+    return v < 0 ? 'null' : v === 1 ? 'true' : 'false';
+  }
   set(i: number, value: RowValue): void {
     this.data[i] = value === null ? -1 : value ? 1 : 0;
   }
@@ -98,6 +111,8 @@ class StringStore implements ColumnStore {
   payloadBytes = 0;
   private codes: Int32Array | null;
   private dict: string[] = [];
+  /** JSON text of each dictionary entry, quoted when first asked for. */
+  private dictJson: (string | undefined)[] = [];
   private dictIndex: Map<string, number> | null = new Map();
   private plain: (string | null | undefined)[] | null = null;
   /** The last value set and its code: a column often repeats itself (units, states). */
@@ -113,6 +128,15 @@ class StringStore implements ColumnStore {
     if (this.plain) return this.plain[i] ?? null;
     const code = this.codes![i]!;
     return code < 0 ? null : this.dict[code]!;
+  }
+
+  json(i: number): string {
+    if (this.plain) {
+      const text = this.plain[i];
+      return typeof text === 'string' ? JSON.stringify(text) : 'null';
+    }
+    const code = this.codes![i]!;
+    return code < 0 ? 'null' : (this.dictJson[code] ??= JSON.stringify(this.dict[code]!));
   }
 
   set(i: number, value: RowValue): void {
@@ -141,7 +165,7 @@ class StringStore implements ColumnStore {
       code = this.dict.length;
       this.dict.push(text);
       this.dictIndex!.set(text, code);
-      this.payloadBytes += DICT_ENTRY_BYTES + stringBytes(text);
+      this.payloadBytes += DICT_ENTRY_BYTES + stringBytes(text) + stringBytes(text) + 2; // + its JSON text, once asked for
     }
     this.codes![i] = code;
     this.lastText = text;
@@ -198,6 +222,7 @@ class StringStore implements ColumnStore {
     this.plain = plain;
     this.codes = null;
     this.dict = [];
+    this.dictJson = [];
     this.dictIndex = null;
     this.slotBytes = 8;
     this.payloadBytes = bytes;

@@ -1,10 +1,11 @@
 /**
  * Latest values and recent windows per stream, in memory, fed at commit (DESIGN "Who uses
  * it": on-site ML asks for the latest values and short windows, p99 in single-digit ms).
- * Wire it as `landing.on('landed', (rows) => cache.onRows(rows))`.
+ * It lives on the reads worker (agent/reads/reads-worker.ts), fed with the rows the
+ * landing writer posts after each commit (agent/reads/landed-batch.ts).
  *
  * Invariants:
- * - Only durable rows arrive (the landing log's 'landed' event), so nothing here is
+ * - Only durable rows arrive (posted by the landing writer after the commit), so nothing here is
  *   ever newer than what SQL will see; the cache starts empty at each start.
  * - A stream's latest value is its row with the greatest EVENT time; a late, older row
  *   never replaces it (an equal time does: the later arrival wins). The latest value is
@@ -17,8 +18,11 @@
  *   event time that frees enough, and rows below it are dropped and no longer admitted.
  *   Every row dropped is counted (stats). Beyond `maxStreams`, the least recently
  *   updated stream is dropped whole (counted).
- * - Reads never mutate; `latest()` and `window()` cost O(matching streams) and
- *   O(log rows + rows returned).
+ * - Reads change nothing a reader sees; `latest()` and `window()` cost O(matching
+ *   streams) and O(log rows + rows returned). `windowJson()` (the HTTP API's) keeps the
+ *   JSON text of the rows it printed beside them (StreamWindow), counted in `bytes`
+ *   like the rows; when that crosses `maxBytes` it enforces the bound as an insert
+ *   would (oldest rows first, down to 90 %).
  */
 import type { Dataset, RowValues } from '../../config/dataset.ts';
 import type { LandingRow } from '../landing/types.ts';
@@ -26,7 +30,7 @@ import { formatTimeUs } from '../mapping/time.ts';
 import { UnknownDatasetError } from './errors.ts';
 import { DatasetStreams, type Stream } from './stream-index.ts';
 import { StreamWindow } from './stream-window.ts';
-import type { DatasetSummary, LatestCacheOptions, LatestCacheStats, LatestValue, WindowResult } from './types.ts';
+import type { DatasetSummary, LatestCacheOptions, LatestCacheStats, LatestValue, WindowJsonResult, WindowResult } from './types.ts';
 import { planMemoryFloor } from './memory-floor.ts';
 
 export { UnknownDatasetError, InvalidStreamFilterError, LatestErrorCode } from './errors.ts';
@@ -102,20 +106,28 @@ export class LatestCache {
    * with `limit`, the newest `limit` of them. An unknown stream gives no rows.
    */
   window(dataset: string, stream: Record<string, string>, minutes: number, limit?: number): WindowResult {
+    const { found, ...shape } = this.windowShape(dataset, stream, minutes);
+    return { ...shape, rows: found ? found.window.rowsSince(shape.fromUs, limit) : [] };
+  }
+
+  /** `window()` with its rows as JSON text (`rowsJson`, the text of `rows`), for the HTTP API. */
+  windowJson(dataset: string, stream: Record<string, string>, minutes: number, limit?: number): WindowJsonResult {
+    const { found, ...shape } = this.windowShape(dataset, stream, minutes);
+    if (!found) return { ...shape, rowsJson: '[]' };
+    const rowsJson = found.window.jsonRowsSince(shape.fromUs, limit);
+    this.account(found); // the row text it kept
+    if (this.bytes > this.maxBytes) this.enforceBound(this.now());
+    return { ...shape, rowsJson };
+  }
+
+  private windowShape(dataset: string, stream: Record<string, string>, minutes: number): Omit<WindowResult, 'rows'> & { found: Stream | undefined } {
     const index = this.indexOf(dataset);
     const found = index.findByKey(stream);
     const nowUs = this.now() * 1000;
     const askedUs = nowUs - minutes * MINUTE_US;
     const fromUs = Math.max(askedUs, nowUs - this.windowUs, this.memoryFloorUs);
     const columns = [index.dataset.columns[0]!.name, ...index.valueColumns.map((i) => index.dataset.columns[i]!.name)];
-    return {
-      dataset,
-      stream: found?.key ?? stream,
-      columns,
-      rows: found ? found.window.rowsSince(fromUs, limit) : [],
-      fromUs,
-      complete: fromUs === askedUs,
-    };
+    return { dataset, stream: found?.key ?? stream, columns, fromUs, complete: fromUs === askedUs, found };
   }
 
   datasetsSummary(): DatasetSummary[] {

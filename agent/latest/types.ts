@@ -42,6 +42,9 @@ export interface WindowResult {
   complete: boolean;
 }
 
+/** A window with its rows as the JSON text of `WindowResult.rows` (what the HTTP API sends). */
+export type WindowJsonResult = Omit<WindowResult, 'rows'> & { rowsJson: string };
+
 export interface StreamFreshness {
   stream: Readonly<Record<string, string>>;
   newestUs: number;

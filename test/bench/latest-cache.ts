@@ -3,7 +3,7 @@
  * (line × sensor, one double value, a unit string, a boolean) at 20,000 rows/s of event
  * time for 15 minutes (18 M rows, clock advanced per 1-second batch), then times
  * latest() of one stream, latest() of one line (a key prefix), and window(60 s) of one
- * stream, in ns per call, plus the cache's own byte estimate against the heap growth.
+ * stream (as rows, as rows + JSON.stringify, and as the API's windowJson), in ns per call, plus the cache's own byte estimate against the heap growth.
  *
  *   node --expose-gc test/bench/latest-cache.ts [max_bytes_mb=128] [streams=5000] [seconds=900]
  *
@@ -78,6 +78,9 @@ const latestLineNs = time(`latest(one line: ${streamCount / LINES} streams)`, 20
 const windowRows = cache.window('sensors', keys[0]!, 1).rows.length;
 const window60Ns = time(`window(one stream, 60 s: ${windowRows} rows)`, 50_000, (i) => cache.window('sensors', keys[(i * 7919) % streamCount]!, 1));
 const window60JsonNs = time('window(60 s) + JSON.stringify', 20_000, (i) => JSON.stringify(cache.window('sensors', keys[(i * 7919) % streamCount]!, 1)));
+// The HTTP API's path: rows as JSON text, each row printed once and then kept with it
+// (after the warm-up every stream asked was printed; only new rows would be printed again).
+const window60TextNs = time('windowJson(60 s), row text kept', 20_000, (i) => cache.windowJson('sensors', keys[(i * 7919) % streamCount]!, 1).rowsJson);
 const summaryNs = time('datasetsSummary()', 50, () => cache.datasetsSummary());
 
 console.log(
@@ -95,6 +98,7 @@ console.log(
     window60Ns,
     window60Rows: windowRows,
     window60JsonNs,
+    window60TextNs,
     summaryNs,
   }),
 );

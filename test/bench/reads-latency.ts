@@ -145,8 +145,9 @@ async function measured<T extends object>(name: string, body: () => Promise<T>):
     ingestAckedPerSecond: Math.round((last.acked - first.acked) / elapsed),
     ingestPublishedPerSecond: Math.round((pub1.acked - pub0.acked) / elapsed),
     pubackP99Ms: report.p99,
-    // How late the daemon's event loop ran timers (1 ms resolution): a request waits at
-    // least this long behind ingest work on the same thread.
+    // How late the daemon's main (ingest) event loop ran timers (1 ms resolution). The
+    // API runs on the reads worker (agent/on-site-reads.ts), so requests no longer wait
+    // behind this; it shows how busy ingestion keeps the main thread.
     daemonLoopDelayP50Ms: round(report.loopDelayP50Ms),
     daemonLoopDelayP99Ms: round(report.loopDelayP99Ms),
     daemonLoopDelayMaxMs: round(report.loopDelayMaxMs),

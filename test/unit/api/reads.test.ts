@@ -1,6 +1,9 @@
 // GET /v1/datasets, /v1/latest, /v1/window and the health probes.
 import type { FastifyInstance } from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
+import { latestPort } from '../../../agent/api/adapters.ts';
+import { LatestCache } from '../../../agent/latest/latest-cache.ts';
+import { sensorRow, sensors, T0_MS, T0_US } from '../latest/fixture.ts';
 import { FakeHealth, testServer } from './fakes.ts';
 
 let app: FastifyInstance | undefined;
@@ -85,6 +88,54 @@ describe('GET /v1/window', () => {
     expect(res.statusCode).toBe(400);
     expect(res.json().error.code).toBe('BAD_REQUEST');
     expect(res.json().error.message).toContain(message);
+  });
+});
+
+describe('GET /v1/window over the latest-value cache', () => {
+  it('sends the JSON rows of the cache (windowJson) as the same body the row path gives, and the same errors', async () => {
+    const nowMs = T0_MS;
+    const cache = new LatestCache({ datasets: [sensors], windowMinutes: 15, maxBytes: 64 << 20, now: () => nowMs });
+    cache.onRows([
+      sensorRow(T0_US - 90_000_000, 'coat3', 'humidity', 40),
+      sensorRow(T0_US - 30_000_000, 'coat3', 'humidity', null, 'pct', false),
+      sensorRow(T0_US - 20_000_000, 'coat3', 'humidity', 41.25, 'p"ct'),
+      sensorRow(T0_US - 10_000_000, 'coat4', 'humidity', 7),
+    ]);
+    const { windowJson, ...rowsOnly } = latestPort(cache);
+    let textCalls = 0;
+    const port = {
+      ...rowsOnly,
+      windowJson: (...args: Parameters<NonNullable<typeof windowJson>>) => {
+        textCalls++;
+        return windowJson!(...args);
+      },
+    };
+    const fast = testServer({ latest: port });
+    const slow = testServer({ latest: rowsOnly });
+    try {
+      for (const url of [
+        '/v1/window?dataset=sensors&minutes=1&line=coat3&sensor=humidity',
+        '/v1/window?dataset=sensors&minutes=5&line=coat3&sensor=humidity&limit=2',
+        '/v1/window?dataset=sensors&minutes=5&line=coat3&sensor=humidity', // again: the row text kept is used
+        '/v1/window?dataset=sensors&minutes=5&line=coat9&sensor=humidity',
+        '/v1/window?dataset=sensors&minutes=5&line=coat3',
+        '/v1/window?dataset=nope&minutes=5&line=coat3',
+      ]) {
+        const [a, b] = await Promise.all([fast.inject(url), slow.inject(url)]);
+        expect(a.statusCode, url).toBe(b.statusCode);
+        expect(a.headers['content-type'], url).toBe(b.headers['content-type']);
+        expect(a.json(), url).toEqual(b.json());
+      }
+      const body = (await fast.inject('/v1/window?dataset=sensors&minutes=1&line=coat3&sensor=humidity')).json();
+      expect(body.rows).toEqual([
+        [T0_US - 30_000_000, null, 'pct', false],
+        [T0_US - 20_000_000, 41.25, 'p"ct', true],
+      ]);
+      expect(textCalls).toBe(7);
+    } finally {
+      await fast.close();
+      await slow.close();
+    }
   });
 });
 

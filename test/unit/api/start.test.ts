@@ -1,6 +1,5 @@
 // startApiServer: refuses to expose an unauthenticated API beyond loopback, listens,
 // and serves TLS with the certificate files read at start.
-import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { get as httpsGet } from 'node:https';
@@ -9,6 +8,7 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
 import { isLoopbackHost, startApiServer } from '../../../agent/api/server.ts';
+import { hasOpenssl, writeSelfSignedCert } from '../../support/tls-cert.ts';
 import { readToken, testServer } from './fakes.ts';
 
 let app: FastifyInstance | undefined;
@@ -16,15 +16,6 @@ afterEach(async () => {
   await app?.close();
   app = undefined;
 });
-
-function hasOpenssl(): boolean {
-  try {
-    execFileSync('openssl', ['version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 describe('startApiServer', () => {
   it.each(['0.0.0.0', '::', '10.1.2.3', 'plant-server.local'])('refuses %s without tokens, naming the config fields', async (host) => {
@@ -64,8 +55,7 @@ describe('startApiServer', () => {
       const keyFile = join(dir, 'key.pem');
       app = testServer({ tls: { certFile, keyFile } });
       // The files are read at start, not at build: they may appear after building.
-      execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
-        '-keyout', keyFile, '-out', certFile, '-days', '1', '-subj', '/CN=localhost'], { stdio: 'ignore' });
+      writeSelfSignedCert(certFile, keyFile);
       expect(existsSync(certFile)).toBe(true);
       const { url } = await startApiServer(app, { host: '127.0.0.1', port: 0 });
       expect(url).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);

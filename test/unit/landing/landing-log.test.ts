@@ -1,12 +1,14 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { MessageChannel, receiveMessageOnPort } from 'node:worker_threads';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { DatasetConfig } from '../../../config/schema.ts';
 import { LandingLog, LandingStoppedError } from '../../../agent/landing/landing-log.ts';
-import type { LandingItem } from '../../../agent/landing/types.ts';
+import type { LandingItem, LandingRow } from '../../../agent/landing/types.ts';
 import { silentLogger } from '../../../agent/log.ts';
+import { decodeLanded, type LandedBatch } from '../../../agent/reads/landed-batch.ts';
 
 const readings: DatasetConfig = {
   name: 'readings',
@@ -101,5 +103,25 @@ describe('LandingLog', () => {
     await log.stop();
     await log.stop();
     await expect(log.append(row('events', 1, 'l1', 1))).rejects.toBeInstanceOf(LandingStoppedError);
+  });
+
+  it('posts the new rows of each commit to the attached landed port before the append resolves, duplicates left out', async () => {
+    const { port1, port2 } = new MessageChannel();
+    await log.attachLandedPort(port2);
+    const queued = (): LandingRow[] => {
+      const rows: LandingRow[] = [];
+      for (let next = receiveMessageOnPort(port1); next; next = receiveMessageOnPort(port1)) rows.push(...decodeLanded(next.message as LandedBatch));
+      return rows;
+    };
+    await Promise.all([log.append(row('readings', 1000, 'l1', 1.5)), log.append(row('events', 1001, 'l2', null))]);
+    // Already queued on the port when the appends resolved: taken synchronously.
+    expect(queued().sort((a, b) => a.dataset.localeCompare(b.dataset))).toEqual([
+      { dataset: 'events', values: [1001, 'l2', null, true] },
+      { dataset: 'readings', values: [1000, 'l1', 1.5, true] },
+    ]);
+    await log.append(row('readings', 1000, 'l1', 9)); // the same dedupe key: dropped
+    await log.append(row('readings', 2000, 'l1', 2.5));
+    expect(queued()).toEqual([{ dataset: 'readings', values: [2000, 'l1', 2.5, true] }]);
+    port1.close();
   });
 });

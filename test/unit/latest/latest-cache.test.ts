@@ -182,6 +182,33 @@ describe('bounds', () => {
     console.log(`memory bound: ${JSON.stringify(c.stats())}`);
   });
 
+  it('counts the row text windowJson keeps, and stays within max_bytes when reads add it', () => {
+    const t = clock();
+    const maxBytes = 2 * 1024 * 1024;
+    const c = new LatestCache({ datasets: [sensors], windowMinutes: 15, maxBytes, now: t.now });
+    for (let s = 0; s < 300; s++) {
+      t.set(T0_MS + s * 1000);
+      const rows = [];
+      for (let k = 0; k < 200; k++) rows.push(sensorRow((T0_MS + s * 1000) * 1000, `line${k % 10}`, `s${k}`, s + k / 1000));
+      c.onRows(rows);
+    }
+    const before = c.stats();
+    expect(before.bytes).toBeLessThan(maxBytes * 0.9);
+    const asked = c.windowJson('sensors', { line: 'line3', sensor: 's3' }, 5);
+    expect(JSON.parse(asked.rowsJson)).toEqual(c.window('sensors', { line: 'line3', sensor: 's3' }, 5).rows);
+    expect(c.stats().bytes).toBeGreaterThan(before.bytes); // the kept text is accounted
+    // Every stream's whole window printed: far more text than the bound leaves room for.
+    for (let k = 0; k < 200; k++) {
+      const stream = { line: `line${k % 10}`, sensor: `s${k}` };
+      const rows = c.window('sensors', stream, 15).rows;
+      const { rowsJson } = c.windowJson('sensors', stream, 15);
+      expect(JSON.parse(rowsJson)).toEqual(rows); // the answer is the window as it was asked
+      expect(c.stats().bytes).toBeLessThanOrEqual(maxBytes);
+    }
+    expect(c.stats().rowsEvictedByMemory).toBeGreaterThan(0);
+    expect(c.latest('sensors')).toHaveLength(200);
+  });
+
   it('drops the least recently updated stream beyond maxStreams', () => {
     const c = new LatestCache({ datasets: [sensors], windowMinutes: 15, maxBytes: 64 << 20, maxStreams: 3, now: clock().now });
     c.onRows([sensorRow(T0_US - 4, 'l', 'a', 1), sensorRow(T0_US - 3, 'l', 'b', 1), sensorRow(T0_US - 2, 'l', 'c', 1)]);

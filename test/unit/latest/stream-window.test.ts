@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { StreamWindow } from '../../../agent/latest/stream-window.ts';
 import { DICT_LIMIT } from '../../../agent/latest/column-store.ts';
+import { jsonValue } from '../../../agent/api/formats.ts';
 import { inspections, sensors } from './fixture.ts';
 
 describe('StreamWindow', () => {
@@ -48,5 +49,43 @@ describe('StreamWindow', () => {
     expected.sort((a, b) => a - b);
     expect(w.rowsSince(Number.NEGATIVE_INFINITY).map((r) => r[0])).toEqual(expected);
     expect(w.rowsSince(Number.NEGATIVE_INFINITY).every((r) => r[0] === r[1])).toBe(true);
+  });
+
+  it('prints rows as JSON exactly as the API did from rowsSince (jsonValue, then JSON.stringify), and keeps the text right through moves, late rows and eviction', () => {
+    const w = new StreamWindow(sensors, [3, 4, 5]);
+    const same = (from: number, limit?: number) =>
+      expect(w.jsonRowsSince(from, limit)).toBe(JSON.stringify(w.rowsSince(from, limit).map((row) => row.map(jsonValue))));
+    same(0);
+    w.insert(1_740_816_000_000_001, [1_740_816_000_000_001, 'l', 's', 0.1, 'q"uote\\', true]);
+    w.insert(5, [5, 'l', 's', -0, null, null]);
+    w.insert(2 ** 53 - 1, [2 ** 53 - 1, 'l', 's', Number.POSITIVE_INFINITY, 'ü', false]);
+    same(0);
+    same(10, 1);
+    let expectedRows = 3;
+    // Printed rows are kept; late rows, growth, compaction and eviction must move or drop that text with its row.
+    for (let round = 0; round < 30; round++) {
+      for (let i = 0; i < 25; i++) {
+        const t = 1_000_000 + round * 100 + ((i * 37) % 25) * 3;
+        w.insert(t, [t, 'l', 's', t / 7, i % 3 ? 'pct' : `u${t}`, i % 2 === 0]);
+        expectedRows++;
+      }
+      same(Number.NEGATIVE_INFINITY);
+      expectedRows -= w.evictBefore(1_000_000 + round * 100 - 400);
+      same(Number.NEGATIVE_INFINITY, 30);
+    }
+    expect(w.rowsSince(Number.NEGATIVE_INFINITY)).toHaveLength(expectedRows);
+    same(Number.NEGATIVE_INFINITY);
+  });
+
+  it('counts the kept row text in its bytes and frees it with the rows', () => {
+    const w = new StreamWindow(sensors, [3]);
+    for (let t = 0; t < 1000; t++) w.insert(1_740_816_000_000_000 + t, [1_740_816_000_000_000 + t, 'l', 's', t / 3]);
+    const before = w.bytes();
+    w.jsonRowsSince(0);
+    // ≈ 40 characters of text per row plus a string header.
+    expect(w.bytes() - before).toBeGreaterThan(1000 * 40);
+    w.evictBefore(Number.MAX_SAFE_INTEGER);
+    w.shrinkToFit();
+    expect(w.bytes()).toBeLessThan(before / 10);
   });
 });
