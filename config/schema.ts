@@ -12,6 +12,7 @@
  *   column = 1 and the columns 2, 3, … in declared order. Columns are only appended.
  */
 import { z } from 'zod';
+import { tieringSchema } from './tiering-schema.ts';
 
 const identifier = z
   .string()
@@ -333,6 +334,7 @@ export const configSchema = z
     query: querySchema.default(querySchema.parse({})),
     latest: latestSchema.default(latestSchema.parse({})),
     api: apiSchema.default(apiSchema.parse({})),
+    tiering: tieringSchema.default(() => tieringSchema.parse({})),
     datasets: z.array(datasetSchema).min(1),
     sources: z
       .strictObject({
@@ -350,6 +352,9 @@ export const configSchema = z
       }
       seenDatasets.add(dataset.name);
     });
+    for (const name of Object.keys(config.tiering.datasets)) {
+      if (!datasets.has(name)) ctx.addIssue({ code: 'custom', path: ['tiering', 'datasets', name], message: `unknown dataset "${name}"` });
+    }
     const sourceNames = new Set<string>();
     const checkName = (name: string, path: (string | number)[]) => {
       if (sourceNames.has(name)) ctx.addIssue({ code: 'custom', path, message: `duplicate source name "${name}"` });
