@@ -3,10 +3,14 @@
  *
  * Start order (downstream before upstream): state lock → landing schema → blob
  * recovery → landing log → sealer (hot-tier recovery, then seal/compact timers) →
- * on-site reads (query engine, latest cache, HTTP API) → sources. Stop runs the other
- * way: sources stop taking new messages and let their in-flight ones commit and ack,
- * the API closes, the landing log drains, the sealer seals what landed, the lock is
- * released.
+ * on-site reads (query engine, latest cache, HTTP API) → tiering (uploads, eviction,
+ * disk budget, archive) → sources. Stop runs the other way: sources stop taking new
+ * messages and let their in-flight ones commit and ack, tiering lets running uploads
+ * finish, the API closes, the landing log drains, the sealer seals what landed, the
+ * lock is released.
+ *
+ * Sources pause while any reason holds: the landing log cannot commit (disk full, I/O
+ * error), or the disk budget is at its critical watermark (tiering/evictor.ts).
  */
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -25,6 +29,7 @@ import { FolderSource } from './sources/folder-source.ts';
 import { MqttSource } from './sources/mqtt-source.ts';
 import { OnSiteReads } from './on-site-reads.ts';
 import { acquireStateLock } from './state-lock.ts';
+import { Tiering } from '../tiering/tiering.ts';
 
 /** Test and benchmark instrumentation; production passes nothing. */
 export interface DaemonHooks {
@@ -38,6 +43,9 @@ export class Daemon {
   readonly blobs: BlobStore;
   readonly sources: (MqttSource | FolderSource)[] = [];
   readonly reads: OnSiteReads;
+  readonly tiering: Tiering;
+  /** Why the sources are paused; they resume when it is empty. */
+  private readonly pauseReasons = new Set<'landing_blocked' | 'disk_critical'>();
   private readonly started: Component[] = [];
   private releaseLock: (() => Promise<void>) | null = null;
   private ready = false;
@@ -105,6 +113,7 @@ export class Daemon {
           const reasons: string[] = [];
           if (!this.ready) reasons.push('starting');
           if (this.landing.blocked) reasons.push('the landing log cannot commit (disk full or I/O error): sources are paused');
+          if (this.pauseReasons.has('disk_critical')) reasons.push('the disk budget is at its critical watermark: sources are paused');
           if (this.fatal) reasons.push(this.fatal);
           return { ok: reasons.length === 0, reasons };
         },
@@ -112,8 +121,32 @@ export class Daemon {
       logger,
     });
     this.landing.on('fatal', (error: Error) => (this.fatal = `landing writer crashed: ${error.message}`));
-    this.landing.on('blocked', () => this.sources.forEach((s) => s.pause()));
-    this.landing.on('unblocked', () => this.sources.forEach((s) => s.resume()));
+    this.tiering = new Tiering({
+      config: config.tiering,
+      dbPath: this.dbPath,
+      stateDir: config.state_dir,
+      context: { plant: config.plant, agentId: loaded.config.agent_id },
+      logger: logger.child({ component: 'tiering' }),
+      beforeUnlink: () => this.reads.engine.refreshFromRegistry(),
+      onPressure: (critical) => this.setPaused('disk_critical', critical),
+    });
+    this.landing.on('blocked', () => this.setPaused('landing_blocked', true));
+    this.landing.on('unblocked', () => this.setPaused('landing_blocked', false));
+  }
+
+  /** Sources pause while any reason holds and resume when the last one clears. */
+  private setPaused(reason: 'landing_blocked' | 'disk_critical', on: boolean): void {
+    const before = this.pauseReasons.size > 0;
+    if (on) this.pauseReasons.add(reason);
+    else this.pauseReasons.delete(reason);
+    const after = this.pauseReasons.size > 0;
+    if (after && !before) this.sources.forEach((s) => s.pause());
+    if (!after && before) this.sources.forEach((s) => s.resume());
+  }
+
+  /** Whether the sources are paused, and why (tests, health). */
+  get pausedFor(): string[] {
+    return [...this.pauseReasons];
   }
 
   async start(): Promise<void> {
@@ -122,7 +155,7 @@ export class Daemon {
     this.releaseLock = await acquireStateLock(config.state_dir);
     try {
       await this.recoverBlobs();
-      for (const component of [this.landing, this.sealer, this.reads, ...this.sources]) {
+      for (const component of [this.landing, this.sealer, this.reads, this.tiering, ...this.sources]) {
         await component.start();
         this.started.push(component);
       }

@@ -17,6 +17,7 @@
  * - `seal.after-publish`: L0 files renamed into place, not yet registered (seal.ts).
  * - `compact.after-publish`: L1 files renamed into place, not yet registered (compact.ts).
  * - `compact.after-commit`: L1 registered and L0 unregistered, L0 files not yet unlinked.
+ * - `tiering.after-put`: an object stored in warm, not yet marked uploaded (tiering/uploader.ts).
  */
 import { writeSync } from 'node:fs';
 import { threadId } from 'node:worker_threads';

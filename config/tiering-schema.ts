@@ -8,7 +8,7 @@
  *   config file's directory) or `s3://bucket[/prefix]`. S3 credentials are the SDK's
  *   default chain unless `credentials` names a shared credentials file (and profile)
  *   or secret references; keys are never written inline.
- * - An upload window is a cron expression (5 fields, UTC by default): the window is open
+ * - An upload window is a cron expression (5 fields, in `upload_window_timezone`, UTC by default): the window is open
  *   during every minute the expression matches, e.g. frames only at night:
  *   `"* 22-23,0-5 * * *"`. A dataset with no windows uploads at any time.
  * - The watermarks are percentages of the disk budget with high < critical.
@@ -134,8 +134,22 @@ export const tieringSchema = z.strictObject({
   retry_max_ms: positiveInt.default(5 * 60_000),
   /** How often new L1 files and blobs are looked for and the queue is re-read. */
   scan_interval_ms: positiveInt.default(5000),
+  /** How often due files are archived to cold and expired. */
+  archive_interval_ms: positiveInt.default(3_600_000),
   /** How often the disk budget is measured and eviction runs. */
   eviction_interval_ms: positiveInt.default(10_000),
+  /** IANA time zone the upload windows' cron expressions are read in. */
+  upload_window_timezone: z
+    .string()
+    .default('UTC')
+    .refine((zone) => {
+      try {
+        new Intl.DateTimeFormat('en', { timeZone: zone });
+        return true;
+      } catch {
+        return false;
+      }
+    }, 'expected an IANA time zone such as UTC or Europe/Berlin'),
   /** Upload policy per dataset (by name); datasets not listed get the defaults. */
   datasets: z.record(z.string(), uploadPolicySchema).default({}),
   /** Upload policy of blobs (camera frames, binary payloads). */

@@ -143,7 +143,7 @@ export class S3ObjectStore implements ObjectStore {
     );
     // pipe() does not forward errors: a failed read must fail the request, not stall it.
     file.on('error', (error) => counted.destroy(error));
-    if (throttled !== file) throttled.on('error', (error) => counted.destroy(error));
+    if (throttled !== file) throttled.on('error', (error: Error) => counted.destroy(error));
     const params = {
       Bucket: this.bucket,
       Key,
