@@ -61,6 +61,7 @@ export interface UploadStats {
 }
 
 const COMMIT_BATCH = 500;
+const COMMIT_EVERY_MS = 1000;
 
 /** SQL giving a tier_files row its upload priority (config-derived, so a policy change applies at once). */
 export function priorityCase(config: Pick<TieringConfig, 'datasets' | 'blobs'>): string {
@@ -80,6 +81,7 @@ export class Uploader {
   private timer: NodeJS.Timeout | null = null;
   private stopping = false;
   private uploadedSinceCommit = 0;
+  private lastCommitMs = 0;
   /** Bytes handed to the store per second, recent (for the drain estimate). */
   private rateWindow: { atMs: number; bytes: number }[] = [];
 
@@ -126,7 +128,8 @@ export class Uploader {
       this.fillSlots();
       if (this.inFlight.size === 0) break;
       await Promise.race(this.inFlight.values());
-      if (this.uploadedSinceCommit >= COMMIT_BATCH) await this.commitUploaded();
+      // Commit in batches, but at least every second: eviction waits on commits.
+      if (this.uploadedSinceCommit >= COMMIT_BATCH || (this.uploadedSinceCommit > 0 && this.nowMs() - this.lastCommitMs >= COMMIT_EVERY_MS)) await this.commitUploaded();
     }
     await Promise.all(this.inFlight.values());
     await this.commitUploaded();
@@ -197,6 +200,7 @@ export class Uploader {
     const { catalog, map, logger } = this.options;
     let total = 0;
     this.uploadedSinceCommit = 0;
+    this.lastCommitMs = this.nowMs();
     for (;;) {
       const batch = map.uploadedNotCommitted(COMMIT_BATCH);
       if (batch.length === 0) break;
