@@ -30,6 +30,8 @@ import { silentLogger } from '../../../agent/log.ts';
 import { MqttMapper } from '../../../agent/mapping/mapper.ts';
 import type { FolderSource } from '../../../agent/sources/folder-source.ts';
 import { MqttSource } from '../../../agent/sources/mqtt-source.ts';
+import { tieringSchema } from '../../../config/tiering-schema.ts';
+import { Tiering } from '../../../tiering/tiering.ts';
 import { cameraFolderConfig, framesDataset, newFolderSource, testLandingLog } from '../../support/folder-source.ts';
 import { waitFor } from '../../support/wait-for.ts';
 
@@ -166,6 +168,43 @@ const cases: Case[] = [
     around: (dir) => ({
       async start() {
         // The landing schema exists before the sealer starts, as in the daemon.
+        await mkdir(join(dir, 'state'), { recursive: true });
+        const db = new Database(join(dir, 'state', 'landing.db'));
+        applyPragmas(db);
+        ensureSchema(db, [resolveDataset(frames)]);
+        db.close();
+      },
+      async stop() {},
+    }),
+  },
+  {
+    name: 'Tiering',
+    build: (dir) =>
+      new Tiering({
+        config: tieringSchema.parse({ warm: { url: pathToFileURL(join(dir, 'warm')).href }, scan_interval_ms: 50 }),
+        dbPath: join(dir, 'state', 'landing.db'),
+        stateDir: join(dir, 'state'),
+        context: { plant: 'p', agentId: 'p' },
+        logger: silentLogger(),
+      }),
+    paths: (dir) => [join(dir, 'warm')],
+    async ready(component, dir) {
+      // A blob registered by the landing writer is uploaded by the running component.
+      const db = new Database(join(dir, 'state', 'landing.db'));
+      try {
+        const bytes = Buffer.from('frame');
+        const sha = createHash('sha256').update(bytes).digest('hex');
+        await mkdir(join(dir, 'state', 'blobs', sha.slice(0, 2)), { recursive: true });
+        await writeFile(join(dir, 'state', 'blobs', sha.slice(0, 2), sha), bytes);
+        db.prepare('INSERT INTO blobs (sha256, size_bytes, content_type, first_seen_us) VALUES (?, 5, NULL, 0)').run(sha);
+        await waitFor(() => (component as Tiering).map!.all()[0]?.state === 'committed', 'the blob to be uploaded and committed');
+        expect(existsSync(join(dir, 'warm', 'p', 'blobs', sha.slice(0, 2), sha))).toBe(true);
+      } finally {
+        db.close();
+      }
+    },
+    around: (dir) => ({
+      async start() {
         await mkdir(join(dir, 'state'), { recursive: true });
         const db = new Database(join(dir, 'state', 'landing.db'));
         applyPragmas(db);
