@@ -8,6 +8,7 @@ import { registerClientCommands } from './client-commands.ts';
 import { registerConfigCommands } from './config-command.ts';
 import { registerDemoCommand } from './demo-command.ts';
 import { registerRunCommand } from './run-command.ts';
+import { registerTiersCommand } from './tiers-command.ts';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -21,6 +22,7 @@ registerRunCommand(program);
 registerConfigCommands(program);
 registerDemoCommand(program);
 registerClientCommands(program);
+registerTiersCommand(program);
 
 program.exitOverride((error) => {
   process.exit(error.exitCode === 0 ? 0 : 2);
