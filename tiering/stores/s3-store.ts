@@ -175,6 +175,10 @@ export class S3ObjectStore implements ObjectStore {
         const raced = await this.verifyExisting(key, Key, source);
         if (raced) return raced;
       }
+      // The server refused the checksum: a retry helps after corruption in transit, not when the file's bytes are not the registered ones.
+      if (sent === source.sizeBytes && hash.digest('hex') !== source.sha256) {
+        throw new ObjectStoreError('CHECKSUM_MISMATCH', `${Key}: the local file's sha256 is not ${source.sha256} (it changed); not uploaded`, false, { cause: error });
+      }
       throw classifyS3Error(error, `put ${Key}`);
     }
     const digest = hash.digest('hex');
