@@ -59,6 +59,7 @@ export const storeSchema = z
     part_size_bytes: positiveInt.min(5 * 1024 * 1024).default(8 * 1024 * 1024),
     /** Concurrent part uploads of one multipart object. */
     part_concurrency: positiveInt.max(16).default(2),
+    /** A request with no bytes moving either way for this long fails (and is retried). */
     request_timeout_ms: positiveInt.default(60_000),
   })
   .superRefine((store, ctx) => {

@@ -62,6 +62,8 @@ export interface UploadStats {
 
 const COMMIT_BATCH = 500;
 const COMMIT_EVERY_MS = 1000;
+/** Bounds the exclusion list of a pass; past it the pass ends and the next one starts afresh. */
+const MAX_FAILED_PER_PASS = 500;
 
 /** SQL giving a tier_files row its upload priority (config-derived, so a policy change applies at once). */
 export function priorityCase(config: Pick<TieringConfig, 'datasets' | 'blobs'>): string {
@@ -81,6 +83,7 @@ export class Uploader {
   private timer: NodeJS.Timeout | null = null;
   private stopping = false;
   private uploadedSinceCommit = 0;
+  private readonly failedThisPass = new Set<number>();
   private lastCommitMs = 0;
   /** Bytes handed to the store per second, recent (for the drain estimate). */
   private rateWindow: { atMs: number; bytes: number }[] = [];
@@ -115,12 +118,17 @@ export class Uploader {
     this.timer.unref?.();
   }
 
-  /** Discovers new files, uploads every due file the windows allow, commits. */
+  /**
+   * Discovers new files, uploads every due file the windows allow, commits. A file that
+   * fails is not tried again in the same pass (its retry waits for a later one), so a
+   * pass ends even while the network is down.
+   */
   async pass(): Promise<void> {
     const { options } = this;
     let lastScan = -Infinity;
+    this.failedThisPass.clear();
     for (;;) {
-      if (this.stopping) break;
+      if (this.stopping || this.failedThisPass.size >= MAX_FAILED_PER_PASS) break;
       if (this.nowMs() - lastScan >= options.config.scan_interval_ms) {
         await discoverNewFiles(options.db, options.map, options.stateDir, options.context, this.nowMs() * 1000);
         lastScan = this.nowMs();
@@ -144,7 +152,7 @@ export class Uploader {
       limit: free,
       priorityCase: this.priority,
       closed: this.windows.closedAt(new Date(now)),
-      exclude: this.inFlight.keys(),
+      exclude: [...this.inFlight.keys(), ...this.failedThisPass],
     });
     for (const record of next) {
       const task = this.uploadOne(record).finally(() => this.inFlight.delete(record.id));
@@ -177,6 +185,7 @@ export class Uploader {
 
   private recordFailure(record: TierRecord, error: unknown): void {
     const { config, logger, map } = this.options;
+    this.failedThisPass.add(record.id);
     const e = error as { message?: string; retriable?: boolean; code?: string };
     const attempts = record.attempts + 1;
     const hopeless = e.retriable === false;

@@ -11,7 +11,8 @@
  *   verifying again. Nothing is ever overwritten.
  * - Single puts carry `x-amz-checksum-sha256`, which the server verifies against the
  *   bytes it received (`checksums: true`); parts of a multipart upload carry the SDK's
- *   per-part checksums. A multipart upload that fails is aborted (no parts left behind).
+ *   per-part checksums. A multipart upload that fails is aborted; one whose abort was
+ *   lost too (a dead connection) is aborted by the next attempt at the same key.
  * - The SDK does not retry (maxAttempts 1): a put streams a file that cannot be
  *   rewound, and retries of durable work are the uploader's, with backoff, in rows.
  * - Credentials: the SDK's default chain (environment, shared files, web identity,
@@ -22,9 +23,11 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { Transform, type Readable } from 'node:stream';
 import {
+  AbortMultipartUploadCommand,
   DeleteObjectCommand,
   GetObjectCommand,
   HeadObjectCommand,
+  ListMultipartUploadsCommand,
   ListObjectsV2Command,
   PutObjectCommand,
   S3Client,
@@ -82,7 +85,8 @@ export function s3ClientConfig(config: StoreConfig): S3ClientConfig {
     region: config.region,
     forcePathStyle: config.force_path_style,
     maxAttempts: 1,
-    requestHandler: { requestTimeout: config.request_timeout_ms, connectionTimeout: Math.min(config.request_timeout_ms, 10_000) },
+    // An inactivity timeout, not a deadline: a capped upload of a large part is slow but never idle.
+    requestHandler: { socketTimeout: config.request_timeout_ms, connectionTimeout: Math.min(config.request_timeout_ms, 10_000) },
     // Without checksums, no aws-chunked trailers (some S3-compatible servers refuse them).
     requestChecksumCalculation: config.checksums ? 'WHEN_SUPPORTED' : 'WHEN_REQUIRED',
     responseChecksumValidation: config.checksums ? 'WHEN_SUPPORTED' : 'WHEN_REQUIRED',
@@ -156,6 +160,7 @@ export class S3ObjectStore implements ObjectStore {
     };
     try {
       if (multipart) {
+        await this.abortOpenUploads(Key);
         const upload = new Upload({
           client: this.client,
           params: { ...params, ...(this.config.checksums ? { ChecksumAlgorithm: 'SHA256' as const } : {}) },
@@ -188,6 +193,22 @@ export class S3ObjectStore implements ObjectStore {
       throw new ObjectStoreError('CHECKSUM_MISMATCH', `${Key}: sent ${sent} bytes with sha256 ${digest}, expected ${source.sizeBytes} bytes ${source.sha256} (the local file changed)`, false);
     }
     return { created: true, sizeBytes: source.sizeBytes, sha256: source.sha256, multipart };
+  }
+
+  /**
+   * Aborts multipart uploads of this exact key left open by an earlier attempt (its own
+   * abort may have failed on the same dead connection), so they hold no storage.
+   */
+  private async abortOpenUploads(Key: string): Promise<void> {
+    try {
+      const open = await this.client.send(new ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix: Key }));
+      for (const upload of open.Uploads ?? []) {
+        if (upload.Key !== Key || !upload.UploadId) continue;
+        await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key, UploadId: upload.UploadId }));
+      }
+    } catch (error) {
+      throw classifyS3Error(error, `abort open uploads of ${Key}`);
+    }
   }
 
   private async verifyExisting(key: string, Key: string, source: PutSource): Promise<PutResult | null> {
