@@ -12,14 +12,14 @@
  *   hand-off returned. If warm is already gone (a crash after its delete), the cold
  *   object is verified by head and the step completes.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { mkdir, rm, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { TieringConfig } from '../config/tiering-schema.ts';
 import type { CatalogHandoff } from './catalog-handoff.ts';
+import { hashingStream } from './stores/hashing.ts';
 import { ObjectNotFoundError, ObjectStoreError, type ObjectStore } from './stores/object-store.ts';
 import type { TierMap, TierRecord } from './tier-map.ts';
 import type { TieringLogger } from './uploader.ts';
@@ -118,20 +118,10 @@ export class Archiver {
   }
 
   private async download(record: TierRecord, temp: string): Promise<void> {
-    const hash = createHash('sha256');
-    let size = 0;
-    await pipeline(
-      await this.options.warm.get(record.object_key),
-      new Transform({
-        transform(chunk: Buffer, _e, done) {
-          hash.update(chunk);
-          size += chunk.length;
-          done(null, chunk);
-        },
-      }),
-      createWriteStream(temp),
-    );
-    const sha256 = hash.digest('hex');
+    const hashing = hashingStream();
+    await pipeline(await this.options.warm.get(record.object_key), hashing.stream, createWriteStream(temp));
+    const sha256 = hashing.digest();
+    const size = hashing.bytes();
     if (sha256 !== record.sha256 || size !== record.size_bytes) {
       throw new ObjectStoreError('CHECKSUM_MISMATCH', `warm object ${record.object_key} has sha256 ${sha256} (${size} bytes), the tier map says ${record.sha256}`, false);
     }

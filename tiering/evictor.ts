@@ -27,6 +27,7 @@ import { statSync, unlinkSync } from 'node:fs';
 import { statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { TieringConfig } from '../config/tiering-schema.ts';
+import { Periodic } from './periodic.ts';
 import { SAFE_ELSEWHERE, type TierMap, type TierRecord } from './tier-map.ts';
 import type { TieringLogger } from './uploader.ts';
 
@@ -91,13 +92,14 @@ export class Evictor {
   private readonly options: EvictorOptions;
   private readonly nowMs: () => number;
   private critical = false;
-  private timer: NodeJS.Timeout | null = null;
-  private running: Promise<unknown> | null = null;
-  private stopping = false;
+  private readonly loop: Periodic;
 
   constructor(options: EvictorOptions) {
     this.options = options;
     this.nowMs = options.nowMs ?? Date.now;
+    this.loop = new Periodic(() => this.pass(), options.config.eviction_interval_ms, (error) =>
+      options.logger.error({ code: 'EVICTION_FAILED', err: error.message }, 'eviction pass failed'),
+    );
   }
 
   get isCritical(): boolean {
@@ -105,26 +107,11 @@ export class Evictor {
   }
 
   start(): void {
-    this.schedule(0);
+    this.loop.start();
   }
 
-  async stop(): Promise<void> {
-    this.stopping = true;
-    if (this.timer) clearTimeout(this.timer);
-    await this.running?.catch(() => undefined);
-  }
-
-  private schedule(delayMs: number): void {
-    if (this.stopping) return;
-    this.timer = setTimeout(() => {
-      this.running = this.pass()
-        .catch((error: Error) => this.options.logger.error({ code: 'EVICTION_FAILED', err: error.message }, 'eviction pass failed'))
-        .finally(() => {
-          this.running = null;
-          this.schedule(this.options.config.eviction_interval_ms);
-        });
-    }, delayMs);
-    this.timer.unref?.();
+  stop(): Promise<void> {
+    return this.loop.stop();
   }
 
   async pass(): Promise<EvictionReport> {

@@ -18,6 +18,7 @@ import { Archiver } from './archiver.ts';
 import { NO_CATALOG, type CatalogHandoff } from './catalog-handoff.ts';
 import { Evictor, measureDisk, type MeasureDisk } from './evictor.ts';
 import type { KeyContext } from './layout.ts';
+import { Periodic } from './periodic.ts';
 import { openStore } from './stores/open-store.ts';
 import type { ObjectStore } from './stores/object-store.ts';
 import { ensureTierSchema, TierMap } from './tier-map.ts';
@@ -52,9 +53,7 @@ export class Tiering implements Component {
   archiver: Archiver | null = null;
   private warm: ObjectStore | null = null;
   private cold: ObjectStore | null = null;
-  private archiveTimer: NodeJS.Timeout | null = null;
-  private archiving: Promise<unknown> | null = null;
-  private stopping = false;
+  private archiveLoop: Periodic | null = null;
 
   constructor(options: TieringOptions) {
     this.options = options;
@@ -92,31 +91,20 @@ export class Tiering implements Component {
     });
     this.uploader?.start();
     this.evictor.start();
-    if (this.archiver) this.scheduleArchive(60_000);
+    if (this.archiver) {
+      const archiver = this.archiver;
+      this.archiveLoop = new Periodic(() => archiver.pass(), o.config.archive_interval_ms, (error) =>
+        o.logger.error({ code: 'ARCHIVE_FAILED', err: error.message }, 'archive pass failed'),
+      );
+      this.archiveLoop.start(60_000);
+    }
     o.logger.info({ warm: this.warm?.description ?? null, cold: this.cold?.description ?? null, catalog: catalog.name }, 'tiering started');
   }
 
-  private scheduleArchive(delayMs: number): void {
-    if (this.stopping || !this.archiver) return;
-    const archiver = this.archiver;
-    this.archiveTimer = setTimeout(() => {
-      this.archiving = archiver
-        .pass()
-        .catch((error: Error) => this.options.logger.error({ code: 'ARCHIVE_FAILED', err: error.message }, 'archive pass failed'))
-        .finally(() => {
-          this.archiving = null;
-          this.scheduleArchive(this.options.config.archive_interval_ms);
-        });
-    }, delayMs);
-    this.archiveTimer.unref?.();
-  }
-
   readonly stop = onceStop(async () => {
-    this.stopping = true;
-    if (this.archiveTimer) clearTimeout(this.archiveTimer);
     await this.uploader?.stop();
     await this.evictor?.stop();
-    await this.archiving?.catch(() => undefined);
+    await this.archiveLoop?.stop();
     await this.warm?.close();
     await this.cold?.close();
     if (this.db?.open) this.db.close();

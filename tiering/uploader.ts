@@ -22,9 +22,10 @@ import type Database from 'better-sqlite3';
 import { join } from 'node:path';
 import type { TieringConfig } from '../config/tiering-schema.ts';
 import { failpoint } from '../agent/failpoint.ts';
-import { backoffDelay, sleep } from '../agent/retry.ts';
+import { backoffDelay } from '../agent/retry.ts';
 import type { CatalogHandoff } from './catalog-handoff.ts';
 import { discoverNewFiles, type KeyContext } from './layout.ts';
+import { Periodic } from './periodic.ts';
 import type { ObjectStore } from './stores/object-store.ts';
 import type { TierMap, TierRecord } from './tier-map.ts';
 import type { TokenBucket } from './token-bucket.ts';
@@ -79,8 +80,7 @@ export class Uploader {
   private readonly priority: string;
   private readonly nowMs: () => number;
   private readonly inFlight = new Map<number, Promise<void>>();
-  private running: Promise<void> | null = null;
-  private timer: NodeJS.Timeout | null = null;
+  private readonly loop: Periodic;
   private stopping = false;
   private uploadedSinceCommit = 0;
   private readonly failedThisPass = new Set<number>();
@@ -93,29 +93,18 @@ export class Uploader {
     this.windows = new UploadWindows(options.config, options.config.upload_window_timezone);
     this.priority = priorityCase(options.config);
     this.nowMs = options.nowMs ?? Date.now;
+    this.loop = new Periodic(() => this.pass(), options.config.scan_interval_ms, (error) =>
+      options.logger.error({ code: 'UPLOAD_PASS_FAILED', err: error.message }, 'upload pass failed'),
+    );
   }
 
   start(): void {
-    this.schedule(0);
+    this.loop.start();
   }
 
   async stop(): Promise<void> {
     this.stopping = true;
-    if (this.timer) clearTimeout(this.timer);
-    await this.running?.catch(() => undefined);
-  }
-
-  private schedule(delayMs: number): void {
-    if (this.stopping) return;
-    this.timer = setTimeout(() => {
-      this.running = this.pass()
-        .catch((error: Error) => this.options.logger.error({ code: 'UPLOAD_PASS_FAILED', err: error.message }, 'upload pass failed'))
-        .finally(() => {
-          this.running = null;
-          this.schedule(this.options.config.scan_interval_ms);
-        });
-    }, delayMs);
-    this.timer.unref?.();
+    await this.loop.stop();
   }
 
   /**
@@ -243,9 +232,4 @@ export class Uploader {
     return (recent.reduce((n, s) => n + s.bytes, 0) * 1000) / span;
   }
 
-  /** Resolves when no upload is running (tests). */
-  async idle(): Promise<void> {
-    while (this.running) await this.running.catch(() => undefined);
-    await sleep(0);
-  }
 }

@@ -13,14 +13,14 @@
  * - An existing key is verified by hashing its content: same → `created: false`,
  *   different → `ObjectConflictError`.
  */
-import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { link, open, readdir, rm, stat, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { Readable, Transform } from 'node:stream';
+import { Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 import { ensureDirectory, fsyncDirectory, tempPathFor } from '../../agent/fs-durable.ts';
+import { hashingStream } from './hashing.ts';
 import {
   assertValidKey,
   ObjectConflictError,
@@ -35,13 +35,9 @@ import {
 const TEMP_DIR = '.tmp';
 
 export async function sha256OfFile(path: string): Promise<{ sha256: string; sizeBytes: number }> {
-  const hash = createHash('sha256');
-  let sizeBytes = 0;
-  for await (const chunk of createReadStream(path)) {
-    hash.update(chunk as Buffer);
-    sizeBytes += (chunk as Buffer).length;
-  }
-  return { sha256: hash.digest('hex'), sizeBytes };
+  const hashing = hashingStream();
+  await pipeline(createReadStream(path), hashing.stream, new Writable({ write: (_chunk, _encoding, done) => done() }));
+  return { sha256: hashing.digest(), sizeBytes: hashing.bytes() };
 }
 
 function fsError(error: unknown, what: string): ObjectStoreError {
@@ -78,26 +74,19 @@ export class FileObjectStore implements ObjectStore {
     if (existing) return existing;
     await ensureDirectory(join(this.root, TEMP_DIR));
     const temp = tempPathFor(join(this.root, TEMP_DIR, key.replaceAll('/', '_')));
-    const hash = createHash('sha256');
-    let written = 0;
-    const hashing = new Transform({
-      transform(chunk: Buffer, _encoding, done) {
-        hash.update(chunk);
-        written += chunk.length;
-        done(null, chunk);
-      },
-    });
+    const hashing = hashingStream();
     try {
       const input: Readable = createReadStream(source.path);
       const out = createWriteStream(temp, { flags: 'wx', mode: 0o640 });
-      await pipeline(source.throttle ? source.throttle(input) : input, hashing, out);
+      await pipeline(source.throttle ? source.throttle(input) : input, hashing.stream, out);
+      const written = hashing.bytes();
       const handle = await open(temp, 'r');
       try {
         await handle.sync();
       } finally {
         await handle.close();
       }
-      const sha256 = hash.digest('hex');
+      const sha256 = hashing.digest();
       if (sha256 !== source.sha256 || written !== source.sizeBytes) {
         throw new ObjectStoreError('CHECKSUM_MISMATCH', `${key}: read ${written} bytes with sha256 ${sha256}, expected ${source.sizeBytes} bytes ${source.sha256} (the local file changed)`, false);
       }

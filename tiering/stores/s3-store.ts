@@ -19,9 +19,8 @@
  *   instance roles), or a configured credentials file + profile, or resolved secret
  *   references. They are never logged; `description` holds bucket and prefix only.
  */
-import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { Transform, type Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import {
   AbortMultipartUploadCommand,
   DeleteObjectCommand,
@@ -37,6 +36,7 @@ import {
 import { fromIni } from '@aws-sdk/credential-provider-ini';
 import { Upload } from '@aws-sdk/lib-storage';
 import type { StoreConfig } from '../../config/tiering-schema.ts';
+import { hashingStream } from './hashing.ts';
 import {
   assertValidKey,
   joinKey,
@@ -132,19 +132,10 @@ export class S3ObjectStore implements ObjectStore {
     if (existing) return existing;
     const multipart = source.sizeBytes >= this.config.multipart_threshold_bytes;
     const storageClass = (source.storageClass ?? this.config.storage_class) as StorageClass | undefined;
-    const hash = createHash('sha256');
-    let sent = 0;
+    const hashing = hashingStream();
     const file = createReadStream(source.path);
     const throttled = source.throttle ? source.throttle(file) : file;
-    const counted = throttled.pipe(
-      new Transform({
-        transform(chunk: Buffer, _encoding, done) {
-          hash.update(chunk);
-          sent += chunk.length;
-          done(null, chunk);
-        },
-      }),
-    );
+    const counted = throttled.pipe(hashing.stream);
     // pipe() does not forward errors: a failed read must fail the request, not stall it.
     file.on('error', (error) => counted.destroy(error));
     if (throttled !== file) throttled.on('error', (error: Error) => counted.destroy(error));
@@ -181,12 +172,13 @@ export class S3ObjectStore implements ObjectStore {
         if (raced) return raced;
       }
       // The server refused the checksum: a retry helps after corruption in transit, not when the file's bytes are not the registered ones.
-      if (sent === source.sizeBytes && hash.digest('hex') !== source.sha256) {
+      if (hashing.bytes() === source.sizeBytes && hashing.digest() !== source.sha256) {
         throw new ObjectStoreError('CHECKSUM_MISMATCH', `${Key}: the local file's sha256 is not ${source.sha256} (it changed); not uploaded`, false, { cause: error });
       }
       throw classifyS3Error(error, `put ${Key}`);
     }
-    const digest = hash.digest('hex');
+    const sent = hashing.bytes();
+    const digest = hashing.digest();
     if (sent !== source.sizeBytes || digest !== source.sha256) {
       // The server holds what we sent; if the local file changed under us, that is not the registered content.
       await this.delete(key).catch(() => {});

@@ -158,7 +158,7 @@ describe('uploader', () => {
     f.addL1('inspections');
     f.addL1('readings');
     const offered: number[][] = [];
-    let accept = 1;
+    let accept = 0; // the catalog is down
     const catalog: CatalogHandoff = {
       name: 'test',
       commit: async (files) => {
@@ -169,6 +169,9 @@ describe('uploader', () => {
     };
     const { u } = uploader(f, f.warm, f.config(), catalog);
     await u.pass();
+    expect(f.map.all().map((r) => r.state)).toEqual(['uploaded', 'uploaded']);
+    accept = 1; // its outbox commits one of them
+    await u.commitUploaded();
     expect(f.map.all().map((r) => r.state)).toEqual(['committed', 'uploaded']);
     accept = 10;
     await u.pass();
