@@ -17,9 +17,12 @@
  *   finishes). The bandwidth cap (token-bucket.ts) is shared by all uploads.
  * - `uploaded` files are offered to the catalog hand-off in batches; the ids it
  *   answers become `committed`. Nothing here ever deletes a local file.
+ * - `stop()` cuts running uploads short (their file streams are destroyed): they stay
+ *   `local`, with no attempt counted, and start over after a restart.
  */
 import type Database from 'better-sqlite3';
 import { join } from 'node:path';
+import type { Readable } from 'node:stream';
 import type { TieringConfig } from '../config/tiering-schema.ts';
 import { failpoint } from '../agent/failpoint.ts';
 import { backoffDelay } from '../agent/retry.ts';
@@ -84,6 +87,8 @@ export class Uploader {
   private stopping = false;
   private uploadedSinceCommit = 0;
   private readonly failedThisPass = new Set<number>();
+  /** File streams of running uploads. */
+  private readonly sources = new Set<Readable>();
   private lastCommitMs = 0;
   /** Bytes handed to the store per second, recent (for the drain estimate). */
   private rateWindow: { atMs: number; bytes: number }[] = [];
@@ -102,8 +107,10 @@ export class Uploader {
     this.loop.start();
   }
 
+  /** Stops starting uploads and cuts running ones short (they stay `local` and go again after a restart). */
   async stop(): Promise<void> {
     this.stopping = true;
+    for (const source of this.sources) source.destroy(new Error('tiering is stopping'));
     await this.loop.stop();
   }
 
@@ -158,7 +165,12 @@ export class Uploader {
         sizeBytes: record.size_bytes,
         sha256: record.sha256,
         contentType: record.kind === 'data' ? 'application/vnd.apache.parquet' : 'application/octet-stream',
-        ...(bucket ? { throttle: (source) => bucket.throttle(source) } : {}),
+        throttle: (source) => {
+          // Kept so stop() can cut the upload short instead of waiting for a slow, capped one.
+          this.sources.add(source);
+          source.once('close', () => this.sources.delete(source));
+          return bucket ? bucket.throttle(source) : source;
+        },
       });
       failpoint('tiering.after-put', [{ path: record.local_path }]); // crash tests: object stored, not yet marked
       options.map.markUploaded(record.id, this.nowMs() * 1000);
@@ -168,7 +180,8 @@ export class Uploader {
       else this.stats.alreadyThere++;
       this.noteBytes(record.size_bytes);
     } catch (error) {
-      this.recordFailure(record, error);
+      // Cut short by stop(): not the file's fault, no attempt counted; the next start retries it.
+      if (!this.stopping) this.recordFailure(record, error);
     }
   }
 

@@ -190,3 +190,26 @@ describe('uploader', () => {
     expect(existsSync(blob.path)).toBe(true);
   });
 });
+
+describe('uploader stop', () => {
+  it('cuts a slow, capped upload short: the file stays local with no attempt counted, and goes after a restart', async () => {
+    const f = await createTieringFixture();
+    try {
+      f.addL1('inspections', { bytes: 2_000_000 });
+      const { TokenBucket } = await import('../../../tiering/token-bucket.ts');
+      const log = recordingLogger();
+      const slow = new Uploader({ db: f.db, map: f.map, store: f.warm, catalog: NO_CATALOG, config: f.config(), stateDir: f.stateDir, context: CONTEXT, logger: log.logger, nowMs: f.nowMs, bucket: new TokenBucket(100_000) });
+      const running = slow.pass();
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      await slow.stop(); // would take ~20 s at 100 kB/s if it waited
+      await running;
+      expect(f.map.all()[0]).toMatchObject({ state: 'local', attempts: 0 });
+      expect(await listKeys(f.warm)).toEqual([]);
+      const again = uploader(f, f.warm, f.config());
+      await again.u.pass();
+      expect(f.map.all()[0]!.state).toBe('committed');
+    } finally {
+      f.close();
+    }
+  });
+});
