@@ -29,6 +29,7 @@ import { FolderSource } from './sources/folder-source.ts';
 import { MqttSource } from './sources/mqtt-source.ts';
 import { OnSiteReads } from './on-site-reads.ts';
 import { acquireStateLock } from './state-lock.ts';
+import { ensureTierSchema } from '../tiering/tier-map.ts';
 import { Tiering } from '../tiering/tiering.ts';
 
 /** Test and benchmark instrumentation; production passes nothing. */
@@ -188,6 +189,7 @@ export class Daemon {
     try {
       applyPragmas(db);
       ensureSchema(db, this.loaded.datasets);
+      ensureTierSchema(db);
       const known = db.prepare('SELECT 1 FROM blobs WHERE sha256 = ?').pluck();
       await this.blobs.start();
       const result = await this.blobs.recover((sha) => known.get(sha) !== undefined);

@@ -63,8 +63,14 @@ export class Tiering implements Component {
     const o = this.options;
     const db = new Database(o.dbPath);
     this.db = db;
-    applyPragmas(db);
-    ensureTierSchema(db);
+    // Connection settings only: the daemon created the schema (and WAL mode) before, so a
+    // restart on a full disk does not fail here on a write.
+    db.pragma('busy_timeout = 10000');
+    db.pragma('synchronous = FULL');
+    if (!db.prepare(`SELECT 1 FROM sqlite_master WHERE name = 'tier_files'`).get()) {
+      applyPragmas(db);
+      ensureTierSchema(db);
+    }
     const map = new TierMap(db);
     this.map = map;
     const catalog = o.catalog ?? NO_CATALOG;
