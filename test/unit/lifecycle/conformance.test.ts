@@ -31,6 +31,7 @@ import { MqttMapper } from '../../../agent/mapping/mapper.ts';
 import type { FolderSource } from '../../../agent/sources/folder-source.ts';
 import { MqttSource } from '../../../agent/sources/mqtt-source.ts';
 import { tieringSchema } from '../../../config/tiering-schema.ts';
+import { ensureTierSchema } from '../../../tiering/tier-map.ts';
 import { Tiering } from '../../../tiering/tiering.ts';
 import { cameraFolderConfig, framesDataset, newFolderSource, testLandingLog } from '../../support/folder-source.ts';
 import { waitFor } from '../../support/wait-for.ts';
@@ -139,6 +140,19 @@ const withLanding = (dir: string) => ({
   },
 });
 
+// The landing schema exists before the sealer and tiering start, as in the daemon.
+const withLandingSchema = (dir: string) => ({
+  async start() {
+    await mkdir(join(dir, 'state'), { recursive: true });
+    const db = new Database(join(dir, 'state', 'landing.db'));
+    applyPragmas(db);
+    ensureSchema(db, [resolveDataset(frames)]);
+    ensureTierSchema(db);
+    db.close();
+  },
+  async stop() {},
+});
+
 let broker: Aedes;
 let server: Server;
 let brokerUrl = '';
@@ -165,17 +179,7 @@ const cases: Case[] = [
       const result = await sealer.sealNow();
       expect(result.failures).toEqual([]);
     },
-    around: (dir) => ({
-      async start() {
-        // The landing schema exists before the sealer starts, as in the daemon.
-        await mkdir(join(dir, 'state'), { recursive: true });
-        const db = new Database(join(dir, 'state', 'landing.db'));
-        applyPragmas(db);
-        ensureSchema(db, [resolveDataset(frames)]);
-        db.close();
-      },
-      async stop() {},
-    }),
+    around: withLandingSchema,
   },
   {
     name: 'Tiering',
@@ -203,16 +207,7 @@ const cases: Case[] = [
         db.close();
       }
     },
-    around: (dir) => ({
-      async start() {
-        await mkdir(join(dir, 'state'), { recursive: true });
-        const db = new Database(join(dir, 'state', 'landing.db'));
-        applyPragmas(db);
-        ensureSchema(db, [resolveDataset(frames)]);
-        db.close();
-      },
-      async stop() {},
-    }),
+    around: withLandingSchema,
   },
   {
     name: 'FolderSource',
