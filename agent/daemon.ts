@@ -108,6 +108,7 @@ export class Daemon {
       landing: this.landing,
       sealer: this.sealer,
       blobs: this.blobs,
+      fetchEvictedBlob: (sha256) => this.tiering.fetchBlob(sha256),
       health: {
         health: () => ({ ok: !this.fatal, reasons: this.fatal ? [this.fatal] : [] }),
         ready: () => {

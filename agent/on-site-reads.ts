@@ -30,6 +30,8 @@ export interface OnSiteReadsOptions {
   sealer: Sealer;
   blobs: BlobStore;
   health: HealthPort;
+  /** Evicted blobs fetched back from warm/cold (tiering's read cache). */
+  fetchEvictedBlob?: (sha256: string) => Promise<string | null>;
   logger: Logger;
 }
 
@@ -54,7 +56,7 @@ export class OnSiteReads implements Component {
       query: queryPort(this.engine),
       latest: latestPort(this.cache),
       datasets: this.reader.datasetsPort(loaded.datasets, this.cache),
-      blobs: this.reader.blobsPort(options.blobs),
+      blobs: this.reader.blobsPort(options.blobs, options.fetchEvictedBlob),
       health: options.health,
       config: { redacted: () => redactConfig(config) },
       tokens: config.api.tokens,

@@ -135,6 +135,8 @@ export const tieringSchema = z.strictObject({
   retry_max_ms: positiveInt.default(5 * 60_000),
   /** How often new L1 files and blobs are looked for and the queue is re-read. */
   scan_interval_ms: positiveInt.default(5000),
+  /** Blobs evicted from local disk are fetched back from warm/cold into a cache of at most this size. */
+  read_cache_max_bytes: positiveInt.default(1024 * 1024 * 1024),
   /** How often due files are archived to cold and expired. */
   archive_interval_ms: positiveInt.default(3_600_000),
   /** How often the disk budget is measured and eviction runs. */

@@ -11,6 +11,7 @@
  * (evictions refresh its views), before the sources.
  */
 import Database from 'better-sqlite3';
+import { join } from 'node:path';
 import type { TieringConfig } from '../config/tiering-schema.ts';
 import { applyPragmas } from '../agent/landing/schema.ts';
 import { onceStop, type Component } from '../agent/lifecycle.ts';
@@ -19,6 +20,7 @@ import { NO_CATALOG, type CatalogHandoff } from './catalog-handoff.ts';
 import { Evictor, measureDisk, type MeasureDisk } from './evictor.ts';
 import type { KeyContext } from './layout.ts';
 import { Periodic } from './periodic.ts';
+import { BlobReadCache } from './read-cache.ts';
 import { openStore } from './stores/open-store.ts';
 import type { ObjectStore } from './stores/object-store.ts';
 import { ensureTierSchema, TierMap } from './tier-map.ts';
@@ -54,6 +56,7 @@ export class Tiering implements Component {
   private warm: ObjectStore | null = null;
   private cold: ObjectStore | null = null;
   private archiveLoop: Periodic | null = null;
+  private blobCache: BlobReadCache | null = null;
 
   constructor(options: TieringOptions) {
     this.options = options;
@@ -84,6 +87,10 @@ export class Tiering implements Component {
     if (this.warm && this.cold) {
       this.archiver = new Archiver({ map, warm: this.warm, cold: this.cold, catalog, config: o.config, stateDir: o.stateDir, logger: o.logger, ...clock });
     }
+    if (this.warm || this.cold) {
+      this.blobCache = new BlobReadCache({ dir: join(o.stateDir, 'cache', 'blobs'), maxBytes: o.config.read_cache_max_bytes, map, warm: this.warm, cold: this.cold });
+      await this.blobCache.start();
+    }
     this.evictor = new Evictor({
       db,
       map,
@@ -105,6 +112,11 @@ export class Tiering implements Component {
       this.archiveLoop.start(60_000);
     }
     o.logger.info({ warm: this.warm?.description ?? null, cold: this.cold?.description ?? null, catalog: catalog.name }, 'tiering started');
+  }
+
+  /** A local path for an evicted blob, fetched from warm or cold into the read cache; null if it is not an evicted blob. */
+  async fetchBlob(sha256: string): Promise<string | null> {
+    return this.blobCache ? this.blobCache.fetch(sha256) : null;
   }
 
   readonly stop = onceStop(async () => {

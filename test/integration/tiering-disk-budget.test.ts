@@ -8,11 +8,12 @@
 //     evictor frees committed frames above the high watermark (alert: the hot window
 //     shrank), usage falls below critical, the source resumes, and every frame dropped
 //     is ingested in the end;
-//   - every evicted file was committed first and is in warm; every frame is queryable.
+//   - every evicted file was committed first and is in warm; an evicted frame is still
+//     served by /v1/blobs (fetched back through the read cache); every frame is queryable.
 // (That the query views stop listing a file before it is unlinked is proven in the
 // evictor's unit tests.)
 import Database from 'better-sqlite3';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -122,6 +123,13 @@ describe('disk budget: sources pause at the critical watermark and resume once c
         expect(existsSync(join(stateDir, r.local_path))).toBe(false);
         expect(existsSync(join(warmDir, 'budget', 'blobs', r.local_path.split('/')[2]!.slice(0, 2), r.local_path.split('/')[2]!))).toBe(true);
       }
+      // An evicted frame is still served by /v1/blobs: fetched back from warm through the read cache.
+      const evictedSha = evicted[0]!.local_path.split('/')[2]!;
+      const response = await fetch(`${d.reads.url}/v1/blobs/${evictedSha}`);
+      expect(response.status).toBe(200);
+      const body = Buffer.from(await response.arrayBuffer());
+      expect(createHash('sha256').update(body).digest('hex')).toBe(evictedSha);
+      expect(existsSync(join(stateDir, evicted[0]!.local_path))).toBe(false); // the hot tier did not take it back
       // Every frame is a row of the dataset.
       await until(async () => Number((await d.reads.engine.query('SELECT count(*) AS n FROM frames')).rows[0]?.[0]) === FRAMES, 30_000, 'every frame queryable');
     } finally {
