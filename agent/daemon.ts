@@ -4,13 +4,17 @@
  * Start order (downstream before upstream): state lock → landing schema → blob
  * recovery → landing log → sealer (hot-tier recovery, then seal/compact timers) →
  * observability (metrics, feed-gap alerts) → on-site reads (their own worker: query
- * engine, latest cache, HTTP API; fed by the landing writer directly) → sources →
- * health loop, then READY=1 to systemd. Health and readiness live here; every change is
- * pushed to the reads worker, which serves /healthz and /readyz (and asks this thread
- * for /metrics and /v1/status). Stop sends STOPPING=1 and runs the other way: sources
- * stop taking new messages and let their in-flight ones commit and ack, the API closes,
- * the alert checks end, the landing log drains, the sealer seals what landed, the lock
- * is released.
+ * engine, latest cache, HTTP API; fed by the landing writer directly) → tiering
+ * (uploads, eviction, disk budget, archive) → sources → health loop, then READY=1 to
+ * systemd. Health and readiness live here; every change is pushed to the reads worker,
+ * which serves /healthz and /readyz (and asks this thread for /metrics, /v1/status and
+ * evicted blobs). Stop sends STOPPING=1 and runs the other way: sources stop taking new
+ * messages and let their in-flight ones commit and ack, tiering lets running uploads
+ * finish, the API closes, the alert checks end, the landing log drains, the sealer
+ * seals what landed, the lock is released.
+ *
+ * Sources pause while any reason holds: the landing log cannot commit (disk full, I/O
+ * error), or the disk budget is at its critical watermark (tiering/evictor.ts).
  *
  * Liveness (/healthz and the systemd watchdog, agent/health-loop.ts): the landing
  * writer is running and answers within `stallMs` (half of WatchdogSec=, else 30 s).
@@ -36,6 +40,8 @@ import { OnSiteReads } from './on-site-reads.ts';
 import { Observability } from './observability.ts';
 import { SdNotifier, type Notifier } from './sd-notify.ts';
 import { acquireStateLock } from './state-lock.ts';
+import { ensureTierSchema } from '../tiering/tier-map.ts';
+import { Tiering } from '../tiering/tiering.ts';
 
 /** Without a systemd watchdog: how often liveness is checked, and how long a landing commit may hang. */
 const DEFAULT_HEALTH_INTERVAL_MS = 10_000;
@@ -60,6 +66,9 @@ export class Daemon {
   readonly healthLoop: HealthLoop;
   /** A landing request unanswered for longer than this makes the daemon not alive. */
   readonly stallMs: number;
+  readonly tiering: Tiering;
+  /** Why the sources are paused; they resume when it is empty. */
+  private readonly pauseReasons = new Set<'landing_blocked' | 'disk_critical'>();
   private readonly started: Component[] = [];
   private releaseLock: (() => Promise<void>) | null = null;
   private ready = false;
@@ -132,6 +141,7 @@ export class Daemon {
         const reasons: string[] = [];
         if (!this.ready) reasons.push('starting');
         if (this.landing.blocked) reasons.push('the landing log cannot commit (disk full or I/O error): sources are paused');
+        if (this.pauseReasons.has('disk_critical')) reasons.push('the disk budget is at its critical watermark: sources are paused');
         reasons.push(...this.liveness().reasons);
         reasons.push(...this.observability.feed.problems());
         return { ok: reasons.length === 0, reasons };
@@ -145,6 +155,7 @@ export class Daemon {
       sealer: this.sealer,
       blobsDir: this.blobs.root,
       health,
+      fetchEvictedBlob: (sha256) => this.tiering.fetchBlob(sha256),
       metrics: this.observability.metricsPort,
       status: this.observability.statusPort,
       logger,
@@ -153,14 +164,33 @@ export class Daemon {
       this.fatal = `landing writer crashed: ${error.message}`;
       this.reads.healthChanged();
     });
-    this.landing.on('blocked', () => {
-      this.sources.forEach((s) => s.pause());
-      this.reads.healthChanged();
+    this.tiering = new Tiering({
+      config: config.tiering,
+      dbPath: this.dbPath,
+      stateDir: config.state_dir,
+      context: { plant: config.plant, agentId: loaded.config.agent_id },
+      logger: logger.child({ component: 'tiering' }),
+      beforeUnlink: () => this.reads.refreshViews(),
+      onPressure: (critical) => this.setPaused('disk_critical', critical),
     });
-    this.landing.on('unblocked', () => {
-      this.sources.forEach((s) => s.resume());
-      this.reads.healthChanged();
-    });
+    this.landing.on('blocked', () => this.setPaused('landing_blocked', true));
+    this.landing.on('unblocked', () => this.setPaused('landing_blocked', false));
+  }
+
+  /** Sources pause while any reason holds and resume when the last one clears. */
+  private setPaused(reason: 'landing_blocked' | 'disk_critical', on: boolean): void {
+    const before = this.pauseReasons.size > 0;
+    if (on) this.pauseReasons.add(reason);
+    else this.pauseReasons.delete(reason);
+    const after = this.pauseReasons.size > 0;
+    if (after && !before) this.sources.forEach((s) => s.pause());
+    if (!after && before) this.sources.forEach((s) => s.resume());
+    this.reads.healthChanged();
+  }
+
+  /** Whether the sources are paused, and why (tests, health). */
+  get pausedFor(): string[] {
+    return [...this.pauseReasons];
   }
 
   async start(): Promise<void> {
@@ -169,7 +199,7 @@ export class Daemon {
     this.releaseLock = await acquireStateLock(config.state_dir);
     try {
       await this.recoverBlobs();
-      for (const component of [this.landing, this.sealer, this.observability, this.reads, ...this.sources]) {
+      for (const component of [this.landing, this.sealer, this.observability, this.reads, this.tiering, ...this.sources]) {
         await component.start();
         this.started.push(component);
       }
@@ -217,6 +247,7 @@ export class Daemon {
     try {
       applyPragmas(db);
       ensureSchema(db, this.loaded.datasets);
+      ensureTierSchema(db);
       const known = db.prepare('SELECT 1 FROM blobs WHERE sha256 = ?').pluck();
       await this.blobs.start();
       const result = await this.blobs.recover((sha) => known.get(sha) !== undefined);

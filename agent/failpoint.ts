@@ -21,6 +21,7 @@
  *   hung disk): the health loop must withhold the watchdog (writer-worker.ts).
  * - `reads.crash`: not a freeze: lets a test crash the reads worker with an uncaught
  *   error (OnSiteReads.crashForTest), to prove the main thread restarts it.
+ * - `tiering.after-put`: an object stored in warm, not yet marked uploaded (tiering/uploader.ts).
  */
 import { writeSync } from 'node:fs';
 import { threadId } from 'node:worker_threads';

@@ -55,6 +55,8 @@ export interface OnSiteReadsOptions {
   /** GET /metrics and GET /v1/status (observability.ts). */
   metrics?: MetricsPort;
   status?: StatusPort;
+  /** Evicted blobs fetched back from warm/cold (tiering's read cache). */
+  fetchEvictedBlob?: (sha256: string) => Promise<string | null>;
   logger: Logger;
   /** First restart delay after a crash (default 500 ms). */
   restartInitialMs?: number;
@@ -88,6 +90,8 @@ export class OnSiteReads implements Component {
   /** A restart under way (stop() waits for it, then stops what it started). */
   private spawning: Promise<void> | null = null;
   private readonly options: OnSiteReadsOptions;
+  private readonly refreshes = new Map<number, (error: string | undefined) => void>();
+  private nextRefresh = 1;
 
   constructor(options: OnSiteReadsOptions) {
     this.options = options;
@@ -114,6 +118,33 @@ export class OnSiteReads implements Component {
     this.send({ type: 'health', health, ready });
   }
 
+  /**
+   * Resolves once the SQL views list only what the registry lists now: tiering calls it
+   * after unregistering evicted files and before unlinking them. Without a running
+   * worker there are no views to update (a worker started later reads the registry).
+   */
+  async refreshViews(): Promise<void> {
+    await this.spawning?.catch(() => {});
+    const worker = this.worker;
+    if (!worker) return;
+    const id = this.nextRefresh++;
+    await new Promise<void>((resolve, reject) => {
+      this.refreshes.set(id, (error) => (error === undefined ? resolve() : reject(new Error(`query views not refreshed: ${error}`))));
+      worker.postMessage({ type: 'refresh', id } satisfies ToReadsWorker);
+    });
+  }
+
+  private settleRefresh(id: number, error: string | undefined): void {
+    this.refreshes.get(id)?.(error);
+    this.refreshes.delete(id);
+  }
+
+  /** A worker gone (crash or stop) answers no refresh; its successor reads the registry afresh. */
+  private settleAllRefreshes(): void {
+    for (const settle of this.refreshes.values()) settle(undefined);
+    this.refreshes.clear();
+  }
+
   /** Crash tests only: with the `reads.crash` failpoint armed, the worker throws an uncaught error. */
   crashForTest(): void {
     this.send({ type: 'crash' });
@@ -137,6 +168,7 @@ export class OnSiteReads implements Component {
     });
     clearTimeout(timer);
     await worker.terminate();
+    this.settleAllRefreshes();
   });
 
   /** Starts a worker, resolves once its API listens; rejects (worker ended) if it cannot start. */
@@ -151,13 +183,18 @@ export class OnSiteReads implements Component {
       logLevel: this.options.logger.level,
       listenPort: this.listenPort,
       landed: channel.port1,
-      bridged: { metrics: this.options.metrics !== undefined, status: this.options.status !== undefined },
+      bridged: {
+        metrics: this.options.metrics !== undefined,
+        status: this.options.status !== undefined,
+        blob: this.options.fetchEvictedBlob !== undefined,
+      },
     };
     const worker = new Worker(WORKER_URL, { workerData, transferList: [channel.port1] });
     const logger = this.options.logger;
     worker.on('message', (message: FromReadsWorker) => {
       if (message.type === 'log') relayLine(logger, message.line, { component: 'reads-worker' });
-      else if (message.type === 'port-call') void this.answerPortCall(worker, message.id, message.port);
+      else if (message.type === 'port-call') void this.answerPortCall(worker, message.id, message.port, message.arg);
+      else if (message.type === 'refreshed') this.settleRefresh(message.id, message.error);
     });
     await new Promise<void>((resolve, reject) => {
       const onMessage = (message: FromReadsWorker) => {
@@ -200,6 +237,7 @@ export class OnSiteReads implements Component {
   private onCrash(worker: Worker, error: Error): void {
     if (this.worker !== worker || this.stopping) return; // already handled, or a stop
     this.worker = null;
+    this.settleAllRefreshes();
     this.crashes++;
     void worker.terminate();
     if (Date.now() - this.startedAt > STABLE_AFTER_MS) this.restartAttempt = 0;
@@ -236,9 +274,14 @@ export class OnSiteReads implements Component {
   }
 
   /** GET /metrics and GET /v1/status are served by the worker but computed here, where the metrics live. */
-  private async answerPortCall(worker: Worker, id: number, port: BridgedPort): Promise<void> {
+  private async answerPortCall(worker: Worker, id: number, port: BridgedPort, arg: string | undefined): Promise<void> {
     try {
-      const value = port === 'metrics' ? await this.options.metrics!.metrics() : await this.options.status!.status();
+      const value =
+        port === 'metrics'
+          ? await this.options.metrics!.metrics()
+          : port === 'status'
+            ? await this.options.status!.status()
+            : await this.options.fetchEvictedBlob!(arg ?? '');
       worker.postMessage({ type: 'port-reply', id, ok: true, value } satisfies ToReadsWorker);
     } catch (error) {
       const e = error instanceof Error ? error : new Error(String(error));

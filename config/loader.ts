@@ -13,9 +13,11 @@
  */
 import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { LineCounter, parseDocument, type Document } from 'yaml';
 import type { z } from 'zod';
 import { configSchema, type LakesideConfig } from './schema.ts';
+import { fileStoreDir } from './tiering-schema.ts';
 import { resolveDataset, type Dataset } from './dataset.ts';
 import { ConfigError, formatPath, type ConfigIssue } from './errors.ts';
 import { friendlyErrorMap } from './messages.ts';
@@ -89,6 +91,10 @@ function resolvePaths(config: LakesideConfig, baseDir: string): void {
   for (const folder of config.sources.folders) {
     folder.path = abs(folder.path);
     if (folder.done_dir !== undefined) folder.done_dir = abs(folder.done_dir);
+  }
+  for (const store of [config.tiering.warm, config.tiering.cold]) {
+    if (store?.url.startsWith('file:')) store.url = pathToFileURL(fileStoreDir(store.url, baseDir, resolve)).href;
+    if (store?.credentials?.file !== undefined) store.credentials.file = abs(store.credentials.file);
   }
   for (const mqtt of [...config.sources.mqtt, ...(config.alerts.mqtt ? [config.alerts.mqtt] : [])]) {
     const tls = mqtt.tls;

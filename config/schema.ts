@@ -12,6 +12,7 @@
  *   column = 1 and the columns 2, 3, … in declared order. Columns are only appended.
  */
 import { z } from 'zod';
+import { tieringSchema } from './tiering-schema.ts';
 
 const identifier = z
   .string()
@@ -390,6 +391,7 @@ export const configSchema = z
     api: apiSchema.default(apiSchema.parse({})),
     metrics: metricsSchema.default(metricsSchema.parse({})),
     alerts: alertsSchema.default(alertsSchema.parse({})),
+    tiering: tieringSchema.default(() => tieringSchema.parse({})),
     datasets: z.array(datasetSchema).min(1),
     sources: z
       .strictObject({
@@ -407,6 +409,9 @@ export const configSchema = z
       }
       seenDatasets.add(dataset.name);
     });
+    for (const name of Object.keys(config.tiering.datasets)) {
+      if (!datasets.has(name)) ctx.addIssue({ code: 'custom', path: ['tiering', 'datasets', name], message: `unknown dataset "${name}"` });
+    }
     const sourceNames = new Set<string>();
     const checkName = (name: string, path: (string | number)[]) => {
       if (sourceNames.has(name)) ctx.addIssue({ code: 'custom', path, message: `duplicate source name "${name}"` });

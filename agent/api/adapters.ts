@@ -78,8 +78,9 @@ export class LandingReader {
     this.db = null;
   }
 
-  blobsPort(blobs: BlobStore): BlobsPort {
+  blobsPort(blobs: BlobStore, fetchEvicted?: (sha256: string) => Promise<string | null>): BlobsPort {
     return {
+      ...(fetchEvicted ? { fetchEvicted } : {}),
       blobPath: (sha256) => blobs.pathOf(sha256),
       blobInfo: (sha256) => {
         const row = this.connection()

@@ -93,6 +93,11 @@ export interface BlobsPort {
   blobPath(sha256: string): string;
   /** The `blobs` row of a hash, or null when the agent never stored it. */
   blobInfo(sha256: string): BlobInfo | null;
+  /**
+   * For a blob no longer on local disk (evicted after it was committed): fetches it from
+   * warm/cold into the read cache and returns that path; null when it cannot.
+   */
+  fetchEvicted?(sha256: string): Promise<string | null>;
 }
 
 export interface ConfigPort {

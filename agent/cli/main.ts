@@ -9,6 +9,7 @@ import { registerConfigCommands } from './config-command.ts';
 import { registerDemoCommand } from './demo-command.ts';
 import { registerOpsCommands } from './ops-commands.ts';
 import { registerRunCommand } from './run-command.ts';
+import { registerTiersCommand } from './tiers-command.ts';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -23,6 +24,7 @@ registerConfigCommands(program);
 registerDemoCommand(program);
 registerClientCommands(program);
 registerOpsCommands(program);
+registerTiersCommand(program);
 
 program.exitOverride((error) => {
   process.exit(error.exitCode === 0 ? 0 : 2);

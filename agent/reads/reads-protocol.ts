@@ -24,13 +24,15 @@ export interface ReadsWorkerData {
 }
 
 /** API ports whose data lives on the main thread: the worker asks with 'port-call'. */
-export type BridgedPort = 'metrics' | 'status';
+export type BridgedPort = 'metrics' | 'status' | 'blob';
 
 export type ToReadsWorker =
   | { type: 'health'; health: HealthStatus; ready: HealthStatus }
   /** The sealer registered or removed hot-tier files: refresh the SQL views. */
   | { type: 'files-changed'; added: number; removed: number }
   | { type: 'stop' }
+  /** Refresh the SQL views from the registry now and answer 'refreshed' (before tiering unlinks evicted files). */
+  | { type: 'refresh'; id: number }
   | { type: 'port-reply'; id: number; ok: true; value: unknown }
   | { type: 'port-reply'; id: number; ok: false; error: SerializedError }
   /** Honoured only with the `reads.crash` failpoint armed (crash tests): an uncaught error in the worker. */
@@ -47,5 +49,8 @@ export type FromReadsWorker =
   | { type: 'start-failed'; error: SerializedError }
   /** One pino JSON line, for the main logger. */
   | { type: 'log'; line: string }
-  | { type: 'port-call'; id: number; port: BridgedPort }
+  /** `arg`: the sha256 for 'blob' (an evicted blob fetched back; answered with its local path or null). */
+  | { type: 'port-call'; id: number; port: BridgedPort; arg?: string }
+  /** `error`: the views could not be refreshed (tiering must not unlink then). */
+  | { type: 'refreshed'; id: number; error?: string }
   | { type: 'stopped' };

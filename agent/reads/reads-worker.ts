@@ -70,11 +70,11 @@ const datasetsPort = reader.datasetsPort(datasets, cache);
 /** Calls a port that lives on the main thread (see `bridged`); answered by 'port-reply'. */
 const portCalls = new Map<number, { resolve: (value: unknown) => void; reject: (error: Error) => void }>();
 let nextPortCall = 1;
-function callMain<T>(port: BridgedPort): Promise<T> {
+function callMain<T>(port: BridgedPort, arg?: string): Promise<T> {
   const id = nextPortCall++;
   return new Promise<T>((resolve, reject) => {
     portCalls.set(id, { resolve: resolve as (value: unknown) => void, reject });
-    post({ type: 'port-call', id, port });
+    post({ type: 'port-call', id, port, ...(arg !== undefined ? { arg } : {}) });
   });
 }
 
@@ -87,7 +87,10 @@ const app = buildApiServer({
       return datasetsPort.datasets();
     },
   },
-  blobs: reader.blobsPort(new BlobStore(data.blobsDir)),
+  blobs: reader.blobsPort(
+    new BlobStore(data.blobsDir),
+    data.bridged.blob ? (sha256) => callMain<string | null>('blob', sha256) : undefined,
+  ),
   health: { health: () => health, ready: () => ready },
   ...(data.bridged.metrics ? { metrics: { metrics: () => callMain<{ contentType: string; body: string }>('metrics') } } : {}),
   ...(data.bridged.status ? { status: { status: () => callMain<Record<string, unknown>>('status') } } : {}),
@@ -135,6 +138,14 @@ parentPort!.on('message', (message: ToReadsWorker) => {
       return;
     case 'stop':
       void stop();
+      return;
+    case 'refresh':
+      void engineStarted
+        .then(() => engine.refreshFromRegistry())
+        .then(
+          () => post({ type: 'refreshed', id: message.id }),
+          (error: Error) => post({ type: 'refreshed', id: message.id, error: error.message }),
+        );
       return;
     case 'port-reply': {
       const call = portCalls.get(message.id);

@@ -56,6 +56,18 @@ const BENCHES: Bench[] = [
         .filter((r) => typeof r.rows === 'number')
         .map((r) => `${r.sensorRows} rows (${r.onDiskMb} MB): (a) ${r.a} ms, (b) ${r.b} ms, (b') ${r["b'"]} ms, (c) ${r.c ?? 'n/a'} ms, (d) ${r.d} ms, peak RSS ${r.peakRssMb} MB`),
   },
+  {
+    name: 'tiering-upload',
+    args: ['test/bench/tiering-upload.ts'],
+    headline: (lines) =>
+      json(lines)
+        .filter((r) => r.phase !== 'throughput')
+        .map((r) =>
+          r.phase === 'throughput-total'
+            ? `upload to S3 (versitygw) vs plain SDK puts: ${r.ratio}× (target ${r.target})`
+            : `bandwidth cap ${r.capBytesPerSecond} B/s over ${r.windowSeconds} s: ${r.ratioToCap}× the cap, CPU ${r.cpuShareOfOneCore} of a core`,
+        ),
+  },
 ];
 
 function run(bench: Bench): Promise<{ lines: string[]; code: number | null }> {

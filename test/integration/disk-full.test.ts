@@ -7,8 +7,11 @@
 //     what is published meanwhile;
 //   - the sealer's Parquet writes fail with ENOSPC too: it logs and retries, the rows
 //     stay landed;
-//   - a SIGKILL while full: the daemon restarts on the full disk and alerts again;
-//   - once the ballast goes, ingestion resumes by itself (LANDING_RECOVERED) and every
+//   - a SIGKILL while full: the daemon restarts on the full disk and alerts again (the
+//     landing log's LANDING_DISK_FULL, or the disk budget's DISK_CRITICAL, which pauses
+//     the sources first: tiering/evictor.ts);
+//   - once the ballast goes, ingestion resumes by itself (LANDING_RECOVERED, or the
+//     watermark's resume) and every
 //     seq the broker acknowledged to the publisher ends up in the hot tier (the dedupe
 //     dataset exactly once); the landing database passes PRAGMA integrity_check.
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -141,17 +144,25 @@ describe('disk full: a clear alert, nothing acknowledged dropped, automatic reco
     }
 
     // A crash while the disk is full: the daemon starts again on the full disk (it
-    // needs no free space to start), alerts again as the broker redelivers, and stays up.
+    // needs no free space to start), alerts again and stays up. The alert is the landing
+    // log's (a commit failed as the broker redelivers) or, when the disk budget's first
+    // measurement comes before any commit (it runs before the sources start), the
+    // critical watermark's, which pauses the sources before they take anything.
     await killHard(d);
     d = await startFaultDaemon(configPath, { LAKESIDE_FAILPOINTS: '' }, track);
-    const fullAgain = await d.waitForLine((l) => codeOf(l) === 'LANDING_DISK_FULL', 60_000);
-    expect(String(fullAgain.json?.sqlite)).toMatch(/^SQLITE_FULL/);
+    const fullAgain = await d.waitForLine((l) => codeOf(l) === 'LANDING_DISK_FULL' || codeOf(l) === 'DISK_CRITICAL', 60_000);
+    if (codeOf(fullAgain) === 'LANDING_DISK_FULL') expect(String(fullAgain.json?.sqlite)).toMatch(/^SQLITE_FULL/);
+    expect(fullAgain.json?.level).toBe(50);
     expect(d.exit).toBeUndefined();
 
-    // Give the space back: ingestion resumes without any help.
+    // Give the space back: ingestion resumes without any help (whichever paused it).
     const linesBeforeFree = d.lines.length;
     await fs.free();
-    const recovered = await d.waitForLine((l) => codeOf(l) === 'LANDING_RECOVERED' && d.lines.indexOf(l) >= linesBeforeFree, 120_000);
+    const resumedCode = codeOf(fullAgain) === 'LANDING_DISK_FULL' ? 'LANDING_RECOVERED' : null;
+    const recovered = await d.waitForLine(
+      (l) => d.lines.indexOf(l) >= linesBeforeFree && (resumedCode ? codeOf(l) === resumedCode : l.msg === 'disk below the critical watermark: sources resumed'),
+      120_000,
+    );
     expect(recovered.msg).toMatch(/resumed/);
 
     // Keep publishing a little after recovery, then stop and let everything drain.

@@ -1,5 +1,6 @@
 /**
- * GET /v1/blobs/:sha256: a blob's bytes from local disk. Invariants: only an id of 64
+ * GET /v1/blobs/:sha256: a blob's bytes from local disk, or for a blob evicted after its
+ * upload, from the warm/cold store through the read cache (tiering/read-cache.ts). Invariants: only an id of 64
  * lowercase hex characters ever reaches the file system (so no traversal, whatever the
  * encoding); a blob is immutable, so its sha256 is a strong ETag and the response may
  * be cached forever (privately: blobs can be plant images); the file is opened once
@@ -36,6 +37,18 @@ async function openBlob(path: string, sha256: string): Promise<FileHandle> {
   }
 }
 
+/** The local file, or (evicted from local disk) a copy fetched from warm/cold through the read cache. */
+async function openBlobOrFetch(port: BlobsPort, sha256: string): Promise<FileHandle> {
+  try {
+    return await openBlob(port.blobPath(sha256), sha256);
+  } catch (error) {
+    if (!(error instanceof ApiError) || !port.fetchEvicted) throw error;
+    const fetched = await port.fetchEvicted(sha256);
+    if (!fetched) throw error;
+    return openBlob(fetched, sha256);
+  }
+}
+
 export function registerBlobRoute(app: FastifyInstance, port: BlobsPort): void {
   app.get<{ Params: { sha256: string } }>('/v1/blobs/:sha256', { config: { access: 'read' } }, async (request, reply) => {
     const { sha256 } = request.params;
@@ -46,7 +59,7 @@ export function registerBlobRoute(app: FastifyInstance, port: BlobsPort): void {
     reply.header('etag', etag).header('cache-control', CACHE_FOREVER).header('accept-ranges', 'bytes');
     if (matchesETag(request.headers['if-none-match'], etag)) return reply.code(304).send();
 
-    const handle = await openBlob(port.blobPath(sha256), sha256);
+    const handle = await openBlobOrFetch(port, sha256);
     let size: number;
     try {
       size = (await handle.stat()).size;

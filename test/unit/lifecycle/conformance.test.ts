@@ -34,6 +34,9 @@ import { MqttMapper } from '../../../agent/mapping/mapper.ts';
 import type { FolderSource } from '../../../agent/sources/folder-source.ts';
 import type { Notifier } from '../../../agent/sd-notify.ts';
 import { MqttSource } from '../../../agent/sources/mqtt-source.ts';
+import { tieringSchema } from '../../../config/tiering-schema.ts';
+import { ensureTierSchema } from '../../../tiering/tier-map.ts';
+import { Tiering } from '../../../tiering/tiering.ts';
 import { cameraFolderConfig, framesDaemonConfigText, framesDataset, newFolderSource, testLandingLog } from '../../support/folder-source.ts';
 import { waitFor } from '../../support/wait-for.ts';
 
@@ -141,6 +144,19 @@ const withLanding = (dir: string) => ({
   },
 });
 
+// The landing schema exists before the sealer and tiering start, as in the daemon.
+const withLandingSchema = (dir: string) => ({
+  async start() {
+    await mkdir(join(dir, 'state'), { recursive: true });
+    const db = new Database(join(dir, 'state', 'landing.db'));
+    applyPragmas(db);
+    ensureSchema(db, [resolveDataset(frames)]);
+    ensureTierSchema(db);
+    db.close();
+  },
+  async stop() {},
+});
+
 let broker: Aedes;
 let server: Server;
 let brokerUrl = '';
@@ -167,17 +183,35 @@ const cases: Case[] = [
       const result = await sealer.sealNow();
       expect(result.failures).toEqual([]);
     },
-    around: (dir) => ({
-      async start() {
-        // The landing schema exists before the sealer starts, as in the daemon.
-        await mkdir(join(dir, 'state'), { recursive: true });
-        const db = new Database(join(dir, 'state', 'landing.db'));
-        applyPragmas(db);
-        ensureSchema(db, [resolveDataset(frames)]);
+    around: withLandingSchema,
+  },
+  {
+    name: 'Tiering',
+    build: (dir) =>
+      new Tiering({
+        config: tieringSchema.parse({ warm: { url: pathToFileURL(join(dir, 'warm')).href }, scan_interval_ms: 50 }),
+        dbPath: join(dir, 'state', 'landing.db'),
+        stateDir: join(dir, 'state'),
+        context: { plant: 'p', agentId: 'p' },
+        logger: silentLogger(),
+      }),
+    paths: (dir) => [join(dir, 'warm')],
+    async ready(component, dir) {
+      // A blob registered by the landing writer is uploaded by the running component.
+      const db = new Database(join(dir, 'state', 'landing.db'));
+      try {
+        const bytes = Buffer.from('frame');
+        const sha = createHash('sha256').update(bytes).digest('hex');
+        await mkdir(join(dir, 'state', 'blobs', sha.slice(0, 2)), { recursive: true });
+        await writeFile(join(dir, 'state', 'blobs', sha.slice(0, 2), sha), bytes);
+        db.prepare('INSERT INTO blobs (sha256, size_bytes, content_type, first_seen_us) VALUES (?, 5, NULL, 0)').run(sha);
+        await waitFor(() => (component as Tiering).map!.all()[0]?.state === 'committed', 'the blob to be uploaded and committed');
+        expect(existsSync(join(dir, 'warm', 'p', 'blobs', sha.slice(0, 2), sha))).toBe(true);
+      } finally {
         db.close();
-      },
-      async stop() {},
-    }),
+      }
+    },
+    around: withLandingSchema,
   },
   {
     name: 'FolderSource',

@@ -1,0 +1,130 @@
+/**
+ * Tiering as one component (agent/lifecycle.ts): the tier map, the uploader (hot →
+ * warm), the evictor (retention, disk budget, source pressure) and the archiver
+ * (warm → cold, expiry), each on its own timer, on one SQLite connection to the
+ * landing database (main thread; short transactions).
+ *
+ * Lifecycle: the constructor does no I/O; `start()` creates the tier-map table,
+ * opens the stores, finishes evictions a crash interrupted and starts the timers;
+ * `stop()` stops the timers, lets running uploads finish, closes the stores and the
+ * connection. Start it after the sealer (hot-tier recovery ran) and the query engine
+ * (evictions refresh its views), before the sources.
+ */
+import Database from 'better-sqlite3';
+import { join } from 'node:path';
+import type { TieringConfig } from '../config/tiering-schema.ts';
+import { applyPragmas } from '../agent/landing/schema.ts';
+import { onceStop, type Component } from '../agent/lifecycle.ts';
+import { Archiver } from './archiver.ts';
+import { NO_CATALOG, type CatalogHandoff } from './catalog-handoff.ts';
+import { Evictor, measureDisk, type MeasureDisk } from './evictor.ts';
+import type { KeyContext } from './layout.ts';
+import { Periodic } from './periodic.ts';
+import { BlobReadCache } from './read-cache.ts';
+import { openStore } from './stores/open-store.ts';
+import type { ObjectStore } from './stores/object-store.ts';
+import { ensureTierSchema, TierMap } from './tier-map.ts';
+import { TokenBucket } from './token-bucket.ts';
+import { Uploader, type TieringLogger } from './uploader.ts';
+
+export interface TieringOptions {
+  config: TieringConfig;
+  dbPath: string;
+  stateDir: string;
+  context: KeyContext;
+  logger: TieringLogger;
+  catalog?: CatalogHandoff;
+  /** Refresh the query views (files about to be unlinked are no longer registered). */
+  beforeUnlink?: (paths: string[]) => Promise<void>;
+  /** Pause (true) or resume (false) the sources at the critical watermark. */
+  onPressure?: (critical: boolean) => void;
+  /** Tests: stores and disk measure in place of the configured ones, an injected clock. */
+  warmStore?: ObjectStore;
+  coldStore?: ObjectStore;
+  measure?: MeasureDisk;
+  nowMs?: () => number;
+}
+
+export class Tiering implements Component {
+  readonly name = 'tiering';
+  private readonly options: TieringOptions;
+  private db: Database.Database | null = null;
+  map: TierMap | null = null;
+  uploader: Uploader | null = null;
+  evictor: Evictor | null = null;
+  archiver: Archiver | null = null;
+  private warm: ObjectStore | null = null;
+  private cold: ObjectStore | null = null;
+  private archiveLoop: Periodic | null = null;
+  private blobCache: BlobReadCache | null = null;
+
+  constructor(options: TieringOptions) {
+    this.options = options;
+  }
+
+  async start(): Promise<void> {
+    const o = this.options;
+    const db = new Database(o.dbPath);
+    this.db = db;
+    // Connection settings only: the daemon created the schema (and WAL mode) before, so a
+    // restart on a full disk does not fail here on a write.
+    db.pragma('busy_timeout = 10000');
+    db.pragma('synchronous = FULL');
+    if (!db.prepare(`SELECT 1 FROM sqlite_master WHERE name = 'tier_files'`).get()) {
+      applyPragmas(db);
+      ensureTierSchema(db);
+    }
+    const map = new TierMap(db);
+    this.map = map;
+    const catalog = o.catalog ?? NO_CATALOG;
+    const clock = o.nowMs ? { nowMs: o.nowMs } : {};
+    this.warm = o.warmStore ?? (o.config.warm ? await openStore(o.config.warm) : null);
+    this.cold = o.coldStore ?? (o.config.cold ? await openStore(o.config.cold) : null);
+    if (this.warm) {
+      const bucket = o.config.bandwidth_bytes_per_second ? new TokenBucket(o.config.bandwidth_bytes_per_second) : null;
+      this.uploader = new Uploader({ db, map, store: this.warm, catalog, config: o.config, stateDir: o.stateDir, context: o.context, logger: o.logger, bucket, ...clock });
+    }
+    if (this.warm && this.cold) {
+      this.archiver = new Archiver({ map, warm: this.warm, cold: this.cold, catalog, config: o.config, stateDir: o.stateDir, logger: o.logger, ...clock });
+    }
+    if (this.warm || this.cold) {
+      this.blobCache = new BlobReadCache({ dir: join(o.stateDir, 'cache', 'blobs'), maxBytes: o.config.read_cache_max_bytes, map, warm: this.warm, cold: this.cold });
+      await this.blobCache.start();
+    }
+    this.evictor = new Evictor({
+      db,
+      map,
+      config: o.config,
+      stateDir: o.stateDir,
+      logger: o.logger,
+      measure: o.measure ?? measureDisk(db, o.stateDir, o.config.disk_budget.max_bytes),
+      beforeUnlink: o.beforeUnlink ?? (async () => {}),
+      onPressure: o.onPressure ?? (() => {}),
+      ...clock,
+    });
+    this.uploader?.start();
+    this.evictor.start();
+    if (this.archiver) {
+      const archiver = this.archiver;
+      this.archiveLoop = new Periodic(() => archiver.pass(), o.config.archive_interval_ms, (error) =>
+        o.logger.error({ code: 'ARCHIVE_FAILED', err: error.message }, 'archive pass failed'),
+      );
+      this.archiveLoop.start(60_000);
+    }
+    o.logger.info({ warm: this.warm?.description ?? null, cold: this.cold?.description ?? null, catalog: catalog.name }, 'tiering started');
+  }
+
+  /** A local path for an evicted blob, fetched from warm or cold into the read cache; null if it is not an evicted blob. */
+  async fetchBlob(sha256: string): Promise<string | null> {
+    return this.blobCache ? this.blobCache.fetch(sha256) : null;
+  }
+
+  readonly stop = onceStop(async () => {
+    await this.uploader?.stop();
+    await this.evictor?.stop();
+    await this.archiveLoop?.stop();
+    await this.warm?.close();
+    await this.cold?.close();
+    if (this.db?.open) this.db.close();
+  });
+}

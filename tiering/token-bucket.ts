@@ -1,0 +1,76 @@
+/**
+ * The bandwidth cap: one token bucket (bytes) shared by every concurrent upload.
+ *
+ * Invariants:
+ * - Over any interval of length T, the bytes granted are at most `burstBytes + rate × T`.
+ * - Requests are served in arrival order (FIFO), so one large file cannot starve the
+ *   others; a request larger than the burst is granted in burst-sized slices.
+ * - The clock and the sleep are injectable, so tests measure bytes against a clock
+ *   they drive, not against wall time.
+ */
+import { Transform, type Readable } from 'node:stream';
+import { sleep as realSleep } from '../agent/retry.ts';
+
+export interface BucketClock {
+  /** Milliseconds, monotonic. */
+  now(): number;
+  sleep(ms: number): Promise<void>;
+}
+
+const REAL_CLOCK: BucketClock = { now: () => performance.now(), sleep: (ms) => realSleep(ms) };
+
+export class TokenBucket {
+  readonly rateBytesPerSecond: number;
+  readonly burstBytes: number;
+  private tokens: number;
+  private last: number;
+  private tail: Promise<void> = Promise.resolve();
+  private readonly clock: BucketClock;
+
+  constructor(rateBytesPerSecond: number, options: { burstBytes?: number; clock?: BucketClock } = {}) {
+    this.rateBytesPerSecond = rateBytesPerSecond;
+    // A quarter second of burst: smooth enough for a ±5 % cap over a minute, large enough for 64 KiB reads.
+    this.burstBytes = options.burstBytes ?? Math.max(64 * 1024, Math.ceil(rateBytesPerSecond / 4));
+    this.clock = options.clock ?? REAL_CLOCK;
+    this.tokens = this.burstBytes;
+    this.last = this.clock.now();
+  }
+
+  /** Resolves once `bytes` may be sent. */
+  take(bytes: number): Promise<void> {
+    const turn = this.tail.then(() => this.acquire(bytes));
+    this.tail = turn.catch(() => undefined);
+    return turn;
+  }
+
+  private refill(): void {
+    const now = this.clock.now();
+    this.tokens = Math.min(this.burstBytes, this.tokens + ((now - this.last) * this.rateBytesPerSecond) / 1000);
+    this.last = now;
+  }
+
+  private async acquire(bytes: number): Promise<void> {
+    let left = bytes;
+    while (left > 0) {
+      const slice = Math.min(left, this.burstBytes);
+      this.refill();
+      if (this.tokens < slice) {
+        await this.clock.sleep(Math.ceil(((slice - this.tokens) * 1000) / this.rateBytesPerSecond));
+        this.refill();
+      }
+      this.tokens -= slice;
+      left -= slice;
+    }
+  }
+
+  /** A pass-through stream that waits for the bucket before letting each chunk out. */
+  throttle(source: Readable): Readable {
+    const limited = new Transform({
+      transform: (chunk: Buffer, _encoding, done) => {
+        this.take(chunk.length).then(() => done(null, chunk), done);
+      },
+    });
+    source.on('error', (error) => limited.destroy(error));
+    return source.pipe(limited);
+  }
+}
