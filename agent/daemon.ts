@@ -21,7 +21,9 @@ import type { Component } from './lifecycle.ts';
 import { onceStop } from './lifecycle.ts';
 import type { Logger } from './log.ts';
 import { compileFolderMapping, compileMqttRoutes } from './mapping/mapper.ts';
+import { compileKafkaRoutes } from './mapping/kafka-mapper.ts';
 import { FolderSource } from './sources/folder-source.ts';
+import { KafkaSource } from './sources/kafka-source.ts';
 import { MqttSource } from './sources/mqtt-source.ts';
 import { OnSiteReads } from './on-site-reads.ts';
 import { acquireStateLock } from './state-lock.ts';
@@ -36,7 +38,7 @@ export class Daemon {
   readonly landing: LandingLog;
   readonly sealer: Sealer;
   readonly blobs: BlobStore;
-  readonly sources: (MqttSource | FolderSource)[] = [];
+  readonly sources: (MqttSource | KafkaSource | FolderSource)[] = [];
   readonly reads: OnSiteReads;
   private readonly started: Component[] = [];
   private releaseLock: (() => Promise<void>) | null = null;
@@ -80,6 +82,11 @@ export class Daemon {
           ...(hooks.mqttAckMode ? { ackMode: hooks.mqttAckMode } : {}),
           ...(hooks.onMqttAck ? { onAck: hooks.onMqttAck } : {}),
         }),
+      );
+    }
+    for (const source of config.sources.kafka) {
+      this.sources.push(
+        new KafkaSource({ config: source, mapper: compileKafkaRoutes(source, loaded.datasets), landing: this.landing, blobs: this.blobs, logger }),
       );
     }
     for (const source of config.sources.folders) {

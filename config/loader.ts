@@ -90,8 +90,8 @@ function resolvePaths(config: LakesideConfig, baseDir: string): void {
     folder.path = abs(folder.path);
     if (folder.done_dir !== undefined) folder.done_dir = abs(folder.done_dir);
   }
-  for (const mqtt of config.sources.mqtt) {
-    const tls = mqtt.tls;
+  for (const source of [...config.sources.mqtt, ...config.sources.kafka]) {
+    const tls = source.tls;
     if (!tls) continue;
     if (tls.ca_file !== undefined) tls.ca_file = abs(tls.ca_file);
     if (tls.cert_file !== undefined) tls.cert_file = abs(tls.cert_file);

@@ -267,11 +267,12 @@ export async function startKafka(opts: KafkaOptions = {}): Promise<KafkaBroker> 
     async createTopic(name, partitions = 1) {
       const a = await admin();
       try {
-        await a.createTopics({ topics: [{ topic: name, numPartitions: partitions, replicationFactor: 1 }], waitForLeaders: true });
-        // Leaders elected is not yet "every partition in the metadata": wait for that too.
-        for (let i = 0; i < 100; i++) {
-          const meta = await a.fetchTopicMetadata({ topics: [name] });
-          const parts = meta.topics[0]?.partitions ?? [];
+        await a.createTopics({ topics: [{ topic: name, numPartitions: partitions, replicationFactor: 1 }], waitForLeaders: false });
+        // kafkajs' own waitForLeaders gives up on UNKNOWN_TOPIC_OR_PARTITION while the
+        // broker's metadata catches up; poll until every partition has its leader.
+        for (let i = 0; i < 150; i++) {
+          const meta = await a.fetchTopicMetadata({ topics: [name] }).catch(() => null);
+          const parts = meta?.topics[0]?.partitions ?? [];
           if (parts.length === partitions && parts.every((p) => p.leader >= 0)) return;
           await new Promise((r) => setTimeout(r, 100));
         }
