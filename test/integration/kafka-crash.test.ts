@@ -23,11 +23,11 @@ import {
   expectExactlyOnce,
   groupCaughtUp,
   hotTierRecords,
+  landedProgress,
   startBackgroundProducer,
   writeKafkaConfig,
   type BackgroundProducer,
 } from '../support/kafka-scenario.ts';
-import Database from 'better-sqlite3';
 
 const GROUP = 'lakeside-crash';
 const EVENTS = 'crash-events';
@@ -71,14 +71,7 @@ describe('kafka crash: kill -9 mid-batch, every record lands exactly once', () =
     const track = (d: ChildDaemon): void => void daemons.push(d);
     let daemon = await startFaultDaemon(configPath, {}, track);
     producer = await startBackgroundProducer(broker, { eventsTopic: EVENTS, framesTopic: FRAMES, chunk: 200, pauseMs: 10 });
-    const landedRows = (): number => {
-      const db = new Database(join(stateDir, 'landing.db'), { readonly: true });
-      try {
-        return db.prepare('SELECT coalesce(sum(next_offset), 0) FROM source_offsets').pluck().get() as number;
-      } finally {
-        db.close();
-      }
-    };
+    const landedRows = (): number => landedProgress(stateDir);
     for (let round = 0; round < ROUNDS; round++) {
       // Wait for fresh landings since the (re)start, then kill at a random moment.
       const before = landedRows();

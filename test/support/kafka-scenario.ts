@@ -4,7 +4,10 @@
 // broker, a producer that keeps sending while daemons are killed, and the check that
 // matters: every record in the topic log is in the hot tier exactly once, counted per
 // (topic, partition, offset) rather than by payload, so nothing can hide a duplicate.
+import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import type { Producer } from 'kafkajs';
 import { expect } from 'vitest';
 import type { KafkaBroker } from '../services/kafka.ts';
@@ -221,5 +224,19 @@ export async function groupCaughtUp(broker: KafkaBroker, groupId: string, topic:
     return ends.every((e) => Number(e.high) === 0 || byPartition.get(e.partition) === Number(e.high));
   } finally {
     await admin.disconnect();
+  }
+}
+
+/** Sum of the landed watermarks of a state dir's streams: goes up whenever the agent lands records. */
+export function landedProgress(stateDir: string): number {
+  const path = join(stateDir, 'landing.db');
+  if (!existsSync(path)) return 0;
+  const db = new Database(path, { readonly: true });
+  try {
+    return db.prepare('SELECT coalesce(sum(next_offset), 0) FROM source_offsets').pluck().get() as number;
+  } catch {
+    return 0; // the table is created at the daemon's first start
+  } finally {
+    db.close();
   }
 }

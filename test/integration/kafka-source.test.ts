@@ -1,0 +1,162 @@
+// The Kafka source on a real Kafka 4 broker, through the real daemon:
+//   - poison records (bad JSON, a wrong type, tombstones) are quarantined with their
+//     reason and (topic, partition, offset), in the same commits as their neighbours,
+//     and the partition keeps flowing: every good record lands exactly once, with its
+//     key, header and timestamp in their columns;
+//   - a broker restart in the middle of a stream loses nothing and doubles nothing;
+//   - TLS with SASL SCRAM-SHA-256 (password from ${env:}) and with OAUTHBEARER (token
+//     from ${file:}) against the broker's SASL_SSL listener; a wrong password never
+//     gets in, is logged as KAFKA_CONNECT_ERROR, and the daemon still starts.
+import { chmodSync, writeFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { startKafka, type KafkaBroker } from '../services/kafka.ts';
+import type { ChildDaemon } from '../support/child-daemon.ts';
+import { startFaultDaemon } from '../support/fault-scenario.ts';
+import { until } from '../support/failpoint.ts';
+import { hotTierSeqs } from '../support/fault-scenario.ts';
+import { readHotTier } from '../support/hot-tier-reader.ts';
+import { idempotentProducer, produceMessages } from '../support/kafka-client.ts';
+import {
+  compareWithLog,
+  eventValue,
+  expectExactlyOnce,
+  groupCaughtUp,
+  hotTierRecords,
+  kafkaDatasets,
+  mergeCounts,
+  startBackgroundProducer,
+  writeKafkaConfig,
+} from '../support/kafka-scenario.ts';
+
+const daemons: ChildDaemon[] = [];
+const track = (d: ChildDaemon): void => void daemons.push(d);
+afterEach(async () => {
+  for (const d of daemons.splice(0)) await d.stop(20_000);
+});
+
+function quarantineRows(stateDir: string): { reason_code: string; coordinates: string; reason: string }[] {
+  const db = new Database(join(stateDir, 'landing.db'), { readonly: true });
+  try {
+    return db.prepare('SELECT reason_code, coordinates, reason FROM quarantine ORDER BY id').all() as never;
+  } finally {
+    db.close();
+  }
+}
+
+describe('kafka source on a real broker', () => {
+  let broker: KafkaBroker;
+  let dir: string;
+
+  beforeAll(async () => {
+    broker = await startKafka({ secure: { users: [{ name: 'lakeside', password: 'scram-Secret-1' }] } });
+    dir = await mkdtemp(join(tmpdir(), 'lakeside-kafka-source-'));
+  });
+  afterAll(async () => {
+    for (const d of daemons) d.kill('SIGKILL');
+    await broker?.stop();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('quarantines poison records and keeps the partition flowing; a broker restart loses nothing', async () => {
+    const topic = 'mixed';
+    await broker.createTopic(topic, 2);
+    const producer = await idempotentProducer(broker.brokers);
+    // Every 10th value is not JSON, every 15th has a text value, every 25th is a tombstone.
+    const poison = (i: number): string | null => (i % 25 === 0 ? 'no_value' : i % 10 === 0 ? 'malformed_json' : i % 15 === 0 ? 'wrong_type' : null);
+    await produceMessages(
+      producer,
+      topic,
+      300,
+      (i) => {
+        const kind = poison(i);
+        const value = kind === 'no_value' ? null : kind === 'malformed_json' ? `{"seq": ${i}, "ts": ` : kind === 'wrong_type' ? eventValue(i).replace(/"value":[\d.]+/, '"value":"high"') : eventValue(i);
+        return { key: `press-${i % 4}`, value, headers: { line: `l${i % 3}` } };
+      },
+      { partitions: 2, chunk: 50 },
+    );
+    const stateDir = join(dir, 'poison');
+    const config = join(dir, 'poison.yaml');
+    await writeKafkaConfig(config, { stateDir, brokers: broker.brokers, groupId: 'poison', eventsTopic: topic });
+    const daemon = await startFaultDaemon(config, {}, track);
+    await until(() => groupCaughtUp(broker, 'poison', topic), 120_000, 'the group to commit the end of the topic', 500);
+
+    const expectedPoison = Array.from({ length: 300 }, (_, i) => poison(i)).filter((k) => k !== null);
+    const quarantined = quarantineRows(stateDir);
+    expect(quarantined.map((q) => q.reason_code).sort()).toEqual([...expectedPoison].sort());
+    for (const q of quarantined) expect(Object.keys(JSON.parse(q.coordinates))).toEqual(['topic', 'partition', 'offset']);
+    expect(quarantined.find((q) => q.reason_code === 'wrong_type')!.reason).toContain('column "value" (json value)');
+    // Good records exactly once, poison ones as quarantine rows: every offset accounted for once.
+    const rows = hotTierRecords(stateDir, 'events');
+    const poisonKeys = new Map(quarantined.map((q) => {
+      const c = JSON.parse(q.coordinates) as { partition: number; offset: number };
+      return [`${c.partition}/${c.offset}`, 1];
+    }));
+    expectExactlyOnce(await compareWithLog(broker, topic, mergeCounts(rows, poisonKeys)), 'rows + quarantine');
+    // Key, header and record timestamp land in their columns.
+    const seqs = hotTierSeqs(stateDir, kafkaDatasets, ['events'] as const).events;
+    expect(seqs.size).toBe(300 - expectedPoison.length);
+    const contents = readHotTier(stateDir, 'events', { dataset: kafkaDatasets.get('events')! });
+    const row = contents.rows.find((r) => r[contents.columns.indexOf('seq')] === 7)!;
+    expect(row[contents.columns.indexOf('machine')]).toBe('press-3');
+    expect(row[contents.columns.indexOf('line')]).toBe('l1');
+    const producedAt = row[contents.columns.indexOf('produced_at')] as number;
+    expect(Math.abs(producedAt / 1000 - Date.now())).toBeLessThan(10 * 60_000);
+
+    // A broker restart mid-stream.
+    const background = await startBackgroundProducer(broker, { eventsTopic: topic, chunk: 50, pauseMs: 20 });
+    await until(() => background.sent > 500, 60_000, 'the producer to send');
+    await broker.restart();
+    const sentAtRestart = background.sent;
+    await until(() => background.sent > sentAtRestart + 500, 120_000, 'the producer to send after the restart');
+    await background.stop();
+    await until(() => groupCaughtUp(broker, 'poison', topic), 120_000, 'the group to catch up after the broker restart', 500);
+    expect(await daemon.stop()).toEqual({ code: 0, signal: null });
+    const after = mergeCounts(hotTierRecords(stateDir, 'events'), poisonKeys);
+    expectExactlyOnce(await compareWithLog(broker, topic, after), 'across a broker restart');
+  });
+
+  it('reads over TLS with SCRAM-SHA-256 and with OAUTHBEARER; a wrong password never gets in', async () => {
+    const topic = 'secure';
+    await broker.createTopic(topic, 1);
+    const producer = await idempotentProducer(broker.brokers);
+    await produceMessages(producer, topic, 100, (i) => ({ key: 'k', value: eventValue(i) }));
+    await producer.disconnect();
+    const secure = broker.secure!;
+    const tokenFile = join(dir, 'token');
+    const b64 = (o: object): string => Buffer.from(JSON.stringify(o)).toString('base64url');
+    const now = Math.floor(Date.now() / 1000);
+    writeFileSync(tokenFile, `${b64({ alg: 'none' })}.${b64({ sub: 'lakeside', iat: now, exp: now + 3600 })}.`);
+    chmodSync(tokenFile, 0o600);
+    const variants = [
+      { name: 'scram', sasl: { mechanism: 'scram-sha-256', username: 'lakeside', password: '${env:KAFKA_PW}' }, env: { KAFKA_PW: 'scram-Secret-1' } },
+      { name: 'oauth', sasl: { mechanism: 'oauthbearer', token: `\${file:${tokenFile}}` }, env: {} },
+    ];
+    for (const v of variants) {
+      const stateDir = join(dir, v.name);
+      const config = join(dir, `${v.name}.yaml`);
+      await writeKafkaConfig(config, { stateDir, brokers: [secure.broker], groupId: v.name, eventsTopic: topic, kafka: { tls: { ca_file: secure.caFile }, sasl: v.sasl } });
+      const d = await startFaultDaemon(config, v.env, track);
+      await until(() => groupCaughtUp(broker, v.name, topic), 60_000, `${v.name}: the group to commit the topic`, 500);
+      expect(await d.stop()).toEqual({ code: 0, signal: null });
+      expectExactlyOnce(await compareWithLog(broker, topic, hotTierRecords(stateDir, 'events')), v.name);
+    }
+
+    const stateDir = join(dir, 'wrong');
+    const config = join(dir, 'wrong.yaml');
+    await writeKafkaConfig(config, {
+      stateDir,
+      brokers: [secure.broker],
+      groupId: 'wrong',
+      eventsTopic: topic,
+      kafka: { tls: { ca_file: secure.caFile }, sasl: { mechanism: 'scram-sha-256', username: 'lakeside', password: '${env:KAFKA_PW}' }, connect_timeout_ms: 3000 },
+    });
+    const d = await startFaultDaemon(config, { KAFKA_PW: 'not-the-password' }, track);
+    await d.waitForLine((l) => l.json?.code === 'KAFKA_CONNECT_ERROR', 30_000);
+    expect(d.output()).not.toContain('not-the-password');
+    expect(hotTierRecords(stateDir, 'events').size).toBe(0);
+  });
+});
