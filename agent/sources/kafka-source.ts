@@ -28,6 +28,7 @@ import type { LandingLog } from '../landing/landing-log.ts';
 import type { LandingItem } from '../landing/types.ts';
 import { onceStop, type Component } from '../lifecycle.ts';
 import { ErrorCode, type Logger } from '../log.ts';
+import { backoffDelay, sleep } from '../retry.ts';
 import type { KafkaMapper } from '../mapping/kafka-mapper.ts';
 import type { KafkaRecordMeta } from '../mapping/mapper.ts';
 import { kafkaClientConfig } from './kafka-client.ts';
@@ -92,6 +93,7 @@ export class KafkaSource implements Component {
   readonly stats: KafkaSourceStats = { received: 0, landed: 0, quarantined: 0, duplicates: 0, staleBatchesDropped: 0, commitFailures: 0 };
   private consumer: Consumer | null = null;
   private stopping = false;
+  private readonly abort = new AbortController();
   private readonly gate = new PauseGate();
   private readonly options: KafkaSourceOptions;
   private readonly log: Logger;
@@ -135,17 +137,7 @@ export class KafkaSource implements Component {
     consumer.on(consumer.events.CRASH, (event) => {
       this.log.warn({ code: ErrorCode.kafkaConnect, err: event.payload.error.message, restart: event.payload.restart }, 'kafka consumer failed; restarting');
     });
-    await consumer.connect().catch((error: Error) => {
-      this.log.warn({ code: ErrorCode.kafkaConnect, err: error.message }, 'kafka connect failed; retrying in the background');
-    });
-    for (const topic of this.options.mapper.topics) await consumer.subscribe({ topic, fromBeginning: config.from_beginning });
-    await consumer.run({
-      autoCommit: false,
-      eachBatchAutoResolve: false,
-      partitionsConsumedConcurrently: config.partitions_consumed_concurrently,
-      eachBatch: (payload) => this.onBatch(payload),
-    });
-    if (this.gate.isPaused) this.pause();
+    void this.launch(consumer);
     // Ready once in the group, or after connect_timeout_ms with a warning, as for MQTT:
     // a broker that is down at start is an outage, not a reason to keep other sources down.
     const up = await Promise.race([joined, new Promise<false>((resolve) => setTimeout(() => resolve(false), config.connect_timeout_ms).unref())]);
@@ -157,8 +149,36 @@ export class KafkaSource implements Component {
     }
   }
 
+  /**
+   * Connects, subscribes and starts the fetch loop; on failure (broker down, bad
+   * credentials) logs and tries again with backoff until it works or the source stops.
+   */
+  private async launch(consumer: Consumer): Promise<void> {
+    const { config } = this.options;
+    for (let attempt = 0; !this.stopping; attempt++) {
+      try {
+        await consumer.connect();
+        for (const topic of this.options.mapper.topics) await consumer.subscribe({ topic, fromBeginning: config.from_beginning });
+        await consumer.run({
+          autoCommit: false,
+          eachBatchAutoResolve: false,
+          partitionsConsumedConcurrently: config.partitions_consumed_concurrently,
+          eachBatch: (payload) => this.onBatch(payload),
+        });
+        if (this.gate.isPaused) this.pause();
+        return;
+      } catch (error) {
+        const delayMs = backoffDelay(attempt, { initialMs: 500, maxMs: 30_000 });
+        this.log.warn({ code: ErrorCode.kafkaConnect, err: (error as Error).message, retry_in_ms: delayMs }, 'kafka consumer could not start; retrying');
+        await consumer.disconnect().catch(() => {});
+        await sleep(delayMs, this.abort.signal).catch(() => {});
+      }
+    }
+  }
+
   readonly stop = onceStop(async () => {
     this.stopping = true;
+    this.abort.abort();
     this.gate.resume();
     const consumer = this.consumer;
     if (!consumer) return;

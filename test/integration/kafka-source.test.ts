@@ -13,6 +13,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { parseConfigText } from '../../config/loader.ts';
+import { BlobStore } from '../../agent/blobs/blob-store.ts';
+import { LandingLog } from '../../agent/landing/landing-log.ts';
+import { silentLogger } from '../../agent/log.ts';
+import { compileKafkaRoutes } from '../../agent/mapping/kafka-mapper.ts';
+import { KafkaSource } from '../../agent/sources/kafka-source.ts';
 import { startKafka, type KafkaBroker } from '../services/kafka.ts';
 import type { ChildDaemon } from '../support/child-daemon.ts';
 import { startFaultDaemon } from '../support/fault-scenario.ts';
@@ -29,6 +35,8 @@ import {
   kafkaDatasets,
   mergeCounts,
   startBackgroundProducer,
+  KAFKA_DATASETS,
+  EVENTS_ROUTE_FIELDS,
   writeKafkaConfig,
 } from '../support/kafka-scenario.ts';
 
@@ -158,5 +166,44 @@ describe('kafka source on a real broker', () => {
     await d.waitForLine((l) => l.json?.code === 'KAFKA_CONNECT_ERROR', 30_000);
     expect(d.output()).not.toContain('not-the-password');
     expect(hotTierRecords(stateDir, 'events').size).toBe(0);
+  });
+
+  it('pause() stops consumption (backpressure) until resume(); nothing is lost', async () => {
+    const topic = 'paused';
+    await broker.createTopic(topic, 2);
+    const stateDir = join(dir, 'paused');
+    const { config, datasets } = parseConfigText(
+      JSON.stringify({
+        plant: 'p',
+        state_dir: stateDir,
+        datasets: KAFKA_DATASETS,
+        sources: { kafka: [{ name: 'k', brokers: broker.brokers, group_id: 'paused', heartbeat_interval_ms: 500, session_timeout_ms: 6000, routes: [{ topic, dataset: 'events', fields: EVENTS_ROUTE_FIELDS }] }] },
+      }),
+      join(dir, 'paused.yaml'),
+    );
+    const landing = new LandingLog({ dbPath: join(dir, 'paused.db'), datasets: config.datasets, maxRows: 1000, maxDelayMs: 1, retryInitialMs: 10, dedupeRetentionHours: 1, logger: silentLogger() });
+    await landing.start();
+    const blobs = new BlobStore(join(dir, 'paused-blobs'));
+    await blobs.start();
+    const source = new KafkaSource({ config: config.sources.kafka[0]!, mapper: compileKafkaRoutes(config.sources.kafka[0]!, datasets), landing, blobs, logger: silentLogger() });
+    try {
+      await source.start();
+      const producer = await idempotentProducer(broker.brokers);
+      await produceMessages(producer, topic, 200, (i) => ({ value: eventValue(i) }), { partitions: 2 });
+      await until(() => source.stats.landed === 200, 60_000, 'the first 200 records to land');
+      source.pause();
+      await produceMessages(producer, topic, 200, (i) => ({ value: eventValue(i) }), { partitions: 2, from: 200 });
+      // Paused: the records wait in Kafka, uncommitted.
+      await new Promise((r) => setTimeout(r, 3000));
+      expect(source.stats.received).toBe(200);
+      expect(await groupCaughtUp(broker, 'paused', topic)).toBe(false);
+      source.resume();
+      await until(() => source.stats.landed === 400, 60_000, 'the paused records to land after resume');
+      await until(() => groupCaughtUp(broker, 'paused', topic), 30_000, 'offsets committed after resume', 300);
+      await producer.disconnect();
+    } finally {
+      await source.stop();
+      await landing.stop();
+    }
   });
 });
