@@ -40,6 +40,7 @@ const insertRow = new Map(
     return [dataset.name, db.prepare(`INSERT INTO "${landedTable(dataset.name)}" (${names}) VALUES (${params})`)];
   }),
 );
+const hasBoolean = new Set([...datasets.values()].filter((d) => d.columns.some((c) => c.type === 'boolean')).map((d) => d.name));
 const insertDedupeKey = db.prepare('INSERT OR IGNORE INTO dedupe_keys (dataset, key, ts_us) VALUES (?, ?, ?)');
 const insertSourceKey = db.prepare('INSERT OR IGNORE INTO source_keys (source, key, at_us) VALUES (?, ?, ?)');
 const selectSourceOffset = db.prepare('SELECT next_offset FROM source_offsets WHERE source = ? AND stream = ?').pluck();
@@ -54,8 +55,29 @@ const upsertSourceOffset = db.prepare(
 const committedOffsets = new Map<string, number>();
 const pendingOffsets = new Map<string, { source: string; stream: string; next: number }>();
 
+// Consecutive items nearly always share a stream (a Kafka batch): keep its id at hand.
+let lastSource = '';
+let lastStream = '';
+let lastId = '';
+function streamId(source: string, stream: string): string {
+  if (source !== lastSource || stream !== lastStream) {
+    lastSource = source;
+    lastStream = stream;
+    lastId = `${source}\u0000${stream}`;
+  }
+  return lastId;
+}
+
+/** Raises the open transaction's watermark of the stream to `offset + 1`. */
+function raiseOffset(source: string, stream: string, offset: number): void {
+  const id = streamId(source, stream);
+  const pending = pendingOffsets.get(id);
+  if (pending) pending.next = Math.max(pending.next, offset + 1);
+  else pendingOffsets.set(id, { source, stream, next: offset + 1 });
+}
+
 function nextOffsetOf(source: string, stream: string): number {
-  const id = `${source}\u0000${stream}`;
+  const id = streamId(source, stream);
   const pending = pendingOffsets.get(id);
   if (pending) return pending.next;
   let next = committedOffsets.get(id);
@@ -117,7 +139,7 @@ function writeItem(item: LandingItem, at: number): LandingItemResult {
       result.sourceDuplicate = true;
       return result;
     }
-    pendingOffsets.set(`${so.source}\u0000${so.stream}`, { source: so.source, stream: so.stream, next: so.offset + 1 });
+    raiseOffset(so.source, so.stream, so.offset);
   }
   for (const blob of item.blobs) insertBlob.run(blob.sha256, blob.sizeBytes, blob.contentType, at);
   for (const row of item.rows) {
@@ -128,7 +150,8 @@ function writeItem(item: LandingItem, at: number): LandingItemResult {
       result.duplicates++;
       continue;
     }
-    insert.run(row.values.map((v) => (typeof v === 'boolean' ? (v ? 1 : 0) : v)));
+    // SQLite has no booleans; datasets without boolean columns skip the copy.
+    insert.run(hasBoolean.has(row.dataset) ? row.values.map((v) => (typeof v === 'boolean' ? (v ? 1 : 0) : v)) : row.values);
     result.inserted++;
   }
   for (const entry of item.quarantine) {
@@ -169,9 +192,7 @@ const quarantineOne = settled(
   db.transaction((entries: QuarantineEntry[], item: LandingItem) => {
     entries.forEach(writeQuarantine);
     const so = item.sourceOffset;
-    if (so && so.offset >= nextOffsetOf(so.source, so.stream)) {
-      pendingOffsets.set(`${so.source}\u0000${so.stream}`, { source: so.source, stream: so.stream, next: so.offset + 1 });
-    }
+    if (so && so.offset >= nextOffsetOf(so.source, so.stream)) raiseOffset(so.source, so.stream, so.offset);
     writePendingOffsets();
   }),
 );

@@ -26,6 +26,8 @@ interface KafkaRoute {
 export class KafkaMapper {
   readonly source: string;
   readonly topics: readonly string[];
+  /** Whether any route reads record keys or headers (the source decodes them only then). */
+  readonly reads: { key: boolean; headers: boolean };
   private readonly routes = new Map<string, KafkaRoute>();
   private readonly maxPayloadBytes: number;
 
@@ -42,6 +44,11 @@ export class KafkaMapper {
       this.routes.set(route.topic, { topic: route.topic, binary: route.payload === 'binary', plan });
     });
     this.topics = [...this.routes.keys()];
+    const readers = [...this.routes.values()].flatMap((route) => route.plan.plans.map((p) => p.reader));
+    this.reads = {
+      key: readers.some((r) => r.kind === 'kafka' && r.part === 'key'),
+      headers: readers.some((r) => r.kind === 'kafka_header'),
+    };
   }
 
   map(record: KafkaRecordMeta, value: Uint8Array | null, receivedAtUs: number): KafkaMapResult {

@@ -44,7 +44,7 @@ export type MqttMapResult =
 
 export type FolderMapResult = { kind: 'row'; row: LandingRow; blobColumn: number } | { kind: 'quarantine'; entry: QuarantineEntry };
 
-type Reader =
+export type Reader =
   | { kind: 'json'; path: CompiledJsonPath }
   | { kind: 'topic_level'; level: number }
   | { kind: 'path_field'; name: string }
@@ -67,7 +67,7 @@ export interface KafkaRecordMeta {
   headers: Record<string, string>;
 }
 
-interface ColumnPlan {
+export interface ColumnPlan {
   index: number;
   column: DatasetColumn;
   reader: Reader;

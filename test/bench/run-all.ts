@@ -34,7 +34,7 @@ const BENCHES: Bench[] = [
     headline: (lines) =>
       json(lines)
         .filter((r) => r.phase === 'noop-consumer' || r.phase === 'lakeside-durable')
-        .map((r) => `${r.phase}: ${r.perSecond} msg/s (${r.records} records, ${r.seconds} s)${r.ratioToNoop !== undefined ? `, ${r.ratioToNoop} x no-op` : ''}`),
+        .map((r) => `${r.phase}: ${r.perSecond} msg/s (${r.records} records, ${r.seconds} s, ${r.cpuUsPerRecord} µs CPU/record)${r.ratioToNoop !== undefined ? `, ${r.ratioToNoop} x no-op` : ''}`),
   },
   {
     name: 'camera-frames',

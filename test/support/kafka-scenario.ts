@@ -71,6 +71,8 @@ export interface KafkaDaemonConfig {
   /** More settings of the Kafka source (tls, sasl, timeouts). */
   kafka?: Record<string, unknown>;
   landing?: Record<string, unknown>;
+  /** The `hot` section; default: fast seals and 1-minute compaction windows (tests). */
+  hot?: Record<string, unknown>;
 }
 
 /** Writes a daemon config (JSON is YAML) reading the topics; fast seals and 1-minute compaction. */
@@ -82,7 +84,7 @@ export async function writeKafkaConfig(path: string, c: KafkaDaemonConfig): Prom
     state_dir: c.stateDir,
     log_level: 'info',
     landing: c.landing ?? {},
-    hot: { seal_interval_ms: 300, compaction_window_minutes: 1, compaction_grace_seconds: 1, compaction_interval_ms: 700 },
+    hot: c.hot ?? { seal_interval_ms: 300, compaction_window_minutes: 1, compaction_grace_seconds: 1, compaction_interval_ms: 700 },
     datasets: KAFKA_DATASETS,
     api: { listen_port: 0 },
     sources: {
