@@ -17,6 +17,8 @@
  * - `seal.after-publish`: L0 files renamed into place, not yet registered (seal.ts).
  * - `compact.after-publish`: L1 files renamed into place, not yet registered (compact.ts).
  * - `compact.after-commit`: L1 registered and L0 unregistered, L0 files not yet unlinked.
+ * - `kafka.after-landing`: a Kafka batch is durable in the landing log, its offsets not
+ *   yet committed to Kafka (kafka-source.ts): the restarted agent gets it redelivered.
  */
 import { writeSync } from 'node:fs';
 import { threadId } from 'node:worker_threads';

@@ -23,6 +23,7 @@
  */
 import { Kafka, type Batch, type Consumer, type EachBatchPayload, type IHeaders, type KafkaMessage } from 'kafkajs';
 import type { KafkaSourceConfig } from '../../config/schema.ts';
+import { failpoint } from '../failpoint.ts';
 import type { BlobStore } from '../blobs/blob-store.ts';
 import type { LandingLog } from '../landing/landing-log.ts';
 import type { LandingItem } from '../landing/types.ts';
@@ -55,6 +56,7 @@ export interface KafkaSourceStats {
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
+const BLOB_WRITES_AT_ONCE = 16;
 
 function text(value: Buffer | string | null | undefined): string | null {
   if (value === null || value === undefined) return null;
@@ -208,6 +210,7 @@ export class KafkaSource implements Component {
       this.log.info({ topic: batch.topic, partition: batch.partition, records: batch.messages.length }, 'batch went stale in a rebalance after landing; offsets left to the new owner');
       return;
     }
+    failpoint('kafka.after-landing');
     const next = Number(batch.lastOffset()) + 1;
     resolveOffset(batch.lastOffset());
     try {
@@ -237,8 +240,9 @@ export class KafkaSource implements Component {
     const stream = `${batch.topic}/${batch.partition}`;
     const receivedAtUs = Date.now() * 1000;
     const items: LandingItem[] = new Array(batch.messages.length);
-    // Synchronous mapping; only raw binary values wait for their blob files.
-    const blobWrites: Promise<void>[] = [];
+    // Synchronous mapping; only raw binary values wait for their blob files, written
+    // a few at a time (a batch can hold thousands: never one open file each).
+    const blobWrites: (() => Promise<void>)[] = [];
     batch.messages.forEach((message, index) => {
       const meta = recordMeta(batch.topic, batch.partition, message, mapper.reads);
       const item: LandingItem = { rows: [], quarantine: [], blobs: [], sourceOffset: { source, stream, offset: meta.offset } };
@@ -248,18 +252,19 @@ export class KafkaSource implements Component {
         item.rows.push(outcome.row);
         const column = outcome.blobColumn;
         if (column !== null) {
-          blobWrites.push(
-            blobs.putBytes(message.value!, outcome.contentType).then((blob) => {
-              outcome.row.values[column] = blob.sha256;
-              item.blobs.push(blob);
-            }),
-          );
+          blobWrites.push(async () => {
+            const blob = await blobs.putBytes(message.value!, outcome.contentType);
+            outcome.row.values[column] = blob.sha256;
+            item.blobs.push(blob);
+          });
         }
       } else if (outcome.kind === 'quarantine') {
         item.quarantine.push(outcome.entry);
       }
     });
-    if (blobWrites.length > 0) await Promise.all(blobWrites);
+    for (let i = 0; i < blobWrites.length; i += BLOB_WRITES_AT_ONCE) {
+      await Promise.all(blobWrites.slice(i, i + BLOB_WRITES_AT_ONCE).map((write) => write()));
+    }
     this.stats.received += items.length;
     try {
       // One transaction for the whole batch: one fsync, and the offsets' watermark raised once.

@@ -7,8 +7,9 @@
 //   - every record of both topics is in the hot tier exactly once, counted by its
 //     (partition, offset) columns (records landed but not yet committed to Kafka when
 //     the daemon died were redelivered and skipped by the landing watermark);
-//   - redeliveries really happened (the source logged skipped duplicates), so the
-//     test proves the dedupe rather than a lucky kill timing;
+//   - redeliveries really happened (the source logged skipped duplicates): a last
+//     kill lands exactly between a batch's landing commit and its offset commit (the
+//     `kafka.after-landing` failpoint), so the dedupe is proven, not left to timing;
 //   - the state directory holds no temp, unregistered, missing or orphan files.
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -17,7 +18,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startKafka, type KafkaBroker } from '../services/kafka.ts';
 import type { ChildDaemon } from '../support/child-daemon.ts';
 import { expectCleanStateDir, killHard, startFaultDaemon } from '../support/fault-scenario.ts';
-import { until } from '../support/failpoint.ts';
+import { failpointEnv, until, waitForFailpoint } from '../support/failpoint.ts';
 import {
   compareWithLog,
   expectExactlyOnce,
@@ -80,6 +81,13 @@ describe('kafka crash: kill -9 mid-batch, every record lands exactly once', () =
       await killHard(daemon);
       daemon = await startFaultDaemon(configPath, {}, track);
     }
+    // And once exactly between the landing commit and the offset commit: that batch
+    // is certainly redelivered to the restarted daemon, which must skip it.
+    await killHard(daemon);
+    daemon = await startFaultDaemon(configPath, failpointEnv('kafka.after-landing'), track);
+    await waitForFailpoint(daemon, 'kafka.after-landing');
+    await killHard(daemon);
+    daemon = await startFaultDaemon(configPath, {}, track);
     await producer.stop();
     producer = undefined;
     await until(async () => (await groupCaughtUp(broker, GROUP, EVENTS)) && (await groupCaughtUp(broker, GROUP, FRAMES)), 120_000, 'the group to commit the end of both topics', 500);
