@@ -179,6 +179,25 @@ async function metadataAnswers(broker: string): Promise<boolean> {
   }
 }
 
+/** Every partition of every topic has its leader back and answers ListOffsets (after a restart). */
+async function partitionsServed(broker: string): Promise<boolean> {
+  const kafka = new Kafka({ clientId: 'ready-probe', brokers: [broker], logLevel: logLevel.NOTHING, retry: { retries: 0 }, connectionTimeout: 1000 });
+  const admin = kafka.admin();
+  try {
+    await admin.connect();
+    const topics = (await admin.listTopics()).filter((t) => !t.startsWith('__'));
+    if (topics.length === 0) return true;
+    const meta = await admin.fetchTopicMetadata({ topics });
+    if (!meta.topics.every((t) => t.partitions.every((p) => p.leader >= 0))) return false;
+    for (const topic of topics) await admin.fetchTopicOffsets(topic);
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await admin.disconnect().catch(() => {});
+  }
+}
+
 export async function startKafka(opts: KafkaOptions = {}): Promise<KafkaBroker> {
   const classpath = await provisionKafka();
   const dir = await mkdtemp(join(tmpdir(), 'lakeside-kafka-'));
@@ -285,6 +304,12 @@ export async function startKafka(opts: KafkaOptions = {}): Promise<KafkaBroker> 
       if (stopped) throw new Error('kafka: restart() after stop()');
       await current().stop(r.signal ?? 'SIGTERM');
       await launch();
+      // Metadata answers before the partitions are led again: wait for those too.
+      const deadline = Date.now() + 60_000;
+      while (!(await partitionsServed(brokers[0]!))) {
+        if (Date.now() > deadline) throw new Error(`kafka: partitions not served within 60 s after a restart:\n${current().logTail()}`);
+        await new Promise((res) => setTimeout(res, 200));
+      }
     },
     async kill(signal = 'SIGTERM') {
       await current().stop(signal);
