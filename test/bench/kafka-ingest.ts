@@ -11,6 +11,7 @@
  * and ≥ 0.6 × the no-op consumer. Prints one JSON line per phase and a summary.
  *
  *   npm run bench:kafka-ingest [-- <records, default 500000> <partitions, default 4>]
+ *   BENCH_KAFKA='{"max_bytes_per_partition":4194304}'  overrides Kafka source settings
  */
 import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -94,7 +95,7 @@ try {
     groupId: 'bench-lakeside',
     eventsTopic: TOPIC,
     // The source's and the hot tier's defaults, as a plant runs them.
-    kafka: { session_timeout_ms: 30_000, heartbeat_interval_ms: 3000, rebalance_timeout_ms: 60_000 },
+    kafka: { session_timeout_ms: 30_000, heartbeat_interval_ms: 3000, rebalance_timeout_ms: 60_000, ...(process.env.BENCH_KAFKA ? JSON.parse(process.env.BENCH_KAFKA) : {}) },
     hot: {},
   });
   const daemon = spawnDaemon({ config: configPath });
