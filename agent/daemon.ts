@@ -34,7 +34,9 @@ import type { Logger } from './log.ts';
 import type { HealthStatus } from './api/ports.ts';
 import { HealthLoop } from './health-loop.ts';
 import { compileFolderMapping, compileMqttRoutes } from './mapping/mapper.ts';
+import { compileKafkaRoutes } from './mapping/kafka-mapper.ts';
 import { FolderSource } from './sources/folder-source.ts';
+import { KafkaSource } from './sources/kafka-source.ts';
 import { MqttSource } from './sources/mqtt-source.ts';
 import { OnSiteReads } from './on-site-reads.ts';
 import { Observability } from './observability.ts';
@@ -59,7 +61,7 @@ export class Daemon {
   readonly landing: LandingLog;
   readonly sealer: Sealer;
   readonly blobs: BlobStore;
-  readonly sources: (MqttSource | FolderSource)[] = [];
+  readonly sources: (MqttSource | KafkaSource | FolderSource)[] = [];
   readonly reads: OnSiteReads;
   readonly observability: Observability;
   readonly notifier: Notifier;
@@ -122,6 +124,11 @@ export class Daemon {
           ...(hooks.mqttAckMode ? { ackMode: hooks.mqttAckMode } : {}),
           ...(hooks.onMqttAck ? { onAck: hooks.onMqttAck } : {}),
         }),
+      );
+    }
+    for (const source of config.sources.kafka) {
+      this.sources.push(
+        new KafkaSource({ config: source, mapper: compileKafkaRoutes(source, loaded.datasets), landing: this.landing, blobs: this.blobs, logger }),
       );
     }
     for (const source of config.sources.folders) {

@@ -22,6 +22,8 @@
  * - `reads.crash`: not a freeze: lets a test crash the reads worker with an uncaught
  *   error (OnSiteReads.crashForTest), to prove the main thread restarts it.
  * - `tiering.after-put`: an object stored in warm, not yet marked uploaded (tiering/uploader.ts).
+ * - `kafka.after-landing`: a Kafka batch is durable in the landing log, its offsets not
+ *   yet committed to Kafka (kafka-source.ts): the restarted agent gets it redelivered.
  */
 import { writeSync } from 'node:fs';
 import { threadId } from 'node:worker_threads';

@@ -16,6 +16,8 @@ export const ErrorCode = {
   landingRecovered: 'LANDING_RECOVERED',
   landingRejected: 'LANDING_ROW_REJECTED',
   mqttConnect: 'MQTT_CONNECT_ERROR',
+  kafkaConnect: 'KAFKA_CONNECT_ERROR',
+  kafkaCommit: 'KAFKA_COMMIT_ERROR',
   folderRefused: 'FOLDER_FILE_REFUSED',
   folderError: 'FOLDER_ERROR',
   sealFailed: 'SEAL_FAILED',

@@ -34,12 +34,17 @@ export async function checkConfigFile(path: string, options: LoadOptions = {}): 
     const time = dataset.columns[0]!.name;
     lines.push(`  ${dataset.name}: ${dataset.columns.length} columns (time ${time})${extras.length ? `, ${extras.join(', ')}` : ''}`);
   }
-  const { mqtt, folders } = config.sources;
-  lines.push(`sources (${mqtt.length + folders.length}):`);
+  const { mqtt, kafka, folders } = config.sources;
+  lines.push(`sources (${mqtt.length + kafka.length + folders.length}):`);
   for (const source of mqtt) {
     const share = source.share_group === null ? 'no shared subscription' : `share group ${source.share_group}`;
     lines.push(`  mqtt ${source.name}: ${source.url}, ${source.connections} connection${source.connections === 1 ? '' : 's'}, ${share}`);
     for (const route of source.routes) lines.push(`    ${route.filter} -> ${route.dataset}${route.payload === 'binary' ? ' (binary payload)' : ''}`);
+  }
+  for (const source of kafka) {
+    const auth = [source.tls ? 'TLS' : null, source.sasl ? `SASL ${source.sasl.mechanism}` : null].filter(Boolean).join(', ');
+    lines.push(`  kafka ${source.name}: ${source.brokers.join(', ')}, group ${source.group_id}${auth ? `, ${auth}` : ''}`);
+    for (const route of source.routes) lines.push(`    ${route.topic} -> ${route.dataset}${route.payload === 'binary' ? ' (binary values)' : ''}`);
   }
   for (const source of folders) {
     lines.push(`  folder ${source.name}: ${source.path}`);

@@ -96,8 +96,8 @@ function resolvePaths(config: LakesideConfig, baseDir: string): void {
     if (store?.url.startsWith('file:')) store.url = pathToFileURL(fileStoreDir(store.url, baseDir, resolve)).href;
     if (store?.credentials?.file !== undefined) store.credentials.file = abs(store.credentials.file);
   }
-  for (const mqtt of [...config.sources.mqtt, ...(config.alerts.mqtt ? [config.alerts.mqtt] : [])]) {
-    const tls = mqtt.tls;
+  for (const source of [...config.sources.mqtt, ...config.sources.kafka, ...(config.alerts.mqtt ? [config.alerts.mqtt] : [])]) {
+    const tls = source.tls;
     if (!tls) continue;
     if (tls.ca_file !== undefined) tls.ca_file = abs(tls.ca_file);
     if (tls.cert_file !== undefined) tls.cert_file = abs(tls.cert_file);

@@ -124,9 +124,30 @@ export const PATH_PLACEHOLDER = /\{([^{}]*)\}/g;
  * - `const`: a fixed value;
  * - `received_at`: the agent's clock when the message arrived;
  * - `file_mtime`: the modification time of a dropped file (folders only);
- * - `payload`: the raw payload (for a blob column).
+ * - `payload`: the raw payload (for a blob column);
+ * - Kafka only: `kafka_key` (the record key as UTF-8 text), `kafka_header` (the named
+ *   header's first value as UTF-8 text), `kafka_timestamp` (the record timestamp, for a
+ *   time column), `kafka_topic`, `kafka_partition`, `kafka_offset`.
  * `format` says how a time value is written (for the time column and timestamp columns).
  */
+const FIELD_SOURCE_KINDS = [
+  'topic_level',
+  'json',
+  'path_field',
+  'const',
+  'received_at',
+  'file_mtime',
+  'payload',
+  'kafka_key',
+  'kafka_header',
+  'kafka_timestamp',
+  'kafka_topic',
+  'kafka_partition',
+  'kafka_offset',
+] as const;
+/** Field sources only a Kafka route may use. */
+export const KAFKA_FIELD_KINDS = ['kafka_key', 'kafka_header', 'kafka_timestamp', 'kafka_topic', 'kafka_partition', 'kafka_offset'] as const;
+
 const fieldSourceSchema = z
   .strictObject({
     topic_level: nonNegativeInt.optional(),
@@ -136,16 +157,20 @@ const fieldSourceSchema = z
     received_at: z.literal(true).optional(),
     file_mtime: z.literal(true).optional(),
     payload: z.literal(true).optional(),
+    kafka_key: z.literal(true).optional(),
+    kafka_header: z.string().min(1).optional(),
+    kafka_timestamp: z.literal(true).optional(),
+    kafka_topic: z.literal(true).optional(),
+    kafka_partition: z.literal(true).optional(),
+    kafka_offset: z.literal(true).optional(),
     format: z.enum(TIME_FORMATS).optional(),
   })
   .superRefine((source, ctx) => {
-    const kinds = (['topic_level', 'json', 'path_field', 'const', 'received_at', 'file_mtime', 'payload'] as const).filter(
-      (kind) => source[kind] !== undefined,
-    );
+    const kinds = FIELD_SOURCE_KINDS.filter((kind) => source[kind] !== undefined);
     if (kinds.length !== 1) {
       ctx.addIssue({
         code: 'custom',
-        message: `expected exactly one of topic_level, json, path_field, const, received_at, file_mtime, payload (got ${kinds.length === 0 ? 'none' : kinds.join(', ')})`,
+        message: `expected exactly one of ${FIELD_SOURCE_KINDS.join(', ')} (got ${kinds.length === 0 ? 'none' : kinds.join(', ')})`,
       });
     }
   });
@@ -212,6 +237,78 @@ export const mqttSourceSchema = z.strictObject({
   }
 });
 export type MqttSourceConfig = z.infer<typeof mqttSourceSchema>;
+
+const kafkaRouteSchema = z.strictObject({
+  /** A topic name (exact; no patterns, so the subscription is explicit). */
+  topic: z.string().regex(/^[A-Za-z0-9._-]{1,249}$/, 'expected a Kafka topic name: letters, digits, ".", "_" and "-", at most 249'),
+  dataset: identifier,
+  /** Column name → where its value comes from (json, kafka_*, const, received_at, payload). */
+  fields: z.record(identifier, fieldSourceSchema),
+  /** `json` (default) parses the record value; `binary` keeps it whole (for a blob column). */
+  payload: z.enum(['json', 'binary']).default('json'),
+});
+export type KafkaRouteConfig = z.infer<typeof kafkaRouteSchema>;
+
+/** SASL: SCRAM needs username and password; OAUTHBEARER a token. */
+const kafkaSaslSchema = z
+  .strictObject({
+    mechanism: z.enum(['scram-sha-256', 'scram-sha-512', 'oauthbearer']),
+    username: z.string().min(1).optional(),
+    password: secretRef.optional(),
+    /** The OAUTHBEARER token (a JWT), from a secret reference, read when the config is loaded (restart to rotate it). */
+    token: secretRef.optional(),
+  })
+  .superRefine((sasl, ctx) => {
+    if (sasl.mechanism === 'oauthbearer') {
+      if (sasl.token === undefined) ctx.addIssue({ code: 'custom', path: ['token'], message: 'oauthbearer needs a token (${env:NAME} or ${file:/path})' });
+      for (const key of ['username', 'password'] as const) {
+        if (sasl[key] !== undefined) ctx.addIssue({ code: 'custom', path: [key], message: 'oauthbearer takes a token, not a username or password' });
+      }
+    } else {
+      if (sasl.username === undefined) ctx.addIssue({ code: 'custom', path: ['username'], message: `${sasl.mechanism} needs a username` });
+      if (sasl.password === undefined) ctx.addIssue({ code: 'custom', path: ['password'], message: `${sasl.mechanism} needs a password (\${env:NAME} or \${file:/path})` });
+      if (sasl.token !== undefined) ctx.addIssue({ code: 'custom', path: ['token'], message: 'a token is for oauthbearer only' });
+    }
+  });
+
+export const kafkaSourceSchema = z
+  .strictObject({
+    name: identifier,
+    /** Bootstrap brokers, `host:port`. */
+    brokers: z.array(z.string().regex(/^[^\s:/]+:\d{1,5}$/, 'expected host:port')).min(1),
+    client_id: z.string().min(1).max(200).default('lakeside'),
+    /** Consumer group: agents with the same group split the partitions between them. */
+    group_id: z.string().min(1).max(200),
+    /** TLS to the brokers (an empty object uses the system CAs). */
+    tls: tlsSchema.optional(),
+    sasl: kafkaSaslSchema.optional(),
+    /** Where a group without committed offsets starts: the oldest record (default) or new records only. */
+    from_beginning: z.boolean().default(true),
+    session_timeout_ms: positiveInt.default(30_000),
+    heartbeat_interval_ms: positiveInt.default(3_000),
+    rebalance_timeout_ms: positiveInt.default(60_000),
+    /** Fetch sizes: per partition and per request. */
+    max_bytes_per_partition: positiveInt.default(1024 * 1024),
+    max_bytes: positiveInt.default(10 * 1024 * 1024),
+    /** Partitions whose batches are landed at the same time (they share group commits). */
+    partitions_consumed_concurrently: positiveInt.max(256).default(8),
+    /** How long start() waits to join the group before going on without it (it keeps retrying). */
+    connect_timeout_ms: positiveInt.default(10_000),
+    /** Larger record values are quarantined (with their first bytes only). */
+    max_payload_bytes: positiveInt.default(1024 * 1024),
+    routes: z.array(kafkaRouteSchema).min(1),
+  })
+  .superRefine((source, ctx) => {
+    if (source.heartbeat_interval_ms >= source.session_timeout_ms) {
+      ctx.addIssue({ code: 'custom', path: ['heartbeat_interval_ms'], message: 'must be below session_timeout_ms' });
+    }
+    const topics = new Set<string>();
+    source.routes.forEach((route, r) => {
+      if (topics.has(route.topic)) ctx.addIssue({ code: 'custom', path: ['routes', r, 'topic'], message: `topic "${route.topic}" has two routes` });
+      topics.add(route.topic);
+    });
+  });
+export type KafkaSourceConfig = z.infer<typeof kafkaSourceSchema>;
 
 export const folderSourceSchema = z.strictObject({
   name: identifier,
@@ -396,9 +493,10 @@ export const configSchema = z
     sources: z
       .strictObject({
         mqtt: z.array(mqttSourceSchema).default([]),
+        kafka: z.array(kafkaSourceSchema).default([]),
         folders: z.array(folderSourceSchema).default([]),
       })
-      .default({ mqtt: [], folders: [] }),
+      .default({ mqtt: [], kafka: [], folders: [] }),
   })
   .superRefine((config, ctx) => {
     const datasets = new Map(config.datasets.map((d) => [d.name, d]));
@@ -440,18 +538,30 @@ export const configSchema = z
         if (source.format && type !== 'timestamp') {
           ctx.addIssue({ code: 'custom', path: [...path, 'fields', name, 'format'], message: 'format applies to time columns only' });
         }
-        const textual = source.json !== undefined || source.topic_level !== undefined || source.path_field !== undefined || source.const !== undefined;
+        const textual =
+          source.json !== undefined ||
+          source.topic_level !== undefined ||
+          source.path_field !== undefined ||
+          source.const !== undefined ||
+          source.kafka_key !== undefined ||
+          source.kafka_header !== undefined;
         if (type === 'timestamp' && textual && !source.format) {
           ctx.addIssue({ code: 'custom', path: [...path, 'fields', name], message: 'a time column read from the message needs a format (epoch_s, epoch_ms, epoch_us or iso8601)' });
         }
-        if ((source.received_at || source.file_mtime) && type !== 'timestamp') {
-          ctx.addIssue({ code: 'custom', path: [...path, 'fields', name], message: 'received_at and file_mtime fill time columns only' });
+        if ((source.received_at || source.file_mtime || source.kafka_timestamp) && type !== 'timestamp') {
+          ctx.addIssue({ code: 'custom', path: [...path, 'fields', name], message: 'received_at, file_mtime and kafka_timestamp fill time columns only' });
+        }
+        if ((source.kafka_partition || source.kafka_offset) && !['int', 'long', 'string'].includes(type)) {
+          ctx.addIssue({ code: 'custom', path: [...path, 'fields', name], message: 'kafka_partition and kafka_offset fill int, long or string columns' });
+        }
+        if (source.kafka_topic && type !== 'string') {
+          ctx.addIssue({ code: 'custom', path: [...path, 'fields', name], message: 'kafka_topic fills a string column' });
         }
         const constProblem = source.const === undefined ? null : constMismatch(source.const, type);
         if (constProblem) ctx.addIssue({ code: 'custom', path: [...path, 'fields', name, 'const'], message: constProblem });
       }
       if (!fields[dataset.time_column]) {
-        ctx.addIssue({ code: 'custom', path: [...path, 'fields'], message: `the time column "${dataset.time_column}" needs a source (json, topic_level or path_field with a format, or received_at/file_mtime: true)` });
+        ctx.addIssue({ code: 'custom', path: [...path, 'fields'], message: `the time column "${dataset.time_column}" needs a source (json, topic_level, path_field or kafka_key/kafka_header with a format, or received_at/file_mtime/kafka_timestamp: true)` });
       }
       for (const column of dataset.columns) {
         if (!column.nullable && !fields[column.name]) {
@@ -469,12 +579,30 @@ export const configSchema = z
           ctx.addIssue({ code: 'custom', path: ['sources', 'mqtt', i, 'routes', r, 'payload'], message: 'a binary payload has no JSON fields' });
         }
         for (const [name, field] of Object.entries(route.fields)) {
-          if (field.path_field !== undefined || field.file_mtime) {
+          if (field.path_field !== undefined || field.file_mtime || KAFKA_FIELD_KINDS.some((k) => field[k] !== undefined)) {
             ctx.addIssue({ code: 'custom', path: ['sources', 'mqtt', i, 'routes', r, 'fields', name], message: 'MQTT fields come from topic_level, json, const, received_at or payload' });
           }
         }
         if (usesPayload && route.payload !== 'binary') {
           ctx.addIssue({ code: 'custom', path: ['sources', 'mqtt', i, 'routes', r, 'payload'], message: 'a route that stores the payload as a blob needs payload: binary' });
+        }
+      });
+    });
+    config.sources.kafka.forEach((source, i) => {
+      checkName(source.name, ['sources', 'kafka', i, 'name']);
+      source.routes.forEach((route, r) => {
+        const where = ['sources', 'kafka', i, 'routes', r];
+        checkFields(route.dataset, route.fields, where);
+        const usesPayload = Object.values(route.fields).some((f) => f.payload);
+        const usesJson = Object.values(route.fields).some((f) => f.json !== undefined);
+        if (route.payload === 'binary' && usesJson) ctx.addIssue({ code: 'custom', path: [...where, 'payload'], message: 'a binary payload has no JSON fields' });
+        if (usesPayload && route.payload !== 'binary') {
+          ctx.addIssue({ code: 'custom', path: [...where, 'payload'], message: 'a route that stores the value as a blob needs payload: binary' });
+        }
+        for (const [name, field] of Object.entries(route.fields)) {
+          if (field.path_field !== undefined || field.file_mtime || field.topic_level !== undefined) {
+            ctx.addIssue({ code: 'custom', path: [...where, 'fields', name], message: 'Kafka fields come from json, kafka_key, kafka_header, kafka_timestamp, kafka_topic, kafka_partition, kafka_offset, const, received_at or payload' });
+          }
         }
       });
     });
@@ -488,7 +616,7 @@ export const configSchema = z
         ctx.addIssue({ code: 'custom', path: ['sources', 'folders', i, 'fields'], message: `the file goes into the blob column: add ${blobColumn.name}: { payload: true }` });
       }
       for (const [name, field] of Object.entries(source.fields)) {
-        if (field.json !== undefined || field.topic_level !== undefined) {
+        if (field.json !== undefined || field.topic_level !== undefined || KAFKA_FIELD_KINDS.some((k) => field[k] !== undefined)) {
           ctx.addIssue({ code: 'custom', path: ['sources', 'folders', i, 'fields', name], message: 'folder fields come from path_field, const, received_at, file_mtime or payload' });
         }
         if (field.path_field && !source.path_pattern.includes(`{${field.path_field}}`)) {

@@ -42,10 +42,11 @@ export interface LandingLogOptions {
   logger: Logger;
 }
 
+/** Items that go into one transaction together (one append, or one appendAll). */
 interface Pending {
-  item: LandingItem;
+  items: LandingItem[];
   rows: number;
-  resolve: (result: LandingItemResult) => void;
+  resolve: (results: LandingItemResult[]) => void;
   reject: (error: Error) => void;
 }
 
@@ -131,10 +132,21 @@ export class LandingLog extends EventEmitter implements Component {
 
   /** Resolves when the item is durable; rejects only if the log stops before it could commit. */
   append(item: LandingItem): Promise<LandingItemResult> {
+    return this.appendAll([item]).then((results) => results[0]!);
+  }
+
+  /**
+   * Lands the items in one transaction (more may share it), e.g. a Kafka batch: one
+   * fsync for the whole batch even past `maxRows`. Resolves with one result per item
+   * once durable; rejects only if the log stops before it could commit.
+   */
+  appendAll(items: LandingItem[]): Promise<LandingItemResult[]> {
     if (this.stopping) return Promise.reject(new LandingStoppedError());
+    if (items.length === 0) return Promise.resolve([]);
     return new Promise((resolve, reject) => {
-      const rows = Math.max(1, item.rows.length + item.quarantine.length);
-      this.queue.push({ item, rows, resolve, reject });
+      let rows = 0;
+      for (const item of items) rows += Math.max(1, item.rows.length + item.quarantine.length);
+      this.queue.push({ items, rows, resolve, reject });
       this.queuedRows += rows;
       this.schedule();
     });
@@ -205,7 +217,7 @@ export class LandingLog extends EventEmitter implements Component {
   }
 
   private async commitUntilDone(batch: Pending[]): Promise<void> {
-    const items = batch.map((p) => p.item);
+    const items = batch.flatMap((p) => p.items);
     for (let attempt = 0; ; attempt++) {
       const reply = await this.request({ type: 'commit', id: 0, items }).catch(
         (error: Error): WriterReply => ({ type: 'failed', id: 0, code: 'WORKER', retriable: false, message: error.message }),
@@ -243,14 +255,17 @@ export class LandingLog extends EventEmitter implements Component {
       this.emit('unblocked');
     }
     this.stats.commits++;
-    batch.forEach((pending, index) => {
-      const result = results[index]!;
+    for (const result of results) {
       this.stats.rowsInserted += result.inserted;
       this.stats.duplicates += result.duplicates;
       this.stats.quarantined += result.quarantined;
-      pending.resolve(result);
-    });
-    this.emit('committed', batch.length, tally, commitMs);
+    }
+    let at = 0;
+    for (const pending of batch) {
+      pending.resolve(results.slice(at, at + pending.items.length));
+      at += pending.items.length;
+    }
+    this.emit('committed', results.length, tally, commitMs);
   }
 
   private onBlocked(sqliteCode: string, message: string, items: number): void {

@@ -16,6 +16,10 @@
  *   retention; a row whose key is present is a redelivery and is not inserted.
  * - `source_keys`: (source, key) of source units already landed (a dropped file, a
  *   Kafka offset), written in the same transaction as their rows: exactly-once intake.
+ * - `source_offsets`: (source, stream) → next_offset, the watermark of an ordered
+ *   stream (a Kafka topic/partition): every offset below it has landed. Raised in the
+ *   same transaction as the rows of the offsets it covers; a redelivered offset below
+ *   it is skipped. Kept forever (one row per partition).
  * - `blobs`: content-addressed files referenced by rows; a blob file on disk that is
  *   not in this table after a crash is an orphan and is removed at start-up.
  * - `quarantine`: messages that did not fit, with raw bytes (capped) and the reason,
@@ -85,6 +89,9 @@ export function ensureSchema(db: Database.Database, datasets: Dataset[]): void {
       source TEXT NOT NULL, key TEXT NOT NULL, at_us INTEGER NOT NULL,
       PRIMARY KEY (source, key)) WITHOUT ROWID;
     CREATE INDEX IF NOT EXISTS source_keys_age ON source_keys (at_us);
+    CREATE TABLE IF NOT EXISTS source_offsets (
+      source TEXT NOT NULL, stream TEXT NOT NULL, next_offset INTEGER NOT NULL,
+      PRIMARY KEY (source, stream)) WITHOUT ROWID;
     CREATE TABLE IF NOT EXISTS blobs (
       sha256 TEXT PRIMARY KEY, size_bytes INTEGER NOT NULL, content_type TEXT,
       first_seen_us INTEGER NOT NULL) WITHOUT ROWID;

@@ -36,6 +36,20 @@ export interface LandingItem {
   sourceKey?: { source: string; key: string };
   /** The source's name, for per-source metrics (ingest-tally.ts). */
   source?: string;
+  /**
+   * Exactly-once intake for ordered streams (a Kafka partition): the item is skipped
+   * whole if `offset` is below the stream's landed watermark, else it lands and the
+   * watermark becomes `offset + 1`, in the same transaction. One row per stream, so the
+   * state stays small at any rate (unlike one source key per record).
+   */
+  sourceOffset?: SourceOffset;
+}
+
+export interface SourceOffset {
+  source: string;
+  /** e.g. `<topic>/<partition>`. */
+  stream: string;
+  offset: number;
 }
 
 export interface LandingItemResult {

@@ -4,7 +4,8 @@
  *
  * Invariants:
  * - One `commit` message = one SQLite transaction (synchronous=FULL): when the reply
- *   says ok, every row, quarantine entry, blob reference and source key of the batch
+ *   says ok, every row, quarantine entry, blob reference, source key and stream
+ *   watermark (source_offsets) of the batch
  *   is on disk; when it says failed, none of them is.
  * - A retriable failure (disk full, I/O error, busy) is reported as such; the caller
  *   retries the same batch. Any other failure is isolated to the items that cause it:
@@ -50,8 +51,65 @@ const insertRow = new Map(
     return [dataset.name, db.prepare(`INSERT INTO "${landedTable(dataset.name)}" (${names}) VALUES (${params})`)];
   }),
 );
+const hasBoolean = new Set([...datasets.values()].filter((d) => d.columns.some((c) => c.type === 'boolean')).map((d) => d.name));
 const insertDedupeKey = db.prepare('INSERT OR IGNORE INTO dedupe_keys (dataset, key, ts_us) VALUES (?, ?, ?)');
 const insertSourceKey = db.prepare('INSERT OR IGNORE INTO source_keys (source, key, at_us) VALUES (?, ?, ?)');
+const selectSourceOffset = db.prepare('SELECT next_offset FROM source_offsets WHERE source = ? AND stream = ?').pluck();
+const upsertSourceOffset = db.prepare(
+  `INSERT INTO source_offsets (source, stream, next_offset) VALUES (?, ?, ?)
+   ON CONFLICT (source, stream) DO UPDATE SET next_offset = max(next_offset, excluded.next_offset)`,
+);
+/**
+ * Stream watermarks: `committed` mirrors source_offsets as of the last commit; `pending`
+ * holds what the open transaction raised, merged on commit and dropped on rollback.
+ */
+const committedOffsets = new Map<string, number>();
+const pendingOffsets = new Map<string, { source: string; stream: string; next: number }>();
+
+// Consecutive items nearly always share a stream (a Kafka batch): keep its id at hand.
+let lastSource = '';
+let lastStream = '';
+let lastId = '';
+function streamId(source: string, stream: string): string {
+  if (source !== lastSource || stream !== lastStream) {
+    lastSource = source;
+    lastStream = stream;
+    lastId = `${source}\u0000${stream}`;
+  }
+  return lastId;
+}
+
+/** Raises the open transaction's watermark of the stream to `offset + 1`. */
+function raiseOffset(source: string, stream: string, offset: number): void {
+  const id = streamId(source, stream);
+  const pending = pendingOffsets.get(id);
+  if (pending) pending.next = Math.max(pending.next, offset + 1);
+  else pendingOffsets.set(id, { source, stream, next: offset + 1 });
+}
+
+function nextOffsetOf(source: string, stream: string): number {
+  const id = streamId(source, stream);
+  const pending = pendingOffsets.get(id);
+  if (pending) return pending.next;
+  let next = committedOffsets.get(id);
+  if (next === undefined) {
+    next = (selectSourceOffset.get(source, stream) as number | undefined) ?? 0;
+    committedOffsets.set(id, next);
+  }
+  return next;
+}
+
+/** Writes the open transaction's raised watermarks (inside it). */
+function writePendingOffsets(): void {
+  for (const p of pendingOffsets.values()) upsertSourceOffset.run(p.source, p.stream, p.next);
+}
+
+/** After a commit: the raised watermarks are durable. After a rollback: forget them. */
+function settleOffsets(committed: boolean): void {
+  if (committed) for (const [id, p] of pendingOffsets) committedOffsets.set(id, p.next);
+  pendingOffsets.clear();
+}
+
 const insertBlob = db.prepare('INSERT OR IGNORE INTO blobs (sha256, size_bytes, content_type, first_seen_us) VALUES (?, ?, ?, ?)');
 const insertQuarantine = db.prepare(
   `INSERT INTO quarantine (received_at_us, source, coordinates, dataset, reason_code, reason, payload, payload_bytes)
@@ -86,6 +144,14 @@ function writeItem(item: LandingItem, at: number): LandingItemResult {
     result.sourceDuplicate = true;
     return result;
   }
+  const so = item.sourceOffset;
+  if (so) {
+    if (so.offset < nextOffsetOf(so.source, so.stream)) {
+      result.sourceDuplicate = true;
+      return result;
+    }
+    raiseOffset(so.source, so.stream, so.offset);
+  }
   for (const blob of item.blobs) insertBlob.run(blob.sha256, blob.sizeBytes, blob.contentType, at);
   for (const row of item.rows) {
     const dataset = datasets.get(row.dataset);
@@ -95,7 +161,8 @@ function writeItem(item: LandingItem, at: number): LandingItemResult {
       result.duplicates++;
       continue;
     }
-    insert.run(row.values.map((v) => (typeof v === 'boolean' ? (v ? 1 : 0) : v)));
+    // SQLite has no booleans; datasets without boolean columns skip the copy.
+    insert.run(hasBoolean.has(row.dataset) ? row.values.map((v) => (typeof v === 'boolean' ? (v ? 1 : 0) : v)) : row.values);
     result.inserted++;
   }
   for (const entry of item.quarantine) {
@@ -105,9 +172,41 @@ function writeItem(item: LandingItem, at: number): LandingItemResult {
   return result;
 }
 
-const commitBatch = db.transaction((items: LandingItem[], at: number) => items.map((item) => writeItem(item, at)));
-const commitOne = db.transaction((item: LandingItem, at: number) => writeItem(item, at));
-const quarantineOne = db.transaction((entries: QuarantineEntry[]) => entries.forEach(writeQuarantine));
+const commitBatchTx = db.transaction((items: LandingItem[], at: number) => {
+  const results = items.map((item) => writeItem(item, at));
+  writePendingOffsets();
+  return results;
+});
+const commitOneTx = db.transaction((item: LandingItem, at: number) => {
+  const result = writeItem(item, at);
+  writePendingOffsets();
+  return result;
+});
+
+/** Runs a transaction and keeps the in-memory watermarks in step with its outcome. */
+function settled<A extends unknown[], R>(tx: (...args: A) => R): (...args: A) => R {
+  return (...args) => {
+    try {
+      const result = tx(...args);
+      settleOffsets(true);
+      return result;
+    } catch (error) {
+      settleOffsets(false);
+      throw error;
+    }
+  };
+}
+const commitBatch = settled(commitBatchTx);
+const commitOne = settled(commitOneTx);
+// A refused item still covers its stream offset: a redelivery must not quarantine it twice.
+const quarantineOne = settled(
+  db.transaction((entries: QuarantineEntry[], item: LandingItem) => {
+    entries.forEach(writeQuarantine);
+    const so = item.sourceOffset;
+    if (so && so.offset >= nextOffsetOf(so.source, so.stream)) raiseOffset(so.source, so.stream, so.offset);
+    writePendingOffsets();
+  }),
+);
 
 function isRetriable(error: unknown): boolean {
   const code = (error as { code?: unknown }).code;
@@ -132,7 +231,7 @@ function commitIsolated(items: LandingItem[], at: number): LandingItemResult[] {
         payloadBytes: 0,
         receivedAtUs: at,
       }));
-      quarantineOne([...entries, ...item.quarantine]);
+      quarantineOne([...entries, ...item.quarantine], item);
       return { inserted: 0, duplicates: 0, sourceDuplicate: false, quarantined: entries.length + item.quarantine.length };
     }
   });

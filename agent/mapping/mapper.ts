@@ -31,7 +31,8 @@ export type ReasonCode =
   | 'wrong_type'
   | 'bad_time'
   | 'time_out_of_bounds'
-  | 'path_mismatch';
+  | 'path_mismatch'
+  | 'no_value';
 
 /** Raw bytes kept of a payload refused for its size. */
 export const QUARANTINE_PREFIX_BYTES = 4096;
@@ -43,15 +44,30 @@ export type MqttMapResult =
 
 export type FolderMapResult = { kind: 'row'; row: LandingRow; blobColumn: number } | { kind: 'quarantine'; entry: QuarantineEntry };
 
-type Reader =
+export type Reader =
   | { kind: 'json'; path: CompiledJsonPath }
   | { kind: 'topic_level'; level: number }
   | { kind: 'path_field'; name: string }
   | { kind: 'const'; value: Coerced }
   | { kind: 'received_at' }
-  | { kind: 'file_mtime' };
+  | { kind: 'file_mtime' }
+  | { kind: 'kafka'; part: 'key' | 'timestamp' | 'topic' | 'partition' | 'offset' }
+  | { kind: 'kafka_header'; name: string };
 
-interface ColumnPlan {
+/** What a Kafka record offers besides its value; decoded by the source. */
+export interface KafkaRecordMeta {
+  topic: string;
+  partition: number;
+  offset: number;
+  /** The key as UTF-8 text; null when absent or not valid UTF-8. */
+  key: string | null;
+  /** Record timestamp in µs. */
+  timestampUs: number;
+  /** Header name → its first value as UTF-8 text. */
+  headers: Record<string, string>;
+}
+
+export interface ColumnPlan {
   index: number;
   column: DatasetColumn;
   reader: Reader;
@@ -61,13 +77,13 @@ interface ColumnPlan {
   origin: string;
 }
 
-interface Refusal {
+export interface Refusal {
   code: ReasonCode;
   reason: string;
 }
 
 /** One dataset's compiled field sources (shared by MQTT routes and folders). */
-class RowPlan {
+export class RowPlan {
   readonly dataset: Dataset;
   readonly plans: ColumnPlan[];
   /** Index of the blob column filled from the payload, or null. */
@@ -104,7 +120,15 @@ class RowPlan {
   }
 
   /** Fills `values`; returns why the message does not fit, or null. */
-  fill(values: RowValues, json: unknown, levels: readonly string[] | null, pathFields: Record<string, string> | null, receivedAtUs: number, fileMtimeUs: number): Refusal | null {
+  fill(
+    values: RowValues,
+    json: unknown,
+    levels: readonly string[] | null,
+    pathFields: Record<string, string> | null,
+    receivedAtUs: number,
+    fileMtimeUs: number,
+    record: KafkaRecordMeta | null = null,
+  ): Refusal | null {
     for (let i = 0; i < this.plans.length; i++) {
       const plan = this.plans[i]!;
       const reader = plan.reader;
@@ -128,6 +152,16 @@ class RowPlan {
         case 'file_mtime':
           values[plan.index] = fileMtimeUs;
           continue;
+        case 'kafka':
+          if (record === null) raw = undefined;
+          else if (reader.part === 'timestamp') {
+            values[plan.index] = record.timestampUs;
+            continue;
+          } else raw = record[reader.part];
+          break;
+        case 'kafka_header':
+          raw = record === null ? undefined : record.headers[reader.name];
+          break;
       }
       if (raw === undefined || raw === null) {
         if (plan.column.nullable) continue;
@@ -162,6 +196,12 @@ function readerOf(source: FieldSource, column: DatasetColumn, where: string): Re
   if (source.path_field !== undefined) return { kind: 'path_field', name: source.path_field };
   if (source.received_at) return { kind: 'received_at' };
   if (source.file_mtime) return { kind: 'file_mtime' };
+  if (source.kafka_key) return { kind: 'kafka', part: 'key' };
+  if (source.kafka_timestamp) return { kind: 'kafka', part: 'timestamp' };
+  if (source.kafka_topic) return { kind: 'kafka', part: 'topic' };
+  if (source.kafka_partition) return { kind: 'kafka', part: 'partition' };
+  if (source.kafka_offset) return { kind: 'kafka', part: 'offset' };
+  if (source.kafka_header !== undefined) return { kind: 'kafka_header', name: source.kafka_header };
   if (source.const !== undefined) {
     const value = coercerFor(column.type, source.format)(source.const);
     if (value === INVALID) throw new Error(`${where}: const for column ${column.name}: ${expectation(column.type, source.format, source.const)}`);
@@ -178,6 +218,10 @@ function originOf(reader: Reader): string {
       return `topic level ${reader.level}`;
     case 'path_field':
       return `path field {${reader.name}}`;
+    case 'kafka':
+      return `kafka ${reader.part}`;
+    case 'kafka_header':
+      return `kafka header ${reader.name}`;
     default:
       return reader.kind.replace('_', ' ');
   }
@@ -191,10 +235,36 @@ function humanDuration(us: number): string {
   return `${(s / 86_400).toFixed(1)} days`;
 }
 
-function datasetNamed(datasets: readonly Dataset[], name: string, where: string): Dataset {
+export function datasetNamed(datasets: readonly Dataset[], name: string, where: string): Dataset {
   const dataset = datasets.find((d) => d.name === name);
   if (!dataset) throw new Error(`${where}: unknown dataset ${name}`);
   return dataset;
+}
+
+// Strips a BOM like JSON senders on Windows write; fatal: invalid UTF-8 is refused, not replaced.
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** Parses a JSON payload whose root must be `root`; a refusal when it is not UTF-8, not JSON or the wrong kind. */
+export function parseJsonPayload(payload: Uint8Array, root: 'object' | 'array' | 'any'): { json: unknown } | Refusal {
+  let text: string;
+  try {
+    text = utf8.decode(payload);
+  } catch {
+    return { code: 'invalid_utf8', reason: 'payload is not valid UTF-8' };
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (error) {
+    const message = (error as Error).message;
+    return { code: 'malformed_json', reason: `payload is not JSON: ${message.length > 160 ? `${message.slice(0, 160)}…` : message}` };
+  }
+  const isArray = Array.isArray(json);
+  if (json === null || typeof json !== 'object' || (root === 'object' && isArray) || (root === 'array' && !isArray)) {
+    const wanted = root === 'array' ? 'a JSON array' : root === 'any' ? 'a JSON object or array' : 'a JSON object';
+    return { code: 'not_an_object', reason: `expected ${wanted}, got ${preview(json)}` };
+  }
+  return { json };
 }
 
 // ---------------------------------------------------------------- MQTT
@@ -206,8 +276,6 @@ interface CompiledRoute {
   usesLevels: boolean;
 }
 
-// Strips a BOM like JSON senders on Windows write; fatal: invalid UTF-8 is refused, not replaced.
-const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 export class MqttMapper {
   readonly source: string;
@@ -236,24 +304,9 @@ export class MqttMapper {
     }
     let json: unknown = null;
     if (!route.binary && route.plan.jsonRoot !== null) {
-      let text: string;
-      try {
-        text = utf8.decode(payload);
-      } catch {
-        return this.quarantine(route, topic, payload, receivedAtUs, 'invalid_utf8', 'payload is not valid UTF-8');
-      }
-      try {
-        json = JSON.parse(text);
-      } catch (error) {
-        const message = (error as Error).message;
-        return this.quarantine(route, topic, payload, receivedAtUs, 'malformed_json', `payload is not JSON: ${message.length > 160 ? `${message.slice(0, 160)}…` : message}`);
-      }
-      const root = route.plan.jsonRoot;
-      const isArray = Array.isArray(json);
-      if (json === null || typeof json !== 'object' || (root === 'object' && isArray) || (root === 'array' && !isArray)) {
-        const wanted = root === 'array' ? 'a JSON array' : root === 'any' ? 'a JSON object or array' : 'a JSON object';
-        return this.quarantine(route, topic, payload, receivedAtUs, 'not_an_object', `expected ${wanted}, got ${preview(json)}`);
-      }
+      const parsed = parseJsonPayload(payload, route.plan.jsonRoot);
+      if ('code' in parsed) return this.quarantine(route, topic, payload, receivedAtUs, parsed.code, parsed.reason);
+      json = parsed.json;
     }
     const values = route.plan.newValues();
     const levels = route.usesLevels ? topic.split('/') : null;

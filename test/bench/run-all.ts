@@ -29,6 +29,14 @@ const BENCHES: Bench[] = [
       json(lines).map((r) => `${r.phase} (${r.mode}, ${r.offered}): ${r.ackedPerSecond} msg/s acked, p99 ${r.p99Ms} ms, peak RSS ${r.peakRssMb} MB`),
   },
   {
+    name: 'kafka-ingest',
+    args: ['test/bench/kafka-ingest.ts'],
+    headline: (lines) =>
+      json(lines)
+        .filter((r) => r.phase === 'noop-consumer' || r.phase === 'lakeside-durable')
+        .map((r) => `${r.phase}: ${r.perSecond} msg/s (${r.records} records, ${r.seconds} s, ${r.cpuUsPerRecord} µs CPU/record)${r.ratioToNoop !== undefined ? `, ${r.ratioToNoop} x no-op` : ''}`),
+  },
+  {
     name: 'camera-frames',
     args: ['test/bench/camera-frames.ts'],
     headline: (lines) =>

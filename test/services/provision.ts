@@ -9,6 +9,7 @@
 // - Adding a service is one line in `provisioners`.
 import { findMosquitto } from './mosquitto.ts';
 import { provisionIcebergRest } from './iceberg-rest.ts';
+import { provisionKafka } from './kafka.ts';
 import { provisionPyiceberg } from './pyiceberg.ts';
 import { provisionVersitygw } from './s3-server.ts';
 import { servicesCacheDir } from './service-cache.ts';
@@ -22,6 +23,7 @@ export interface Provisioner {
 export const provisioners: Provisioner[] = [
   // Installed by .ci/run with apt-get; checked here so a missing broker fails early.
   { name: 'mosquitto', provision: async () => findMosquitto() },
+  { name: 'Apache Kafka 4 (KRaft)', provision: provisionKafka },
   { name: 'versitygw (S3 server)', provision: provisionVersitygw },
   { name: 'Iceberg REST catalog fixture', provision: provisionIcebergRest },
   { name: 'PyIceberg', provision: provisionPyiceberg },

@@ -9,7 +9,13 @@ import { join, relative, sep } from 'node:path';
 import type { ChildDaemon, LogLine } from './child-daemon.ts';
 
 /** The failpoints compiled into the daemon (see agent/failpoint.ts). */
-export type FailpointName = 'seal.after-publish' | 'compact.after-publish' | 'compact.after-commit' | 'landing.before-commit' | 'tiering.after-put';
+export type FailpointName =
+  | 'seal.after-publish'
+  | 'compact.after-publish'
+  | 'compact.after-commit'
+  | 'landing.before-commit'
+  | 'tiering.after-put'
+  | 'kafka.after-landing';
 
 /** Env for a child daemon with the given failpoints armed. */
 export function failpointEnv(...names: FailpointName[]): NodeJS.ProcessEnv {

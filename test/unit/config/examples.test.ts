@@ -18,18 +18,25 @@ describe('example configs', () => {
     expect(warnings).toEqual([]);
   });
 
-  it('plant.yaml loads once its password file exists', () => {
+  it('plant.yaml loads once its password files exist', () => {
     const dir = mkdtempSync(join(tmpdir(), 'lakeside-plant-'));
     const secretFile = join(dir, 'mqtt-password');
     writeFileSync(secretFile, 'pw-from-file\n');
     chmodSync(secretFile, 0o600);
+    const kafkaSecret = join(dir, 'kafka-password');
+    writeFileSync(kafkaSecret, 'kafka-pw\n');
+    chmodSync(kafkaSecret, 0o600);
     const text = readFileSync(join(examples, 'plant.yaml'), 'utf8');
     expect(text).toContain('${file:/etc/lakeside/credentials/mqtt-password}');
+    expect(text).toContain('${file:/etc/lakeside/credentials/kafka-password}');
     const { config, datasets, warnings } = parseConfigText(
-      text.replace('/etc/lakeside/credentials/mqtt-password', secretFile),
+      text.replace('/etc/lakeside/credentials/mqtt-password', secretFile).replace('/etc/lakeside/credentials/kafka-password', kafkaSecret),
       join(examples, 'plant.yaml'),
     );
     expect(config.sources.mqtt[0]!.password).toBe('pw-from-file');
+    const kafka = config.sources.kafka[0]!;
+    expect(kafka.sasl).toEqual({ mechanism: 'scram-sha-512', username: 'lakeside', password: 'kafka-pw' });
+    expect(kafka.routes.map((r) => r.topic)).toEqual(['ulm.machine-events', 'ulm.thermal-snapshots']);
     expect(config.sources.mqtt[0]!.url.startsWith('mqtts://')).toBe(true);
     expect(datasets.find((d) => d.name === 'inspections')!.dedupeKey).toEqual([1, 2]);
     expect(datasets.find((d) => d.name === 'camera_frames')!.blobColumn).toBe(4);

@@ -89,6 +89,42 @@ describe('LandingLog', () => {
     db.close();
   });
 
+  it('skips a stream offset below the landed watermark, also after a restart, in one commit with the rows', async () => {
+    const at = (offset: number, stream = 'orders/0'): LandingItem => ({
+      ...row('events', 100 + offset, 'l1', offset),
+      sourceOffset: { source: 'plant_kafka', stream, offset },
+    });
+    const first = await Promise.all([0, 1, 2, 3].map((o) => log.append(at(o))));
+    expect(first.every((r) => r.inserted === 1 && !r.sourceDuplicate)).toBe(true);
+    // A redelivery from an older committed offset: 2 and 3 landed already, 4 is new.
+    const again = await Promise.all([2, 3, 4].map((o) => log.append(at(o))));
+    expect(again.map((r) => r.sourceDuplicate)).toEqual([true, true, false]);
+    // Streams are independent.
+    expect((await log.append(at(0, 'orders/1'))).sourceDuplicate).toBe(false);
+    await log.stop();
+    // After a restart the watermark comes from the database.
+    log = new LandingLog({ dbPath: join(dir, 'landing.db'), datasets: [readings, events], maxRows: 50, maxDelayMs: 1, retryInitialMs: 10, dedupeRetentionHours: 72, logger: silentLogger() });
+    await log.start();
+    const afterRestart = await Promise.all([3, 4, 5].map((o) => log.append(at(o))));
+    expect(afterRestart.map((r) => r.sourceDuplicate)).toEqual([true, true, false]);
+    const db = new Database(join(dir, 'landing.db'), { readonly: true });
+    expect(db.prepare('SELECT count(*) FROM landed_events').pluck().get()).toBe(7);
+    expect(db.prepare('SELECT stream, next_offset FROM source_offsets ORDER BY stream').raw().all()).toEqual([
+      ['orders/0', 6],
+      ['orders/1', 1],
+    ]);
+    db.close();
+  });
+
+  it('a refused row still raises its stream watermark, so its redelivery is not quarantined twice', async () => {
+    const bad: LandingItem = { rows: [{ dataset: 'nope', values: [1, 'x', 1, true] }], quarantine: [], blobs: [], sourceOffset: { source: 'k', stream: 't/0', offset: 7 } };
+    expect(await log.append(bad)).toMatchObject({ quarantined: 1 });
+    expect(await log.append(bad)).toMatchObject({ sourceDuplicate: true, quarantined: 0 });
+    const db = new Database(join(dir, 'landing.db'), { readonly: true });
+    expect(db.prepare('SELECT count(*) FROM quarantine').pluck().get()).toBe(1);
+    db.close();
+  });
+
   it('quarantines a row the database refuses without failing the rest of its batch', async () => {
     const bad: LandingItem = { rows: [{ dataset: 'nope', values: [1, 'x', 1, true] }], quarantine: [], blobs: [] };
     const [good, refused] = await Promise.all([log.append(row('events', 9, 'l1', 3)), log.append(bad)]);

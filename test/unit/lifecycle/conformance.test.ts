@@ -225,9 +225,10 @@ const cases: Case[] = [
       const source = component as FolderSource;
       await mkdir(join(dir, 'drop', 'l1', 'c1'), { recursive: true });
       await writeFile(join(dir, 'drop', 'l1', 'c1', 'a.jpg'), 'frame');
-      await waitFor(() => source.stats.ingested === 1, 'the dropped file to be ingested');
-      // `ingested` counts at the commit; the move to done_dir follows it.
-      await waitFor(() => existsSync(join(dir, 'done', 'l1', 'c1', 'a.jpg')), 'the file moved to done_dir');
+      // The move to done_dir follows the count by an await: wait for both.
+      const done = join(dir, 'done', 'l1', 'c1', 'a.jpg');
+      await waitFor(() => source.stats.ingested === 1 && existsSync(done), 'the dropped file to be ingested and moved to done_dir');
+      expect(existsSync(join(dir, 'drop', 'l1', 'c1', 'a.jpg'))).toBe(false);
     },
     around: withLanding,
   },

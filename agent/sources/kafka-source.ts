@@ -1,0 +1,291 @@
+/**
+ * Kafka source (kafkajs): one consumer in a consumer group, `eachBatch`, manual offsets.
+ *
+ * The promise: **a record's offset is committed to Kafka only after the landing
+ * commit that holds it, and each record lands once.**
+ * - `autoCommit: false`, `eachBatchAutoResolve: false`: nothing is resolved or
+ *   committed by kafkajs itself (with auto-resolve, offsets are committed even when
+ *   the handler throws). A batch is mapped, landed (durable), then resolved and its
+ *   next offset committed.
+ * - Every record's landing item carries its (topic/partition, offset); the landing
+ *   log skips an offset below the partition's landed watermark and raises the
+ *   watermark in the same transaction (landing/schema.ts `source_offsets`). So a
+ *   record landed but not yet committed to Kafka when the agent died is redelivered
+ *   and skipped: exactly once into the hot tier.
+ * - A batch that went stale in a rebalance (its partition may belong to another
+ *   member now) is dropped before landing; one that went stale while landing is not
+ *   committed (the new owner's commit wins).
+ * - Backpressure: `pause()` (critical disk watermark, landing log blocked) pauses
+ *   fetching of every topic, and a batch in hand waits at the gate, heartbeating.
+ * - Stop: stop fetching, let the batch in hand land and commit, leave the group.
+ * Poison records (bad JSON, wrong types, tombstones) are quarantined in the same
+ * transaction as their neighbours; the partition keeps flowing.
+ */
+import { Kafka, type Batch, type Consumer, type EachBatchPayload, type IHeaders, type KafkaMessage } from 'kafkajs';
+import type { KafkaSourceConfig } from '../../config/schema.ts';
+import { failpoint } from '../failpoint.ts';
+import type { BlobStore } from '../blobs/blob-store.ts';
+import type { LandingLog } from '../landing/landing-log.ts';
+import type { LandingItem } from '../landing/types.ts';
+import { onceStop, type Component } from '../lifecycle.ts';
+import { ErrorCode, type Logger } from '../log.ts';
+import { backoffDelay, sleep } from '../retry.ts';
+import type { KafkaMapper } from '../mapping/kafka-mapper.ts';
+import type { KafkaRecordMeta } from '../mapping/mapper.ts';
+import { kafkaClientConfig } from './kafka-client.ts';
+import { PauseGate } from './pause-gate.ts';
+
+export interface KafkaSourceOptions {
+  config: KafkaSourceConfig;
+  mapper: KafkaMapper;
+  landing: LandingLog;
+  blobs: BlobStore;
+  logger: Logger;
+  /** Instrumentation hook: a batch's offsets were committed to Kafka (next offset). */
+  onCommit?: (topic: string, partition: number, nextOffset: number, records: number) => void;
+}
+
+export interface KafkaSourceStats {
+  received: number;
+  landed: number;
+  quarantined: number;
+  /** Records skipped because their offset had already landed (redelivery after a crash). */
+  duplicates: number;
+  staleBatchesDropped: number;
+  commitFailures: number;
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+const BLOB_WRITES_AT_ONCE = 16;
+
+function text(value: Buffer | string | null | undefined): string | null {
+  if (value === null || value === undefined) return null;
+  if (typeof value === 'string') return value;
+  try {
+    return utf8.decode(value);
+  } catch {
+    return null;
+  }
+}
+
+function headerTexts(headers: IHeaders | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(headers ?? {})) {
+    const first = Array.isArray(value) ? value[0] : value;
+    const decoded = text(first);
+    if (decoded !== null) out[name] = decoded;
+  }
+  return out;
+}
+
+const NO_HEADERS: Record<string, string> = Object.freeze({}) as Record<string, string>;
+
+/** The record's coordinates, key, timestamp and headers, as the mapper reads them (key and headers decoded only when read). */
+export function recordMeta(topic: string, partition: number, message: KafkaMessage, reads = { key: true, headers: true }): KafkaRecordMeta {
+  return {
+    topic,
+    partition,
+    offset: Number(message.offset),
+    key: reads.key ? text(message.key) : null,
+    timestampUs: Number(message.timestamp) * 1000,
+    headers: reads.headers ? headerTexts(message.headers) : NO_HEADERS,
+  };
+}
+
+export class KafkaSource implements Component {
+  readonly name: string;
+  readonly stats: KafkaSourceStats = { received: 0, landed: 0, quarantined: 0, duplicates: 0, staleBatchesDropped: 0, commitFailures: 0 };
+  private consumer: Consumer | null = null;
+  private stopping = false;
+  private readonly abort = new AbortController();
+  private readonly gate = new PauseGate();
+  private readonly options: KafkaSourceOptions;
+  private readonly log: Logger;
+
+  constructor(options: KafkaSourceOptions) {
+    this.options = options;
+    this.name = `kafka:${options.config.name}`;
+    this.log = options.logger.child({ source: this.name });
+  }
+
+  /** Stops fetching (and landing) until `resume()`; used at the critical disk watermark. */
+  pause(): void {
+    this.gate.pause();
+    this.consumer?.pause(this.options.mapper.topics.map((topic) => ({ topic })));
+  }
+
+  resume(): void {
+    this.gate.resume();
+    this.consumer?.resume(this.options.mapper.topics.map((topic) => ({ topic })));
+  }
+
+  async start(): Promise<void> {
+    const { config } = this.options;
+    const kafka = new Kafka(await kafkaClientConfig(config, this.log));
+    const consumer = kafka.consumer({
+      groupId: config.group_id,
+      sessionTimeout: config.session_timeout_ms,
+      rebalanceTimeout: config.rebalance_timeout_ms,
+      heartbeatInterval: config.heartbeat_interval_ms,
+      maxBytesPerPartition: config.max_bytes_per_partition,
+      maxBytes: config.max_bytes,
+      allowAutoTopicCreation: false,
+      // After retries run out the consumer restarts itself rather than die: an outage is waited out.
+      retry: { initialRetryTime: 300, maxRetryTime: 30_000, retries: 8, restartOnFailure: async () => !this.stopping },
+    });
+    this.consumer = consumer;
+    const joined = new Promise<true>((resolve) => consumer.on(consumer.events.GROUP_JOIN, () => resolve(true)));
+    consumer.on(consumer.events.GROUP_JOIN, (event) => {
+      this.log.info({ member: event.payload.memberId, assignment: event.payload.memberAssignment }, 'kafka group joined');
+    });
+    consumer.on(consumer.events.CRASH, (event) => {
+      this.log.warn({ code: ErrorCode.kafkaConnect, err: event.payload.error.message, restart: event.payload.restart }, 'kafka consumer failed; restarting');
+    });
+    void this.launch(consumer);
+    // Ready once in the group, or after connect_timeout_ms with a warning, as for MQTT:
+    // a broker that is down at start is an outage, not a reason to keep other sources down.
+    const up = await Promise.race([joined, new Promise<false>((resolve) => setTimeout(() => resolve(false), config.connect_timeout_ms).unref())]);
+    if (!up) {
+      this.log.warn(
+        { code: ErrorCode.kafkaConnect, brokers: config.brokers, waited_ms: config.connect_timeout_ms },
+        `not in consumer group ${config.group_id} yet; starting anyway and retrying in the background`,
+      );
+    }
+  }
+
+  /**
+   * Connects, subscribes and starts the fetch loop; on failure (broker down, bad
+   * credentials) logs and tries again with backoff until it works or the source stops.
+   */
+  private async launch(consumer: Consumer): Promise<void> {
+    const { config } = this.options;
+    for (let attempt = 0; !this.stopping; attempt++) {
+      try {
+        await consumer.connect();
+        for (const topic of this.options.mapper.topics) await consumer.subscribe({ topic, fromBeginning: config.from_beginning });
+        await consumer.run({
+          autoCommit: false,
+          eachBatchAutoResolve: false,
+          partitionsConsumedConcurrently: config.partitions_consumed_concurrently,
+          eachBatch: (payload) => this.onBatch(payload),
+        });
+        if (this.gate.isPaused) this.pause();
+        return;
+      } catch (error) {
+        const delayMs = backoffDelay(attempt, { initialMs: 500, maxMs: 30_000 });
+        this.log.warn({ code: ErrorCode.kafkaConnect, err: (error as Error).message, retry_in_ms: delayMs }, 'kafka consumer could not start; retrying');
+        await consumer.disconnect().catch(() => {});
+        await sleep(delayMs, this.abort.signal).catch(() => {});
+      }
+    }
+  }
+
+  readonly stop = onceStop(async () => {
+    this.stopping = true;
+    this.abort.abort();
+    this.gate.resume();
+    const consumer = this.consumer;
+    if (!consumer) return;
+    // stop() waits for the batch in hand (which lands and commits), then leaves the group.
+    await consumer.stop().catch((error: Error) => this.log.warn({ err: error.message }, 'kafka consumer stop failed'));
+    await consumer.disconnect().catch((error: Error) => this.log.warn({ err: error.message }, 'kafka disconnect failed'));
+    this.consumer = null;
+    this.log.info({ ...this.stats }, 'kafka source stopped');
+  });
+
+  private async onBatch({ batch, resolveOffset, heartbeat, isRunning, isStale }: EachBatchPayload): Promise<void> {
+    if (batch.messages.length === 0) return;
+    await this.waitAtGate(heartbeat, isRunning);
+    if (this.stopping || !isRunning() || isStale()) {
+      // Unresolved, uncommitted: fetched again by whoever owns the partition next.
+      if (isStale()) this.stats.staleBatchesDropped++;
+      return;
+    }
+    const landed = await this.land(batch);
+    if (!landed) return;
+    if (isStale()) {
+      // Landed here, but the partition moved on: committing now could move the new
+      // owner's offset backwards. This agent's watermark keeps it from landing twice.
+      this.stats.staleBatchesDropped++;
+      this.log.info({ topic: batch.topic, partition: batch.partition, records: batch.messages.length }, 'batch went stale in a rebalance after landing; offsets left to the new owner');
+      return;
+    }
+    failpoint('kafka.after-landing');
+    const next = Number(batch.lastOffset()) + 1;
+    resolveOffset(batch.lastOffset());
+    try {
+      await this.consumer!.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: String(next) }]);
+      this.options.onCommit?.(batch.topic, batch.partition, next, batch.messages.length);
+    } catch (error) {
+      // Landed already: a redelivery is skipped by the watermark, so this only costs a re-read.
+      this.stats.commitFailures++;
+      this.log.warn({ code: ErrorCode.kafkaCommit, topic: batch.topic, partition: batch.partition, offset: next, err: (error as Error).message }, 'kafka offset commit failed');
+    }
+    await heartbeat().catch(() => {});
+  }
+
+  /** Waits while paused, heartbeating so the group keeps the partitions with us. */
+  private async waitAtGate(heartbeat: () => Promise<void>, isRunning: () => boolean): Promise<void> {
+    while (this.gate.isPaused && !this.stopping && isRunning()) {
+      const tick = new Promise<void>((resolve) => setTimeout(resolve, Math.max(200, this.options.config.heartbeat_interval_ms / 2)).unref());
+      await Promise.race([this.gate.wait(), tick]);
+      await heartbeat().catch(() => {});
+    }
+  }
+
+  /** Maps and lands every record of the batch; resolves true once all of it is durable. */
+  private async land(batch: Batch): Promise<boolean> {
+    const { mapper, blobs } = this.options;
+    const source = this.options.config.name;
+    const stream = `${batch.topic}/${batch.partition}`;
+    const receivedAtUs = Date.now() * 1000;
+    const items: LandingItem[] = new Array(batch.messages.length);
+    // Synchronous mapping; only raw binary values wait for their blob files, written
+    // a few at a time (a batch can hold thousands: never one open file each).
+    const blobWrites: (() => Promise<void>)[] = [];
+    batch.messages.forEach((message, index) => {
+      const meta = recordMeta(batch.topic, batch.partition, message, mapper.reads);
+      const item: LandingItem = { rows: [], quarantine: [], blobs: [], source, sourceOffset: { source, stream, offset: meta.offset } };
+      items[index] = item;
+      const outcome = mapper.map(meta, message.value, receivedAtUs);
+      if (outcome.kind === 'row') {
+        item.rows.push(outcome.row);
+        const column = outcome.blobColumn;
+        if (column !== null) {
+          blobWrites.push(async () => {
+            const blob = await blobs.putBytes(message.value!, outcome.contentType);
+            outcome.row.values[column] = blob.sha256;
+            item.blobs.push(blob);
+          });
+        }
+      } else if (outcome.kind === 'quarantine') {
+        item.quarantine.push(outcome.entry);
+      }
+    });
+    for (let i = 0; i < blobWrites.length; i += BLOB_WRITES_AT_ONCE) {
+      await Promise.all(blobWrites.slice(i, i + BLOB_WRITES_AT_ONCE).map((write) => write()));
+    }
+    this.stats.received += items.length;
+    try {
+      // One transaction for the whole batch: one fsync, and the offsets' watermark raised once.
+      const results = await this.options.landing.appendAll(items);
+      let duplicates = 0;
+      for (const result of results) {
+        if (result.sourceDuplicate) duplicates++;
+        else {
+          this.stats.landed += result.inserted;
+          this.stats.quarantined += result.quarantined;
+        }
+      }
+      if (duplicates > 0) {
+        this.stats.duplicates += duplicates;
+        this.log.info({ topic: batch.topic, partition: batch.partition, skipped: duplicates }, 'redelivered records had landed already; skipped');
+      }
+      return true;
+    } catch (error) {
+      // The landing log is stopping: leave the batch unresolved for redelivery.
+      this.log.warn({ err: (error as Error).message, topic: batch.topic, partition: batch.partition }, 'batch not landed; left uncommitted');
+      return false;
+    }
+  }
+}
