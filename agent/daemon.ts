@@ -66,6 +66,8 @@ export class Daemon {
       stateDir: config.state_dir,
       datasets: config.datasets,
       hot: config.hot,
+      // A query that bound a merge's inputs may read them until its timeout.
+      retired_unlink_delay_ms: Math.max(60_000, config.query.timeout_ms),
       logger,
     });
     for (const source of config.sources.mqtt) {

@@ -17,6 +17,8 @@
  * - `seal.after-publish`: L0 files renamed into place, not yet registered (seal.ts).
  * - `compact.after-publish`: L1 files renamed into place, not yet registered (compact.ts).
  * - `compact.after-commit`: L1 registered and L0 unregistered, L0 files not yet unlinked.
+ * - `merge.after-publish`: merged L1/rollup files renamed into place, not yet registered (merge.ts).
+ * - `merge.after-commit`: merged files registered, inputs unregistered, not yet unlinked.
  */
 import { writeSync } from 'node:fs';
 import { threadId } from 'node:worker_threads';

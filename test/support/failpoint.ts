@@ -9,7 +9,7 @@ import { join, relative, sep } from 'node:path';
 import type { ChildDaemon, LogLine } from './child-daemon.ts';
 
 /** The failpoints compiled into the daemon (see agent/failpoint.ts). */
-export type FailpointName = 'seal.after-publish' | 'compact.after-publish' | 'compact.after-commit';
+export type FailpointName = 'seal.after-publish' | 'compact.after-publish' | 'compact.after-commit' | 'merge.after-publish' | 'merge.after-commit';
 
 /** Env for a child daemon with the given failpoints armed. */
 export function failpointEnv(...names: FailpointName[]): NodeJS.ProcessEnv {
