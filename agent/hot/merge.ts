@@ -198,10 +198,6 @@ function publish(step: Step, inputs: HotFileRecord[], write: (pending: NewHotFil
   else for (const path of paths) unlinkHotFile(stateDir, path);
 }
 
-function idRange(inputs: HotFileRecord[]): [number, number] {
-  return [inputs[0]!.id, inputs[inputs.length - 1]!.id];
-}
-
 function readAll(step: Step, schema: Dataset, inputs: HotFileRecord[]): ColumnBatch {
   return concatBatches(
     schema,
@@ -209,25 +205,66 @@ function readAll(step: Step, schema: Dataset, inputs: HotFileRecord[]): ColumnBa
   );
 }
 
-function mergeL1(step: Step, group: Group): void {
-  const { dataset, stateDir, options } = step;
+/** Where and how a merged file is written; `ids`: the first and last input ids (its name). */
+export interface MergedFileTarget {
+  stateDir: string;
+  spanStartUs: number;
+  ids: [number, number];
+  rowGroupRows: number;
+  l1MaxRows: number;
+  createdAtUs: number;
+}
+
+/**
+ * Writes the rows of one hour and partition (`batch`, any order) as merged L1 files,
+ * sorted by stream then time, `l1MaxRows` per file; returns them, unregistered.
+ * Pushes each onto `pending` as soon as it is published (withCleanup).
+ */
+export function writeMergedL1(dataset: Dataset, batch: ColumnBatch, partition: Record<string, RowValue>, target: MergedFileTarget, pending: NewHotFile[] = []): NewHotFile[] {
+  const { order } = sortByStreamThenTime(dataset, batch);
+  const written: NewHotFile[] = [];
+  for (let start = 0, part = 0; start < order.length; start += target.l1MaxRows, part++) {
+    const rows = takeRows(batch, order.subarray(start, start + target.l1MaxRows));
+    const { bytes, stats } = encodeParquet(dataset, rows, { rowGroupRows: target.rowGroupRows });
+    const path = mergedL1Path(dataset.name, target.spanStartUs, partition, target.ids[0], target.ids[1], part);
+    writeFileAtomic(join(target.stateDir, path), bytes);
+    const [lo, hi] = range(timeValues(rows));
+    const fields = { dataset: dataset.name, level: HOT_LEVEL.L1, path, window_start_us: target.spanStartUs, partition_json: JSON.stringify(partition), file_size_bytes: bytes.length, created_at_us: target.createdAtUs };
+    const file = newHotFile(fields, stats, lo, hi);
+    pending.push(file);
+    written.push(file);
+  }
+  return written;
+}
+
+/**
+ * Writes rollup rows of one hour or day (`batch`: rows of `schema.dataset`, any
+ * order, a (minute, stream) possibly in several rows) as one merged rollup file:
+ * by stream then minute, each (minute, stream) once. `times`: the event times the
+ * rows summarise (min_ts_us, max_ts_us). Returns it, unregistered.
+ */
+export function writeMergedRollup(schema: RollupSchema, batch: ColumnBatch, letter: MergeSpanLetter, times: [number, number], target: MergedFileTarget): NewHotFile {
+  const { order, ranks } = sortByStreamThenTime(schema.dataset, batch, MINUTE_US);
+  const rows = foldRollupRows(schema, batch, order, ranks);
+  const { bytes, stats } = encodeParquet(schema.dataset, rows, { rowGroupRows: target.rowGroupRows });
+  const path = mergedRollupPath(schema.source.name, target.spanStartUs, letter, target.ids[0], target.ids[1]);
+  writeFileAtomic(join(target.stateDir, path), bytes);
+  const fields = { dataset: schema.source.name, level: HOT_LEVEL.ROLLUP, path, window_start_us: target.spanStartUs, partition_json: '{}', file_size_bytes: bytes.length, created_at_us: target.createdAtUs };
+  return newHotFile(fields, stats, times[0], times[1]);
+}
+
+function target(step: Step, group: Group): MergedFileTarget {
+  const { stateDir, options } = step;
   const inputs = group.files;
-  const merged = readAll(step, dataset, inputs);
-  const { order } = sortByStreamThenTime(dataset, merged);
-  const [firstId, lastId] = idRange(inputs);
+  const ids: [number, number] = [inputs[0]!.id, inputs[inputs.length - 1]!.id];
+  return { stateDir, spanStartUs: group.spanStartUs, ids, rowGroupRows: options.rowGroupRows, l1MaxRows: options.l1MaxRows, createdAtUs: (options.nowUs ?? wallClockUs)() };
+}
+
+function mergeL1(step: Step, group: Group): void {
+  const inputs = group.files;
+  const merged = readAll(step, step.dataset, inputs);
   const partition = JSON.parse(inputs[0]!.partition_json) as Record<string, RowValue>;
-  const clock = options.nowUs ?? wallClockUs;
-  publish(step, inputs, (pending) => {
-    for (let start = 0, part = 0; start < order.length; start += options.l1MaxRows, part++) {
-      const batch = takeRows(merged, order.subarray(start, start + options.l1MaxRows));
-      const { bytes, stats } = encodeParquet(dataset, batch, { rowGroupRows: options.rowGroupRows });
-      const path = mergedL1Path(dataset.name, group.spanStartUs, partition, firstId, lastId, part);
-      writeFileAtomic(join(stateDir, path), bytes);
-      const [lo, hi] = range(timeValues(batch));
-      const fields = { dataset: dataset.name, level: HOT_LEVEL.L1, path, window_start_us: group.spanStartUs, partition_json: inputs[0]!.partition_json, file_size_bytes: bytes.length, created_at_us: clock() };
-      pending.push(newHotFile(fields, stats, lo, hi));
-    }
-  });
+  publish(step, inputs, (pending) => writeMergedL1(step.dataset, merged, partition, target(step, group), pending));
 }
 
 /**
@@ -294,20 +331,12 @@ export function foldRollupRows(schema: RollupSchema, batch: ColumnBatch, order: 
 }
 
 function mergeRollups(step: Step, schema: RollupSchema, group: Group, letter: MergeSpanLetter): void {
-  const { dataset, stateDir, options } = step;
   const inputs = group.files;
   const merged = readAll(step, schema.dataset, inputs);
-  const { order, ranks } = sortByStreamThenTime(schema.dataset, merged, MINUTE_US);
-  const rows = foldRollupRows(schema, merged, order, ranks);
-  const [firstId, lastId] = idRange(inputs);
-  const clock = options.nowUs ?? wallClockUs;
+  // min/max_ts_us: the event times of the rows summarised, as for every rollup file.
+  const times: [number, number] = [Math.min(...inputs.map((f) => f.min_ts_us)), Math.max(...inputs.map((f) => f.max_ts_us))];
   publish(step, inputs, (pending) => {
-    const { bytes, stats } = encodeParquet(schema.dataset, rows, { rowGroupRows: options.rowGroupRows });
-    const path = mergedRollupPath(dataset.name, group.spanStartUs, letter, firstId, lastId);
-    writeFileAtomic(join(stateDir, path), bytes);
-    const fields = { dataset: dataset.name, level: HOT_LEVEL.ROLLUP, path, window_start_us: group.spanStartUs, partition_json: '{}', file_size_bytes: bytes.length, created_at_us: clock() };
-    // min/max_ts_us: the event times of the rows summarised, as for every rollup file.
-    pending.push(newHotFile(fields, stats, Math.min(...inputs.map((f) => f.min_ts_us)), Math.max(...inputs.map((f) => f.max_ts_us))));
+    pending.push(writeMergedRollup(schema, merged, letter, times, target(step, group)));
   });
 }
 
