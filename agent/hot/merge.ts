@@ -73,17 +73,19 @@ export interface MergeResult {
   errors: { spanStartUs: number; message: string }[];
 }
 
-/** Unlinks a file and, if that emptied it, its directory. */
+/** Unlinks a file (`path` relative to the state dir) and the directories that emptied, up to hot/<dataset>/<level dir>. */
 export function unlinkHotFile(stateDir: string, path: string): void {
   try {
     unlinkSync(join(stateDir, path));
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
   }
-  try {
-    rmdirSync(dirname(join(stateDir, path)));
-  } catch {
-    // Not empty or already gone: fine either way.
+  for (let dir = dirname(path); dir.split('/').length > 3; dir = dirname(dir)) {
+    try {
+      rmdirSync(join(stateDir, dir));
+    } catch {
+      return; // not empty (or already gone): so are its parents
+    }
   }
 }
 

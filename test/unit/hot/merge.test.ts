@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Dataset, RowValue } from '../../../config/dataset.ts';
@@ -73,6 +73,7 @@ describe('merge of closed hours and days', () => {
     expect(result.merges).toBe(6 + 3); // 3 hours × 2 lines of L1, 3 hours of rollups
     expect(result.removed.sort()).toEqual(inputs.map((f) => f.path).sort());
     for (const f of inputs) expect(existsSync(join(fx.stateDir, f.path))).toBe(false);
+    expect(readdirSync(join(fx.stateDir, 'hot/metrics/L1')).sort()).toEqual(['20261121T1400Z', '20261121T1500Z', '20261121T1600Z']); // emptied window dirs removed
     // Ids: L0 1–10; window k (14:40 + 10k min) compacted to L1 line_0 11+3k, line_1 12+3k, rollup 13+3k.
     expect(level(1).map((f) => [f.path, f.window_start_us])).toEqual([
       ['hot/metrics/L1/20261121T1400Z/line=line_0/h11-14-0.parquet', T0 - 40 * MINUTE],
