@@ -26,7 +26,8 @@
  *   view built from one registry snapshot sees every row exactly once.
  * - Deterministic: inputs in id order; names from the inputs' first and last ids.
  * - Memory: a span's inputs are decoded at once; a group above `mergeMaxRows` rows is
- *   left as it is (its files stay valid, just more of them).
+ *   left as it is (its files stay valid, just more of them). Time: `mergeRowsPerStep`
+ *   bounds the rows one call merges (the rest waits for the next compaction step).
  * - Merged L1 files keep the dataset's field ids and full stats_json (the writer's
  *   FileStats), like every L1 file. Note: merging rewrites L1 files, so the uploader
  *   must take L1 files of closed, merged hours only.
@@ -56,6 +57,12 @@ export interface MergeOptions {
   l1MaxRows: number;
   /** Rows of one span and partition merged at most (default 2 × l1MaxRows). */
   mergeMaxRows?: number;
+  /**
+   * Input rows merged per call at most (default: no limit); the first group always
+   * runs, the rest wait for the next call. Seal and compaction share one thread, so
+   * this bounds how long a merge delays the next seal.
+   */
+  mergeRowsPerStep?: number;
   /** Receives the inputs once unregistered (default: unlinked at once). */
   retire?: (paths: string[]) => void;
   /** Test hook: runs after the merged files are published, before the commit. */
@@ -351,7 +358,10 @@ export function mergeDataset(db: Database.Database, dataset: Dataset, stateDir: 
   const closed = (startUs: number, spanUs: number): boolean =>
     startUs + spanUs + settleUs <= nowUs && !pendingL0.some((w) => w >= startUs && w < startUs + spanUs);
   const files = db.prepare(`SELECT * FROM hot_files WHERE dataset = ? AND level IN (?, ?) ORDER BY id`).all(dataset.name, HOT_LEVEL.L1, HOT_LEVEL.ROLLUP) as HotFileRecord[];
+  let budget = options.mergeRowsPerStep ?? Infinity;
   const run = (group: Group, merge: () => void): void => {
+    if (budget <= 0) return;
+    budget -= group.files.reduce((n, f) => n + f.record_count, 0);
     try {
       merge();
     } catch (error) {

@@ -34,7 +34,9 @@ function sealAll(): SealAllResult {
 }
 
 const retired = new RetiredFiles(config.stateDir, config.retiredUnlinkDelayMs);
-const mergeOptions = { ...config, retire: (paths: string[]) => retired.add(paths) };
+// ≈ 1 s of merging per compaction step at most, so a seal waits at most that long behind it.
+const MERGE_ROWS_PER_STEP = 1_000_000;
+const mergeOptions = { ...config, retire: (paths: string[]) => retired.add(paths), mergeRowsPerStep: MERGE_ROWS_PER_STEP };
 
 /** Compaction, then the merges of closed hours and days (merge.ts), dataset by dataset. */
 function compactAll(nowUs: number): CompactAllResult {

@@ -192,6 +192,21 @@ describe('merge of closed hours and days', () => {
     expect(level(1).filter((f) => /L1\/20261121T15\d0Z\//.test(f.path)).map((f) => f.path.includes('/h'))).toEqual(Array(12).fill(false));
   });
 
+  it('merges at most mergeRowsPerStep input rows a call (at least one group); the next calls do the rest', () => {
+    const { metrics, rows } = compacted();
+    const steps: number[] = [];
+    for (let merges = -1; merges !== 0; ) {
+      merges = mergeDataset(fx.db, metrics, fx.stateDir, { ...compactOptions, mergeRowsPerStep: 400 }, MID).merges;
+      steps.push(merges);
+    }
+    // A group runs while budget is left: L1 hour 14 (300 + 300 rows per line), hour 15
+    // line_0 (900), line_1 (900), hour 16 (300 + 300); then the rollups of hours 14 and
+    // 15 (120 + 360 rows), hour 16 (120); then nothing is left.
+    expect(steps).toEqual([2, 1, 1, 2, 2, 1, 0]);
+    expect(level(1)).toHaveLength(6);
+    expect(tierRows()).toEqual(sortRows(rows));
+  });
+
   it('retired inputs stay on disk until their delay passed', () => {
     const { metrics } = compacted();
     let clock = 1_000;
