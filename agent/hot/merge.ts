@@ -14,7 +14,10 @@
  * - A span is closed once its end + one compaction window + grace has passed (the
  *   last window starting in it has been compacted) and no L0 file of the dataset
  *   waits in it. Late rows compacted afterwards become another file in the span,
- *   which the next pass merges with the merged file(s) again.
+ *   which the next pass merges with the merged file(s) again. A span that just got a
+ *   file from the same step's compaction (`recentPaths`) waits for the next step: with
+ *   rows still flowing into a closed hour (a gateway replaying a backlog), some L0
+ *   file waits in it or it was just compacted, so it is not rewritten over and over.
  * - A span is merged iff it holds a file that is not a merged file of that span (by
  *   name, paths.ts isMergedPath): merged outputs alone are never rewritten.
  * - Order of durability: merged files published (writeFileAtomic: temp, fsync,
@@ -349,7 +352,8 @@ function mergeRollups(step: Step, schema: RollupSchema, group: Group, letter: Me
   });
 }
 
-export function mergeDataset(db: Database.Database, dataset: Dataset, stateDir: string, options: MergeOptions, nowUs: number): MergeResult {
+/** `recentPaths`: files the same step's compaction just added (their spans wait). */
+export function mergeDataset(db: Database.Database, dataset: Dataset, stateDir: string, options: MergeOptions, nowUs: number, recentPaths: ReadonlySet<string> = new Set()): MergeResult {
   const result: MergeResult = { dataset: dataset.name, merges: 0, added: [], removed: [], errors: [] };
   const step: Step = { db, dataset, stateDir, options, result };
   const settleUs = options.compactionWindowMinutes * 60_000_000 + options.compactionGraceSeconds * 1_000_000;
@@ -360,7 +364,7 @@ export function mergeDataset(db: Database.Database, dataset: Dataset, stateDir: 
   const files = db.prepare(`SELECT * FROM hot_files WHERE dataset = ? AND level IN (?, ?) ORDER BY id`).all(dataset.name, HOT_LEVEL.L1, HOT_LEVEL.ROLLUP) as HotFileRecord[];
   let budget = options.mergeRowsPerStep ?? Infinity;
   const run = (group: Group, merge: () => void): void => {
-    if (budget <= 0) return;
+    if (budget <= 0 || group.files.some((f) => recentPaths.has(f.path))) return;
     budget -= group.files.reduce((n, f) => n + f.record_count, 0);
     try {
       merge();

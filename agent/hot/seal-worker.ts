@@ -44,8 +44,9 @@ function compactAll(nowUs: number): CompactAllResult {
   retired.unlinkDue();
   for (const dataset of datasets) {
     try {
-      out.results.push(compactDataset(db, dataset, config.stateDir, config, nowUs));
-      out.merges.push(mergeDataset(db, dataset, config.stateDir, mergeOptions, nowUs));
+      const compacted = compactDataset(db, dataset, config.stateDir, config, nowUs);
+      out.results.push(compacted);
+      out.merges.push(mergeDataset(db, dataset, config.stateDir, mergeOptions, nowUs, new Set(compacted.added.map((f) => f.path))));
     } catch (error) {
       out.failures.push({ dataset: dataset.name, message: (error as Error).message });
     }

@@ -207,6 +207,21 @@ describe('merge of closed hours and days', () => {
     expect(tierRows()).toEqual(sortRows(rows));
   });
 
+  it('a span that just got a file from the same step\'s compaction waits for the next step', () => {
+    const { metrics } = compacted();
+    const hour15 = level(1).find((f) => f.path.includes('20261121T1520Z/line=line_1'))!;
+    const first = mergeDataset(fx.db, metrics, fx.stateDir, compactOptions, MID, new Set([hour15.path]));
+    expect(first.errors).toEqual([]);
+    expect(first.added.filter((f) => f.level === 1).map((f) => f.path.split('/').slice(3, 5).join('/'))).toEqual([
+      '20261121T1400Z/line=line_0',
+      '20261121T1400Z/line=line_1',
+      '20261121T1500Z/line=line_0',
+      '20261121T1600Z/line=line_0',
+      '20261121T1600Z/line=line_1',
+    ]);
+    expect(mergeDataset(fx.db, metrics, fx.stateDir, compactOptions, MID).added.map((f) => f.path.split('/').slice(3, 5).join('/'))).toEqual(['20261121T1500Z/line=line_1']);
+  });
+
   it('retired inputs stay on disk until their delay passed', () => {
     const { metrics } = compacted();
     let clock = 1_000;

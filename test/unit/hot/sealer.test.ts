@@ -39,14 +39,19 @@ describe('Sealer (worker thread)', () => {
     const compacted = await sealer.compactNow(LATER);
     const windowFiles = compacted.results[0]!.added;
     expect(windowFiles.map((f) => f.level)).toEqual([1, 1, 1, 2]); // + the window's rollups
-    // The same step merges the closed hour (L1 per line) and the closed day (rollups): merge.ts.
-    expect(compacted.merges[0]!.added.map((f) => [f.level, f.path.replace(/\d+-\d+/, 'ids')])).toEqual([
+    // Files just compacted: their hour and day wait for the next step.
+    expect(compacted.merges[0]!.merges).toBe(0);
+    expect(events[1]!.removed).toEqual(['hot/sensors/L0/20261121T1440Z/1-20.parquet']);
+    // The next step merges the closed hour (L1 per line) and the closed day (rollups): merge.ts.
+    const merged = await sealer.compactNow(LATER);
+    expect(merged.results[0]!.windows).toBe(0);
+    expect(merged.merges[0]!.added.map((f) => [f.level, f.path.replace(/\d+-\d+/, 'ids')])).toEqual([
       [1, 'hot/sensors/L1/20261121T1400Z/line=line_0/hids-0.parquet'],
       [1, 'hot/sensors/L1/20261121T1400Z/line=line_1/hids-0.parquet'],
       [1, 'hot/sensors/L1/20261121T1400Z/line=line_2/hids-0.parquet'],
       [2, 'hot/sensors/R1/20261121T0000Z/dids.parquet'],
     ]);
-    expect(events[1]!.removed).toEqual(['hot/sensors/L0/20261121T1440Z/1-20.parquet', ...windowFiles.map((f) => f.path)]);
+    expect(events[2]!.removed).toEqual(windowFiles.map((f) => f.path));
     // Retired, not yet unlinked: a query that bound them may still read them.
     for (const f of windowFiles) expect(existsSync(join(fx.stateDir, f.path))).toBe(true);
 
