@@ -110,6 +110,8 @@ export class Daemon {
       stateDir: config.state_dir,
       datasets: config.datasets,
       hot: config.hot,
+      // A query that bound a merge's inputs may read them until its timeout.
+      retired_unlink_delay_ms: Math.max(60_000, config.query.timeout_ms),
       logger,
     });
     for (const source of config.sources.mqtt) {
@@ -178,6 +180,7 @@ export class Daemon {
       context: { plant: config.plant, agentId: loaded.config.agent_id },
       logger: logger.child({ component: 'tiering' }),
       beforeUnlink: () => this.reads.refreshViews(),
+      hourSettleUs: (config.hot.compaction_window_minutes * 60 + config.hot.compaction_grace_seconds) * 1_000_000 + 2 * config.hot.compaction_interval_ms * 1000,
       onPressure: (critical) => this.setPaused('disk_critical', critical),
     });
     this.landing.on('blocked', () => this.setPaused('landing_blocked', true));

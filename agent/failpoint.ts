@@ -24,6 +24,8 @@
  * - `tiering.after-put`: an object stored in warm, not yet marked uploaded (tiering/uploader.ts).
  * - `kafka.after-landing`: a Kafka batch is durable in the landing log, its offsets not
  *   yet committed to Kafka (kafka-source.ts): the restarted agent gets it redelivered.
+ * - `merge.after-publish`: merged L1/rollup files renamed into place, not yet registered (merge.ts).
+ * - `merge.after-commit`: merged files registered, inputs unregistered, not yet unlinked.
  */
 import { writeSync } from 'node:fs';
 import { threadId } from 'node:worker_threads';

@@ -133,6 +133,12 @@ export const tieringSchema = z.strictObject({
   max_attempts: positiveInt.default(8),
   retry_initial_ms: positiveInt.default(1000),
   retry_max_ms: positiveInt.default(5 * 60_000),
+  /**
+   * Upload an hour's L1 files only once that hour is closed and merged into one file per
+   * partition (agent/hot/merge.ts), so warm and the catalog get fewer, larger files.
+   * false: upload each L1 file as soon as it is compacted (it is then never merged).
+   */
+  wait_for_hour_merge: z.boolean().default(true),
   /** How often new L1 files and blobs are looked for and the queue is re-read. */
   scan_interval_ms: positiveInt.default(5000),
   /** Blobs evicted from local disk are fetched back from warm/cold into a cache of at most this size. */

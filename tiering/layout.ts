@@ -18,11 +18,20 @@
  *   frame from two agents is one object.
  * - Only L1 files (level 1) and blobs are tiered; L0 files are compacted into L1
  *   first, rollups (level 2) are local summaries.
+ * - An L1 file is tiered at most once, and a merge never rewrites a tiered file: the
+ *   hot-tier merge (agent/hot/merge.ts) skips L1 files the tier map knows, and the
+ *   tier map registers a data file only while `hot_files` still lists it (tier-map.ts),
+ *   both inside SQLite transactions, so a merge and a discovery racing for the same
+ *   file cannot both win (no data object uploaded twice under two names).
+ * - With `hourSettleUs` (tiering.wait_for_hour_merge), an L1 file is discovered only
+ *   once its hour has been closed for that long, after the merge had its turn.
  */
 import type Database from 'better-sqlite3';
 import { join } from 'node:path';
 import { sha256OfFile } from './stores/file-store.ts';
 import type { NewTierFile, TierMap } from './tier-map.ts';
+
+const HOUR_US = 3_600_000_000;
 
 export interface KeyContext {
   plant: string;
@@ -52,14 +61,25 @@ export function blobLocalPath(sha256: string): string {
  * Registers L1 files and blobs the tier map does not know yet, at most `limit` of
  * each per call; L1 files are hashed from disk. Returns how many were registered.
  */
-export async function discoverNewFiles(db: Database.Database, map: TierMap, stateDir: string, context: KeyContext, nowUs: number, limit = 500): Promise<number> {
+export async function discoverNewFiles(
+  db: Database.Database,
+  map: TierMap,
+  stateDir: string,
+  context: KeyContext,
+  nowUs: number,
+  limit = 500,
+  hourSettleUs: number | null = null,
+): Promise<number> {
+  // Files of hours that closed at least `hourSettleUs` ago: window_start < the start of
+  // the hour holding (now - settle), i.e. their hour ended before now - settle.
+  const windowBeforeUs = hourSettleUs === null ? Number.MAX_SAFE_INTEGER : Math.floor((nowUs - hourSettleUs) / HOUR_US) * HOUR_US;
   const l1 = db
     .prepare(
       `SELECT h.dataset, h.path, h.max_ts_us FROM hot_files h
-       WHERE h.level = 1 AND NOT EXISTS (SELECT 1 FROM tier_files t WHERE t.local_path = h.path)
+       WHERE h.level = 1 AND h.window_start_us < ? AND NOT EXISTS (SELECT 1 FROM tier_files t WHERE t.local_path = h.path)
        ORDER BY h.id LIMIT ?`,
     )
-    .all(limit) as { dataset: string; path: string; max_ts_us: number }[];
+    .all(windowBeforeUs, limit) as { dataset: string; path: string; max_ts_us: number }[];
   const files: NewTierFile[] = [];
   for (const row of l1) {
     let hashed;

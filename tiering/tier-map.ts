@@ -103,9 +103,12 @@ export class TierMap {
 
   /** Inserts files not yet known; returns how many were new. */
   register(files: NewTierFile[], nowUs: number): number {
+    // A data file is registered only while hot_files still lists it: a merge that
+    // retired it first (agent/hot/merge.ts) wins, and its merged output is tiered instead.
     const insert = this.db.prepare(
       `INSERT INTO tier_files (kind, dataset, local_path, object_key, size_bytes, sha256, event_time_us, registered_us)
-       VALUES (@kind, @dataset, @local_path, @object_key, @size_bytes, @sha256, @event_time_us, @registered_us)
+       SELECT @kind, @dataset, @local_path, @object_key, @size_bytes, @sha256, @event_time_us, @registered_us
+       WHERE @kind <> 'data' OR EXISTS (SELECT 1 FROM hot_files WHERE path = @local_path)
        ON CONFLICT DO NOTHING`,
     );
     return this.db.transaction(() => files.reduce((n, f) => n + insert.run({ ...f, registered_us: nowUs }).changes, 0)).immediate();

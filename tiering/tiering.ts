@@ -36,6 +36,8 @@ export interface TieringOptions {
   catalog?: CatalogHandoff;
   /** Refresh the query views (files about to be unlinked are no longer registered). */
   beforeUnlink?: (paths: string[]) => Promise<void>;
+  /** How long after its hour ends the merge has had its turn (hot.compaction window + grace + two steps). */
+  hourSettleUs?: number;
   /** Pause (true) or resume (false) the sources at the critical watermark. */
   onPressure?: (critical: boolean) => void;
   /** Tests: stores and disk measure in place of the configured ones, an injected clock. */
@@ -82,7 +84,8 @@ export class Tiering implements Component {
     this.cold = o.coldStore ?? (o.config.cold ? await openStore(o.config.cold) : null);
     if (this.warm) {
       const bucket = o.config.bandwidth_bytes_per_second ? new TokenBucket(o.config.bandwidth_bytes_per_second) : null;
-      this.uploader = new Uploader({ db, map, store: this.warm, catalog, config: o.config, stateDir: o.stateDir, context: o.context, logger: o.logger, bucket, ...clock });
+      const hourSettleUs = o.config.wait_for_hour_merge ? (o.hourSettleUs ?? 0) : null;
+      this.uploader = new Uploader({ db, map, store: this.warm, catalog, config: o.config, stateDir: o.stateDir, context: o.context, logger: o.logger, bucket, hourSettleUs, ...clock });
     }
     if (this.warm && this.cold) {
       this.archiver = new Archiver({ map, warm: this.warm, cold: this.cold, catalog, config: o.config, stateDir: o.stateDir, logger: o.logger, ...clock });

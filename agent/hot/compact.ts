@@ -7,8 +7,9 @@
  * - A window is compacted once its end + grace has passed, and once its oldest
  *   pending L0 file is at least `grace` old (so late rows arriving in a trickle are
  *   gathered into one extra file instead of many).
- * - Existing L1 files are never rewritten (they may already be uploaded): late L0
- *   files of an already compacted window become additional L1 files.
+ * - Compaction never rewrites an L1 file: late L0 files of an already compacted
+ *   window become additional L1 files. Once the window's hour is closed, merge.ts
+ *   merges the hour's L1 files (late ones included) into hourly files.
  * - Order of durability: L1 files published (atomic rename) → ONE transaction
  *   registers them and unregisters their L0 inputs → L0 files unlinked. A crash
  *   before the commit leaves unregistered L1 files; after it, unregistered L0 files;

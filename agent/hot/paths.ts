@@ -4,7 +4,11 @@
  *   hot/<dataset>/L0/<window>/<firstId>-<lastId>.parquet
  *   hot/<dataset>/L1/<window>/<key=value/…>/<firstL0>-<lastL0>-p<n>-<k>.parquet
  *   hot/<dataset>/R1/<window>/<firstL0>-<lastL0>.parquet   (per-minute rollups, rollup.ts)
- * `<window>` is the window start in ISO basic form, e.g. 20261121T1440Z. Names are
+ *   hot/<dataset>/L1/<hour>/<key=value/…>/h<firstId>-<lastId>-<k>.parquet   (merge.ts)
+ *   hot/<dataset>/R1/<hour|day>/h|d<firstId>-<lastId>.parquet             (merge.ts)
+ * `<window>` is the window start in ISO basic form, e.g. 20261121T1440Z (`<hour>`,
+ * `<day>`: the merged span's start in the same form). Merged files are named by the
+ * first and last hot_files ids of their inputs, with the span's letter in front. Names are
  * derived from ids that are never reused (landing ids, hot_files ids), so a retried
  * step produces the same name and no two steps produce the same one.
  * Everything under `hot/` belongs to the hot tier: recovery deletes what is not registered.
@@ -53,4 +57,25 @@ export function l1Path(
 /** The rollup file of one compaction step (same inputs → same name, like its L1 files). */
 export function r1Path(dataset: string, windowStartUs: number, firstL0: number, lastL0: number): string {
   return `${HOT_DIR}/${dataset}/R1/${windowDirName(windowStartUs)}/${firstL0}-${lastL0}.parquet`;
+}
+
+/** The letter that names a merged file's span: `h` an hour, `d` a day (merge.ts). */
+export type MergeSpanLetter = 'h' | 'd';
+
+/** A merged L1 file (merge.ts): the partition's rows of one hour, `part` k of them. */
+export function mergedL1Path(dataset: string, hourStartUs: number, partition: Record<string, RowValue>, firstId: number, lastId: number, part: number): string {
+  const segments = partitionSegments(partition);
+  const dir = `${HOT_DIR}/${dataset}/L1/${windowDirName(hourStartUs)}${segments ? `/${segments}` : ''}`;
+  return `${dir}/h${firstId}-${lastId}-${part}.parquet`;
+}
+
+/** A merged rollup file (merge.ts): every rollup row of one hour (`h`) or day (`d`). */
+export function mergedRollupPath(dataset: string, spanStartUs: number, letter: MergeSpanLetter, firstId: number, lastId: number): string {
+  return `${HOT_DIR}/${dataset}/R1/${windowDirName(spanStartUs)}/${letter}${firstId}-${lastId}.parquet`;
+}
+
+/** Whether `path` is a merged file of the span named `letter`. */
+export function isMergedPath(path: string, letter: MergeSpanLetter): boolean {
+  const name = path.slice(path.lastIndexOf('/') + 1);
+  return name.length > 1 && name[0] === letter && name[1]! >= '0' && name[1]! <= '9';
 }

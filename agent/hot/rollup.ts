@@ -9,7 +9,8 @@
  *   pass 2 folds each measure column into per-group arrays.
  * - A rollup file covers exactly the rows of one compaction step. Late rows of an
  *   already compacted window give another file with the same (minute, stream) keys:
- *   files are merged when read (query/views.ts), never rewritten.
+ *   the view merges such files when read (query/rollup-view.ts) until merge.ts folds
+ *   the closed hour's or day's files into one.
  */
 import type { Dataset, DatasetColumn } from '../../config/dataset.ts';
 import { takeRows, timeValues, type ColumnBatch, type ColumnData, type NumberColumn } from './columns.ts';

@@ -4,6 +4,7 @@
  */
 import type { DatasetConfig } from '../../config/schema.ts';
 import type { CompactResult } from './compact.ts';
+import type { MergeResult } from './merge.ts';
 import type { RecoveryReport } from './recovery.ts';
 import type { SealResult } from './seal.ts';
 
@@ -16,6 +17,8 @@ export interface SealWorkerData {
   rowGroupRows: number;
   sealMaxRows: number;
   l1MaxRows: number;
+  /** How long merge inputs stay on disk after they were unregistered (running queries). */
+  retiredUnlinkDelayMs: number;
 }
 
 export type SealRequest =
@@ -36,6 +39,8 @@ export interface SealAllResult {
 
 export interface CompactAllResult {
   results: CompactResult[];
+  /** The merges that ran in the same step, after compaction (merge.ts). */
+  merges: MergeResult[];
   failures: DatasetFailure[];
 }
 

@@ -9,6 +9,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { resolveDataset } from '../../config/dataset.ts';
 import { applyPragmas, ensureSchema } from '../landing/schema.ts';
 import { compactDataset } from './compact.ts';
+import { mergeDataset, RetiredFiles } from './merge.ts';
 import { recoverHotTier, type RecoveryReport } from './recovery.ts';
 import { awaitPurges } from './purge.ts';
 import { sealDataset } from './seal.ts';
@@ -32,11 +33,20 @@ function sealAll(): SealAllResult {
   return out;
 }
 
+const retired = new RetiredFiles(config.stateDir, config.retiredUnlinkDelayMs);
+// ≈ 1 s of merging per compaction step at most, so a seal waits at most that long behind it.
+const MERGE_ROWS_PER_STEP = 1_000_000;
+const mergeOptions = { ...config, retire: (paths: string[]) => retired.add(paths), mergeRowsPerStep: MERGE_ROWS_PER_STEP };
+
+/** Compaction, then the merges of closed hours and days (merge.ts), dataset by dataset. */
 function compactAll(nowUs: number): CompactAllResult {
-  const out: CompactAllResult = { results: [], failures: [] };
+  const out: CompactAllResult = { results: [], merges: [], failures: [] };
+  retired.unlinkDue();
   for (const dataset of datasets) {
     try {
-      out.results.push(compactDataset(db, dataset, config.stateDir, config, nowUs));
+      const compacted = compactDataset(db, dataset, config.stateDir, config, nowUs);
+      out.results.push(compacted);
+      out.merges.push(mergeDataset(db, dataset, config.stateDir, mergeOptions, nowUs, new Set(compacted.added.map((f) => f.path))));
     } catch (error) {
       out.failures.push({ dataset: dataset.name, message: (error as Error).message });
     }
@@ -53,6 +63,7 @@ parentPort!.on('message', (request: SealRequest) => {
     else if (request.op === 'compact') result = compactAll(request.nowUs);
     else {
       awaitPurges(); // leave no sealed row behind on a clean stop (recovery would purge it anyway)
+      retired.unlinkAll(); // the query engine stops first: nothing reads them any more
       db.close();
       result = null;
     }

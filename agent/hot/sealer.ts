@@ -10,6 +10,7 @@
  *
  * Emits `files-changed` after every step that added or removed registered files, so
  * the query engine can refresh its views, and `step-done` after every step (metrics).
+ * The compaction step also merges closed hours and days into fewer files (merge.ts).
  */
 import { Worker } from 'node:worker_threads';
 import type { DatasetConfig, LakesideConfig } from '../../config/schema.ts';
@@ -32,6 +33,11 @@ export interface SealerOptions {
   hot: LakesideConfig['hot'];
   /** Rows per L1 file at most (default 4M). */
   l1_max_rows?: number;
+  /**
+   * How long the inputs of a merge stay on disk once unregistered (default 60 s), so a
+   * query that bound the old file list before the view refresh can finish reading them.
+   */
+  retired_unlink_delay_ms?: number;
   logger: HotLogger;
 }
 
@@ -149,10 +155,14 @@ export class Sealer extends TypedEmitter<SealerEvents> implements Component {
     return this.run(async () => {
       const started = performance.now();
       const result = (await this.timed('compact', started, () => this.request({ id: 0, op: 'compact', nowUs }))) as CompactAllResult;
-      const added = result.results.flatMap((r) => r.added);
-      const removed = result.results.flatMap((r) => r.removed);
+      const steps = [...result.results, ...result.merges];
+      const added = steps.flatMap((r) => r.added);
+      const removed = steps.flatMap((r) => r.removed);
       for (const r of result.results) {
         for (const e of r.errors) this.options.logger.error({ code: 'COMPACTION_FAILED', dataset: r.dataset, window_start_us: e.windowStartUs, err: e.message }, 'compaction of a window failed');
+      }
+      for (const r of result.merges) {
+        for (const e of r.errors) this.options.logger.error({ code: 'MERGE_FAILED', dataset: r.dataset, span_start_us: e.spanStartUs, err: e.message }, 'merge of a closed hour or day failed');
       }
       for (const f of result.failures) this.options.logger.error({ code: 'COMPACTION_FAILED', dataset: f.dataset, err: f.message }, 'compaction failed');
       if (added.length || removed.length) this.emit('files-changed', { added, removed });
@@ -224,6 +234,7 @@ export class Sealer extends TypedEmitter<SealerEvents> implements Component {
       rowGroupRows: o.hot.row_group_rows,
       sealMaxRows: o.hot.seal_max_rows,
       l1MaxRows: o.l1_max_rows ?? 4_000_000,
+      retiredUnlinkDelayMs: o.retired_unlink_delay_ms ?? 60_000,
     };
     const worker = new Worker(WORKER_URL, { workerData: data });
     worker.on('message', (response: SealResponse) => {

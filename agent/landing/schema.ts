@@ -27,7 +27,7 @@
  * - `hot_files`: every published Parquet file of the hot tier. A file on disk that is
  *   not registered here is an orphan; a file is registered in the same transaction
  *   that retires its inputs (raises `sealed_through` over the landed rows it holds, or
- *   deletes the L0 files it merged). `level` (HOT_LEVEL): 0 = L0 (sealed), 1 = L1
+ *   deletes the L0 files it compacted, or the L1/rollup files a merge replaced: hot/merge.ts). `level` (HOT_LEVEL): 0 = L0 (sealed), 1 = L1
  *   (compacted), 2 = per-minute rollup (hot/rollup.ts): a summary, NOT rows of the
  *   dataset. Whatever reads the dataset's rows (views, row counts, uploads) must take
  *   `DATA_LEVELS_SQL` only; lifecycle code (recovery, purge) treats every level alike.

@@ -22,7 +22,9 @@
  *   rollup file with the same (minute, stream) keys; the view groups over every
  *   registered rollup file (sum of counts and sums, min of mins, max of maxes, last
  *   by the greatest `_last_ts`; equal `_last_ts` across files: either value). So
- *   each (minute, stream) is one row, equal to a GROUP BY over the raw rows.
+ *   each (minute, stream) is one row, equal to a GROUP BY over the raw rows. Once an
+ *   hour (a day) is closed, hot/merge.ts folds its files into one, so this GROUP BY
+ *   only runs over the few files of late rows not merged yet.
  * - Typed even with no rollup file (a typed empty SELECT), like the dataset views.
  */
 import { AGGREGATES, MINUTE_US, type RollupSchema } from '../hot/rollup-schema.ts';

@@ -15,7 +15,9 @@ export type FailpointName =
   | 'compact.after-commit'
   | 'landing.before-commit'
   | 'tiering.after-put'
-  | 'kafka.after-landing';
+  | 'kafka.after-landing'
+  | 'merge.after-publish'
+  | 'merge.after-commit';
 
 /** Env for a child daemon with the given failpoints armed. */
 export function failpointEnv(...names: FailpointName[]): NodeJS.ProcessEnv {

@@ -1,3 +1,5 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { configSchema } from '../../../config/schema.ts';
 import { Sealer, type FilesChanged, type HotLogger } from '../../../agent/hot/sealer.ts';
@@ -35,12 +37,28 @@ describe('Sealer (worker thread)', () => {
     expect(events[0]!.added.map((f) => f.path)).toEqual(['hot/sensors/L0/20261121T1440Z/1-20.parquet']);
 
     const compacted = await sealer.compactNow(LATER);
-    expect(compacted.results[0]!.added.map((f) => f.level)).toEqual([1, 1, 1, 2]); // + the window's rollups
+    const windowFiles = compacted.results[0]!.added;
+    expect(windowFiles.map((f) => f.level)).toEqual([1, 1, 1, 2]); // + the window's rollups
+    // Files just compacted: their hour and day wait for the next step.
+    expect(compacted.merges[0]!.merges).toBe(0);
     expect(events[1]!.removed).toEqual(['hot/sensors/L0/20261121T1440Z/1-20.parquet']);
+    // The next step merges the closed hour (L1 per line) and the closed day (rollups): merge.ts.
+    const merged = await sealer.compactNow(LATER);
+    expect(merged.results[0]!.windows).toBe(0);
+    expect(merged.merges[0]!.added.map((f) => [f.level, f.path.replace(/\d+-\d+/, 'ids')])).toEqual([
+      [1, 'hot/sensors/L1/20261121T1400Z/line=line_0/hids-0.parquet'],
+      [1, 'hot/sensors/L1/20261121T1400Z/line=line_1/hids-0.parquet'],
+      [1, 'hot/sensors/L1/20261121T1400Z/line=line_2/hids-0.parquet'],
+      [2, 'hot/sensors/R1/20261121T0000Z/dids.parquet'],
+    ]);
+    expect(events[2]!.removed).toEqual(windowFiles.map((f) => f.path));
+    // Retired, not yet unlinked: a query that bound them may still read them.
+    for (const f of windowFiles) expect(existsSync(join(fx.stateDir, f.path))).toBe(true);
 
     fx.land(sensors, rows.slice(20));
     await Promise.all([sealer.stop(), sealer.stop()]);
     await sealer.stop();
+    for (const f of windowFiles) expect(existsSync(join(fx.stateDir, f.path))).toBe(false); // unlinked on stop
     expect(fx.landedCount(sensors)).toBe(0);
     expect(hotFilesOf(fx.db, 'sensors').map((f) => f.level)).toEqual([1, 1, 1, 2, 0]);
     expect(sortRows(readHotTier(fx.stateDir, 'sensors').rows)).toEqual(sortRows(rows));

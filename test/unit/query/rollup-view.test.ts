@@ -5,6 +5,7 @@ import { compactOptions, LATER, MINUTE, sealOptions, sensorRows, sensorsConfig, 
 import { sealDataset } from '../../../agent/hot/seal.ts';
 import { eventsConfig, metricsConfig, metricsRows } from '../hot/rollup-fixture.ts';
 import { createEngineFixture, type EngineFixture } from './engine-fixture.ts';
+import { DIRECT, ROLLUP } from './rollup-queries.ts';
 import { overlappingRollupFiles } from '../../../agent/query/rollup-view.ts';
 
 let ef: EngineFixture | undefined;
@@ -12,20 +13,6 @@ afterEach(async () => {
   await ef?.close();
   ef = undefined;
 });
-
-/** The rollups computed straight from the raw rows, in the view's column order. */
-const DIRECT = `
-  SELECT to_timestamp((epoch_us(time) // 60000000) * 60) AS minute, line, sensor,
-    ${['value', 'hits', 'total']
-      .map(
-        (c) => `count(${c}) AS ${c}_count, min(${c}) AS ${c}_min, max(${c}) AS ${c}_max,
-          ${c === 'value' ? `sum(${c})` : `CAST(sum(${c}) AS BIGINT)`} AS ${c}_sum,
-          arg_max(${c}, time) FILTER (WHERE ${c} IS NOT NULL) AS ${c}_last,
-          max(time) FILTER (WHERE ${c} IS NOT NULL) AS ${c}_last_ts`,
-      )
-      .join(', ')}
-  FROM metrics GROUP BY ALL ORDER BY minute, line, sensor NULLS FIRST`;
-const ROLLUP = 'SELECT * FROM metrics_1m ORDER BY minute, line, sensor NULLS FIRST';
 
 function compactAll(e: EngineFixture, nowUs: number): void {
   for (const d of e.fx.datasets) {
