@@ -156,7 +156,18 @@ export class Daemon {
         return { ok: reasons.length === 0, reasons };
       },
     };
-    this.observability = new Observability({ loaded, dbPath: this.dbPath, landing: this.landing, sealer: this.sealer, sources: this.sources, health, logger });
+    this.observability = new Observability({
+      loaded,
+      dbPath: this.dbPath,
+      landing: this.landing,
+      sealer: this.sealer,
+      sources: this.sources,
+      health,
+      logger,
+      // Read at scrape; the tiering component is created below.
+      watermark: () => (this.landing.blocked ? 'critical' : (this.tiering.evictor?.watermark ?? 'ok')),
+      catalog: () => this.tiering.catalogConfigured,
+    });
     this.reads = new OnSiteReads({
       loaded,
       dbPath: this.dbPath,

@@ -33,6 +33,8 @@ export interface ObservabilityOptions {
   now?: () => number;
   notifiers?: AlertNotifier[];
   watermark?: () => WatermarkState;
+  /** Whether a catalog takes uploaded files (the commit lag metric); default none. */
+  catalog?: () => boolean;
 }
 
 export class Observability implements Component {
@@ -68,6 +70,7 @@ export class Observability implements Component {
       logger: options.logger,
       ...(options.now ? { now: options.now } : {}),
       ...(options.watermark ? { watermark: options.watermark } : {}),
+      ...(options.catalog ? { catalog: options.catalog } : {}),
     });
   }
 

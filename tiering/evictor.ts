@@ -92,6 +92,7 @@ export class Evictor {
   private readonly options: EvictorOptions;
   private readonly nowMs: () => number;
   private critical = false;
+  private watermarkState: 'ok' | 'high' | 'critical' = 'ok';
   private readonly loop: Periodic;
 
   constructor(options: EvictorOptions) {
@@ -104,6 +105,11 @@ export class Evictor {
 
   get isCritical(): boolean {
     return this.critical;
+  }
+
+  /** Where usage stood against the watermarks after the last pass (ok before the first). */
+  get watermark(): 'ok' | 'high' | 'critical' {
+    return this.watermarkState;
   }
 
   start(): void {
@@ -161,6 +167,7 @@ export class Evictor {
     report.usedBytes = usage.usedBytes;
     report.budgetBytes = usage.budgetBytes;
     report.critical = over(criticalPct) >= 0;
+    this.watermarkState = report.critical ? 'critical' : over(high) > 0 ? 'high' : 'ok';
     if (report.critical !== this.critical) {
       this.critical = report.critical;
       if (report.critical) {

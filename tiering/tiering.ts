@@ -117,6 +117,11 @@ export class Tiering implements Component {
     o.logger.info({ warm: this.warm?.description ?? null, cold: this.cold?.description ?? null, catalog: catalog.name }, 'tiering started');
   }
 
+  /** Whether a catalog takes the uploaded files (without one, uploaded counts as committed). */
+  get catalogConfigured(): boolean {
+    return (this.options.catalog ?? NO_CATALOG) !== NO_CATALOG;
+  }
+
   /** A local path for an evicted blob, fetched from warm or cold into the read cache; null if it is not an evicted blob. */
   async fetchBlob(sha256: string): Promise<string | null> {
     return this.blobCache ? this.blobCache.fetch(sha256) : null;

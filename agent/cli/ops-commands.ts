@@ -15,7 +15,7 @@ function mark(status: CheckStatus, style: Style): string {
 }
 
 export function formatVerify(report: VerifyReport, repair: boolean, style: Style): { text: string; unresolved: number } {
-  const lines = [`${style.bold('lakeside verify')} ${report.stateDir}: ${report.checked.hotFiles} hot files, ${report.checked.blobs} blobs registered`];
+  const lines = [`${style.bold('lakeside verify')} ${report.stateDir}: ${report.checked.hotFiles} hot files, ${report.checked.blobs} blobs, ${report.checked.tierFiles} tier-map files registered`];
   if (!report.daemonStopped) {
     lines.push(style.warn(repair ? 'the daemon is running (it holds the state lock): stop it before --repair; nothing was changed' : 'the daemon is running: temp files may belong to writes in progress'));
   }
@@ -23,7 +23,11 @@ export function formatVerify(report: VerifyReport, repair: boolean, style: Style
   for (const finding of report.findings) {
     const where = finding.path ? `${finding.path}: ` : '';
     if (finding.repaired) lines.push(`  ${style.ok('fixed')}  ${finding.kind} ${where}${finding.detail}; ${finding.repaired}`);
-    else {
+    else if (finding.info) {
+      lines.push(`  ${style.dim('info')}   ${finding.kind} ${where}${finding.detail}`);
+      if (finding.cannotRepair) lines.push(`         ${style.dim(`-> ${finding.cannotRepair}`)}`);
+      else if (!repair) lines.push(`         ${style.dim('-> harmless; lakeside verify --repair deletes it')}`);
+    } else {
       unresolved++;
       const severity = finding.cannotRepair ? style.fail('CANNOT FIX') : style.warn('found');
       lines.push(`  ${severity} ${finding.kind} ${where}${finding.detail}`);
@@ -53,7 +57,7 @@ export function registerOpsCommands(program: Command): void {
 
   program
     .command('verify')
-    .description('check the local state: hot-tier register against the files on disk, SQLite integrity, blobs, leftover temp files')
+    .description('check the local state: hot-tier register and tier map against the files on disk, SQLite integrity, blobs, leftover temp files')
     .option('-c, --config <file>', 'the YAML config file (for state_dir)')
     .option('--state-dir <dir>', 'the state directory (instead of --config)')
     .option('--repair', 'fix what can be fixed safely (the daemon must be stopped)')

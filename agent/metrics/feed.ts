@@ -8,7 +8,16 @@
  *   read-only connection (O(datasets) and O(hot files) in SQLite, not O(rows): the
  *   depth is the dataset's last id minus its seal watermark), disk use by statfs,
  *   source counters from their stats, stream freshness from the alert manager's
- *   watched streams.
+ *   watched streams;
+ * - at scrape, from the tier map (`tier_files`, same connection; one GROUP BY over the
+ *   rows not expired or dropped, through the state index): the upload backlog (local
+ *   files still present; set-aside ones included, they are not off-site either) and
+ *   its oldest age (since registration), files and bytes in warm (uploaded or
+ *   committed) and cold (archived), and the catalog commit lag (oldest uploaded file
+ *   not yet committed; 0 with no catalog, where uploaded counts as committed). Blobs
+ *   have no dataset: their series carry `dataset=""`, like the other "no dataset"
+ *   series. The disk watermark state comes from `watermark` (the daemon: landing
+ *   blocked or the evictor's last pass).
  *
  * Stream series are capped: the first `maxStreamSeries` streams seen get their own
  * `lakeside_stream_freshness_seconds` series, for good (no churn); every stream counts
@@ -46,8 +55,10 @@ export interface MetricsFeedOptions {
   /** The watched streams (AlertManager.detector.watched), first seen first. */
   streams: () => Iterable<StreamState>;
   maxStreamSeries: number;
-  /** Current disk state; default: critical while the landing log is blocked, else ok (tiering's disk budget adds high). */
+  /** Current disk state; default: critical while the landing log is blocked, else ok (the daemon adds the evictor's high/critical). */
   watermark?: () => WatermarkState;
+  /** Whether a catalog takes the uploaded files (default none: uploaded counts as committed, the commit lag is 0). */
+  catalog?: () => boolean;
   logger: Logger;
   now?: () => number;
 }
@@ -75,6 +86,8 @@ export class MetricsFeed implements Component {
   private readonly receivedSeen = new Map<string, number>();
   /** Seal steps in a row that failed (whole step or any dataset), for readiness. */
   private sealFailuresInARow = 0;
+  /** `dataset` labels the tier-map series were ever set for (reset to 0 when their files go). */
+  private readonly tierLabels = new Set<string>(['']);
 
   constructor(options: MetricsFeedOptions) {
     this.options = options;
@@ -192,6 +205,54 @@ export class MetricsFeed implements Component {
       const total = (snapshot.hotFiles[row.dataset] ??= { files: 0, bytes: 0 });
       total.files += row.files;
       total.bytes += row.bytes;
+    }
+    this.readTierMap(db);
+  }
+
+  /** Upload backlog, warm and cold tiers, commit lag (see the header); nothing before tiering created its table. */
+  private readTierMap(db: Database.Database): void {
+    const { metrics, datasets } = this.options;
+    for (const dataset of datasets) this.tierLabels.add(dataset);
+    const fresh = () => ({ backlogFiles: 0, backlogBytes: 0, oldestRegisteredUs: null as number | null, oldestUploadedUs: null as number | null, warm: { files: 0, bytes: 0 }, cold: { files: 0, bytes: 0 } });
+    const seen = new Map(Array.from(this.tierLabels, (dataset) => [dataset, fresh()]));
+    const rows = db.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'tier_files'`).get()
+      ? (db
+          .prepare(
+            `SELECT coalesce(dataset, '') AS dataset, state, state = 'local' AND local_state = 'present' AS waiting, count(*) AS files,
+               coalesce(sum(size_bytes), 0) AS bytes, min(registered_us) AS registered, min(uploaded_us) AS uploaded
+             FROM tier_files WHERE state IN ('local', 'uploaded', 'committed', 'archived') GROUP BY 1, 2, 3`,
+          )
+          .all() as { dataset: string; state: string; waiting: number; files: number; bytes: number; registered: number; uploaded: number | null }[])
+      : [];
+    const oldest = (a: number | null, b: number | null): number | null => (a === null ? b : b === null ? a : Math.min(a, b));
+    for (const row of rows) {
+      this.tierLabels.add(row.dataset);
+      let d = seen.get(row.dataset);
+      if (!d) seen.set(row.dataset, (d = fresh()));
+      if (row.waiting) {
+        d.backlogFiles += row.files;
+        d.backlogBytes += row.bytes;
+        d.oldestRegisteredUs = oldest(d.oldestRegisteredUs, row.registered);
+      }
+      if (row.state === 'uploaded') d.oldestUploadedUs = oldest(d.oldestUploadedUs, row.uploaded);
+      const tier = row.state === 'uploaded' || row.state === 'committed' ? d.warm : row.state === 'archived' ? d.cold : null;
+      if (tier) {
+        tier.files += row.files;
+        tier.bytes += row.bytes;
+      }
+    }
+    const nowUs = this.now() * 1000;
+    const ageSeconds = (us: number | null): number => (us === null ? 0 : Math.max(0, (nowUs - us) / 1e6));
+    const catalog = this.options.catalog?.() ?? false;
+    for (const [dataset, d] of seen) {
+      metrics.uploadBacklogFiles.set({ dataset }, d.backlogFiles);
+      metrics.uploadBacklogBytes.set({ dataset }, d.backlogBytes);
+      metrics.uploadBacklogAge.set({ dataset }, ageSeconds(d.oldestRegisteredUs));
+      metrics.commitLag.set({ dataset }, catalog ? ageSeconds(d.oldestUploadedUs) : 0);
+      for (const [tier, count] of [['warm', d.warm], ['cold', d.cold]] as const) {
+        metrics.tierFiles.set({ dataset, tier }, count.files);
+        metrics.tierBytes.set({ dataset, tier }, count.bytes);
+      }
     }
   }
 

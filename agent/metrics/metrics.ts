@@ -12,7 +12,7 @@
  * Invariants: defining a metric does no I/O and costs nothing per row; the ingest
  * path adds to counters once per committed batch (feed.ts). Metrics whose `fedBy` is
  * `null` are defined (help text, type, labels) for the subsystems that will feed them
- * (tiering, catalog commits, policies) and stay without samples until then.
+ * (catalog requests, policies) and stay without samples until then.
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 
@@ -57,21 +57,21 @@ export class LakesideMetrics {
   readonly compactionDuration = this.histogram('lakeside_compaction_duration_seconds', 'Wall time of one compaction step (all datasets).', [], STEP_BUCKETS, "sealer 'step-done'");
   readonly compactionRows = this.counter('lakeside_compaction_rows_total', 'Rows compacted into L1 files, per dataset.', ['dataset'], "sealer 'step-done'");
   readonly compactionFailures = this.counter('lakeside_compaction_failures_total', 'Compaction steps or windows that failed, per dataset ("" when the whole step failed).', ['dataset'], "sealer 'step-done'");
-  readonly tierFiles = this.gauge('lakeside_tier_files', `Files per dataset and tier (${TIERS.join(', ')}).`, ['dataset', 'tier'], 'hot_files at scrape (hot tiers only)');
-  readonly tierBytes = this.gauge('lakeside_tier_size_bytes', 'Bytes of the files per dataset and tier.', ['dataset', 'tier'], 'hot_files at scrape (hot tiers only)');
+  readonly tierFiles = this.gauge('lakeside_tier_files', `Files per dataset and tier (${TIERS.join(', ')}; warm: uploaded or committed, cold: archived; blobs as dataset="").`, ['dataset', 'tier'], 'hot_files (hot tiers) and tier_files (warm, cold) at scrape');
+  readonly tierBytes = this.gauge('lakeside_tier_size_bytes', 'Bytes of the files per dataset and tier.', ['dataset', 'tier'], 'hot_files (hot tiers) and tier_files (warm, cold) at scrape');
 
-  // tiering, catalog, policy: defined now, fed by their subsystems
-  readonly uploadBacklogFiles = this.gauge('lakeside_upload_backlog_files', 'Files waiting for upload to the warm bucket, per dataset.', ['dataset'], null);
-  readonly uploadBacklogBytes = this.gauge('lakeside_upload_backlog_bytes', 'Bytes waiting for upload to the warm bucket, per dataset.', ['dataset'], null);
-  readonly uploadBacklogAge = this.gauge('lakeside_upload_backlog_oldest_age_seconds', 'Age of the oldest file waiting for upload, per dataset.', ['dataset'], null);
-  readonly commitLag = this.gauge('lakeside_catalog_commit_lag_seconds', 'Age of the oldest uploaded file not yet committed to the Iceberg catalog, per dataset.', ['dataset'], null);
-  readonly catalogErrors = this.counter('lakeside_catalog_errors_total', 'Failed catalog requests, per kind (conflict, unavailable, rejected).', ['kind'], null);
-  readonly policyVersion = this.gauge('lakeside_policy_version', 'Version of the tiering policy in force.', [], null);
+  // tiering (the tier map), catalog, policy
+  readonly uploadBacklogFiles = this.gauge('lakeside_upload_backlog_files', 'Files waiting for upload to the warm bucket (set-aside ones included), per dataset; blobs as dataset="".', ['dataset'], 'tier_files at scrape');
+  readonly uploadBacklogBytes = this.gauge('lakeside_upload_backlog_bytes', 'Bytes waiting for upload to the warm bucket, per dataset; blobs as dataset="".', ['dataset'], 'tier_files at scrape');
+  readonly uploadBacklogAge = this.gauge('lakeside_upload_backlog_oldest_age_seconds', 'Seconds the oldest file waiting for upload has waited since it was registered, per dataset (0 when none waits); blobs as dataset="".', ['dataset'], 'tier_files at scrape');
+  readonly commitLag = this.gauge('lakeside_catalog_commit_lag_seconds', 'Age of the oldest uploaded file not yet committed to the Iceberg catalog, per dataset; 0 with no catalog configured (uploaded counts as committed).', ['dataset'], 'tier_files at scrape');
+  readonly catalogErrors = this.counter('lakeside_catalog_errors_total', 'Failed catalog requests, per kind (conflict, unavailable, rejected); fed once the catalog layer (Iceberg issue) exists.', ['kind'], null);
+  readonly policyVersion = this.gauge('lakeside_policy_version', 'Version of the tiering policy in force; fed once central policies (policy issue) exist.', [], null);
 
   // disk
   readonly diskSize = this.gauge('lakeside_disk_size_bytes', 'Size of the file system holding the state directory.', [], 'statfs at scrape');
   readonly diskFree = this.gauge('lakeside_disk_free_bytes', 'Bytes available to the agent on the file system holding the state directory.', [], 'statfs at scrape');
-  readonly diskWatermark = this.gauge('lakeside_disk_watermark_state', `1 for the current disk state (${WATERMARK_STATES.join(', ')}), 0 for the others.`, ['state'], "landing 'blocked' (critical); high: tiering's disk budget");
+  readonly diskWatermark = this.gauge('lakeside_disk_watermark_state', `1 for the current disk state (${WATERMARK_STATES.join(', ')}), 0 for the others.`, ['state'], "landing 'blocked' (critical) and the evictor's last pass against the disk budget (high, critical), at scrape");
 
   // streams
   readonly streamFreshness = this.gauge('lakeside_stream_freshness_seconds', 'Seconds since the last row of a stream landed (first metrics.max_stream_series streams only).', ['dataset', 'stream'], 'stream activity at scrape');

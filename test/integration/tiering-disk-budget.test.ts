@@ -9,7 +9,10 @@
 //     shrank), usage falls below critical, the source resumes, and every frame dropped
 //     is ingested in the end;
 //   - every evicted file was committed first and is in warm; an evicted frame is still
-//     served by /v1/blobs (fetched back through the read cache); every frame is queryable.
+//     served by /v1/blobs (fetched back through the read cache); every frame is queryable;
+//   - /metrics follows: while paused, the watermark state is critical and the blobs'
+//     upload backlog (dataset="") holds frames; once drained, the backlog is empty and
+//     the warm tier holds every frame.
 // (That the query views stop listing a file before it is unlinked is proven in the
 // evictor's unit tests.)
 import Database from 'better-sqlite3';
@@ -27,6 +30,17 @@ import { until } from '../support/failpoint.ts';
 
 const FRAME_BYTES = 1024 * 1024;
 const FRAMES = 40;
+/** `name{labels}` → value, from the daemon's /metrics text. */
+async function scrape(daemon: Daemon): Promise<Map<string, number>> {
+  const { body } = await daemon.observability.metricsPort.metrics();
+  return new Map(
+    body
+      .split('\n')
+      .filter((line) => line !== '' && !line.startsWith('#'))
+      .map((line) => [line.slice(0, line.lastIndexOf(' ')), Number(line.slice(line.lastIndexOf(' ') + 1))]),
+  );
+}
+
 const BUDGET = 48 * 1024 * 1024; // high 50 % = 24 MiB, critical 60 % ≈ 28.8 MiB: about 28 frames
 
 function configText(o: { stateDir: string; dropDir: string; warmDir: string }): string {
@@ -105,6 +119,14 @@ describe('disk budget: sources pause at the critical watermark and resume once c
       expect(db.prepare(`SELECT count(*) FROM tier_files WHERE local_state <> 'present'`).pluck().get()).toBe(0);
       expect(db.prepare(`SELECT count(*) FROM tier_files WHERE state <> 'local'`).pluck().get()).toBe(0);
       expect(logs.some((l) => l.code === 'UPLOAD_FAILED')).toBe(true);
+      // The metrics show the tier map (waited for: a frame in flight at the pause may still be registered).
+      const registered = () => db.prepare(`SELECT count(*) FROM tier_files WHERE kind = 'blob'`).pluck().get() as number;
+      await until(async () => (await scrape(d)).get('lakeside_upload_backlog_files{dataset=""}') === registered(), 10_000, 'the backlog metric to match the tier map');
+      const paused = await scrape(d);
+      expect(paused.get('lakeside_disk_watermark_state{state="critical"}')).toBe(1);
+      expect(paused.get('lakeside_upload_backlog_files{dataset=""}')).toBeGreaterThan(0);
+      expect(paused.get('lakeside_upload_backlog_bytes{dataset=""}')).toBeGreaterThanOrEqual(FRAME_BYTES);
+      expect(paused.get('lakeside_tier_files{dataset="",tier="warm"}')).toBe(0);
 
       // The WAN returns.
       rmSync(join(warmDir, 'budget'));
@@ -114,6 +136,15 @@ describe('disk budget: sources pause at the critical watermark and resume once c
       expect(logs.some((l) => l.msg === 'disk below the critical watermark: sources resumed')).toBe(true);
       const blobRows = () => db.prepare(`SELECT state, local_state, local_path FROM tier_files WHERE kind = 'blob'`).all() as { state: string; local_state: string; local_path: string }[];
       await until(() => blobRows().length === FRAMES, 30_000, 'every frame in the tier map');
+      await until(
+        async () => {
+          const m = await scrape(d);
+          return m.get('lakeside_upload_backlog_files{dataset=""}') === 0 && m.get('lakeside_tier_files{dataset="",tier="warm"}') === FRAMES;
+        },
+        30_000,
+        'the metrics: backlog drained, every frame in warm',
+      );
+      expect((await scrape(d)).get('lakeside_disk_watermark_state{state="critical"}')).toBe(0);
       const rows = blobRows();
       const evicted = rows.filter((r) => r.local_state !== 'present');
       expect(evicted.length).toBeGreaterThan(0);

@@ -1,7 +1,8 @@
 // `lakeside verify` on real state: files sealed by the real seal code, then real
 // damage (a deleted hot file, a temp file, an unregistered Parquet file, an orphan
-// blob, corrupt bytes in a copy of landing.db). verify finds each; --repair fixes what
-// it safely can, says what it cannot, and never touches a corrupt database.
+// blob, corrupt bytes in a copy of landing.db, tier-map files missing or left over).
+// verify finds each; --repair fixes what it safely can, says what it cannot, and never
+// touches a corrupt database.
 import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, unlinkSync, writeFileSync, writeSync, closeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -14,9 +15,11 @@ import { landedTable, type HotFileRecord } from '../../../agent/landing/schema.t
 import { verifyState } from '../../../agent/ops/verify.ts';
 import { formatVerify } from '../../../agent/cli/ops-commands.ts';
 import { PLAIN } from '../../../agent/cli/style.ts';
+import { discoverNewFiles } from '../../../tiering/layout.ts';
 import { createFixture, sealOptions, sensorRows, T0, type Fixture } from '../hot/fixture.ts';
+import { createTieringFixture, type TieringFixture } from '../tiering/fixture.ts';
 
-const fixtures: Fixture[] = [];
+const fixtures: (Fixture | TieringFixture)[] = [];
 afterEach(() => {
   for (const fx of fixtures.splice(0)) fx.close();
 });
@@ -123,5 +126,56 @@ describe('verify', () => {
     } finally {
       rmSync(copy, { recursive: true, force: true });
     }
+  });
+
+  it('checks the tier map against the disk: repairs a missing committed file, cannot repair a missing uncommitted one, reports leftovers as info', async () => {
+    const f = await createTieringFixture();
+    fixtures.push(f);
+    const committed = f.addL1('inspections', { ageHours: 3 });
+    const uncommitted = f.addL1('readings', { ageHours: 3 });
+    const evicted = f.addL1('inspections', { ageHours: 30 });
+    const blob = f.addBlob();
+    expect(await discoverNewFiles(f.db, f.map, f.stateDir, { plant: 'ulm', agentId: 'ulm' }, f.clock.ms * 1000)).toBe(4);
+    const tier = (path: string) => f.map.byPath(path)!;
+    const blobPath = `blobs/${blob.sha256.slice(0, 2)}/${blob.sha256}`;
+    for (const path of [committed.path, evicted.path, blobPath]) {
+      f.map.markUploaded(tier(path).id, f.clock.ms * 1000);
+      f.map.markCommitted([tier(path).id], f.clock.ms * 1000);
+    }
+    // Evicted as the evictor does it, except that the data file's unlink never happened (a leftover).
+    f.db.prepare(`UPDATE tier_files SET local_state = 'evicted' WHERE local_path IN (?, ?)`).run(evicted.path, blobPath);
+    f.db.prepare('DELETE FROM hot_files WHERE path = ?').run(evicted.path);
+    unlinkSync(blob.path);
+    // The damage: a committed and an uncommitted file deleted behind lakeside's back.
+    unlinkSync(join(f.stateDir, committed.path));
+    unlinkSync(join(f.stateDir, uncommitted.path));
+
+    const found = await verifyState(f.stateDir);
+    // Tiered files are checked once, in the tier map: no hot_file_missing, no blob_missing for the evicted blob, no unregistered Parquet for the leftover.
+    expect(kinds(found)).toEqual(['tier_file_leftover', 'tier_file_missing', 'tier_file_missing']);
+    expect(found.checked.tierFiles).toBe(4);
+    expect(found.findings.find((x) => x.path === committed.path)).toMatchObject({ kind: 'tier_file_missing', repaired: null });
+    expect(found.findings.find((x) => x.kind === 'tier_file_leftover')).toMatchObject({ path: evicted.path, info: true });
+    const plain = formatVerify(found, false, PLAIN);
+    expect(plain.unresolved).toBe(2); // the leftover is harmless
+    expect(plain.text).toMatch(/info {3}tier_file_leftover/);
+
+    const repaired = await verifyState(f.stateDir, { repair: true });
+    const fixedMissing = repaired.findings.find((x) => x.path === committed.path)!;
+    expect(fixedMissing.repaired).toMatch(/marked evicted and unregistered from the hot tier: the warm store holds it at /);
+    expect(tier(committed.path).local_state).toBe('evicted');
+    expect(f.db.prepare('SELECT count(*) FROM hot_files WHERE path = ?').pluck().get(committed.path)).toBe(0);
+    const lost = repaired.findings.find((x) => x.path === uncommitted.path)!;
+    expect(lost).toMatchObject({ kind: 'tier_file_missing', repaired: null, cannotRepair: expect.stringMatching(/its rows are lost on this machine and not uploaded/) });
+    expect(tier(uncommitted.path)).toMatchObject({ state: 'local', local_state: 'present' }); // the loss is not hidden
+    expect(f.db.prepare('SELECT count(*) FROM hot_files WHERE path = ?').pluck().get(uncommitted.path)).toBe(1);
+    expect(repaired.findings.find((x) => x.kind === 'tier_file_leftover')!.repaired).toMatch(/deleted/);
+    expect(existsSync(join(f.stateDir, evicted.path))).toBe(false);
+    const { text, unresolved } = formatVerify(repaired, true, PLAIN);
+    expect(unresolved).toBe(1);
+    expect(text).toMatch(/CANNOT FIX tier_file_missing/);
+
+    const after = await verifyState(f.stateDir);
+    expect(after.findings.map((x) => [x.kind, x.path])).toEqual([['tier_file_missing', uncommitted.path]]);
   });
 });

@@ -107,6 +107,7 @@ describe('evictor', () => {
     await e.pass();
     expect(pressure).toEqual([true]);
     expect(e.isCritical).toBe(true);
+    expect(e.watermark).toBe('critical');
     // Nothing was committed: nothing was deleted.
     expect(files.every((x) => existsSync(join(f.stateDir, x.path)))).toBe(true);
     expect(log.records.some((r) => r.obj.code === 'DISK_CRITICAL')).toBe(true);
@@ -116,7 +117,20 @@ describe('evictor', () => {
     for (const file of files) setState(f, file.path, 'committed');
     await e.pass();
     expect(pressure).toEqual([true, false]);
+    expect(e.watermark).not.toBe('critical');
     expect(files.some((x) => !existsSync(join(f.stateDir, x.path)))).toBe(true);
+  });
+
+  it('reports the high watermark while nothing committed can go (the metric lakeside_disk_watermark_state reads it)', async () => {
+    f = await createTieringFixture();
+    f.addL1('inspections', { ageHours: 30, bytes: 100_000 });
+    await register(f);
+    const used = (await measureDisk(f.db, f.stateDir, 1e15)()).usedBytes;
+    const { e, pressure } = evictor(f, { patch: { disk_budget: { max_bytes: Math.floor(used / 0.9) } } });
+    expect(e.watermark).toBe('ok');
+    await e.pass();
+    expect(e.watermark).toBe('high'); // 90 %: above high (85), below critical (95)
+    expect(pressure).toEqual([]);
   });
 
   it('overflow drop_oldest: only that dataset loses its oldest uncommitted files, and only at critical', async () => {
