@@ -42,6 +42,7 @@ import { OnSiteReads } from './on-site-reads.ts';
 import { Observability } from './observability.ts';
 import { SdNotifier, type Notifier } from './sd-notify.ts';
 import { acquireStateLock } from './state-lock.ts';
+import { deprioritizeThisThread } from './thread-priority.ts';
 import { ensureTierSchema } from '../tiering/tier-map.ts';
 import { Tiering } from '../tiering/tiering.ts';
 
@@ -229,6 +230,9 @@ export class Daemon {
       throw error;
     }
     this.ready = true;
+    // After the reads worker started (threads inherit their creator's nice value): the
+    // ingest loop yields to reads on a saturated CPU (thread-priority.ts).
+    deprioritizeThisThread();
     this.reads.healthChanged();
     this.notifier.ready(`ingesting from ${this.sources.length} source(s); API ${this.reads.url ?? 'off'}`);
     await this.healthLoop.start(); // after READY=1: the first watchdog ping follows it

@@ -6,6 +6,7 @@
  */
 import Database from 'better-sqlite3';
 import { parentPort, workerData } from 'node:worker_threads';
+import { deprioritizeThisThread } from '../thread-priority.ts';
 import { resolveDataset } from '../../config/dataset.ts';
 import { applyPragmas, ensureSchema } from '../landing/schema.ts';
 import { compactDataset } from './compact.ts';
@@ -54,6 +55,7 @@ function compactAll(nowUs: number): CompactAllResult {
   return out;
 }
 
+deprioritizeThisThread(); // reads first when the CPU is saturated (thread-priority.ts)
 parentPort!.on('message', (request: SealRequest) => {
   let response: SealResponse;
   try {

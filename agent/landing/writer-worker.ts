@@ -23,6 +23,7 @@ import { resolveDataset, type Dataset } from '../../config/dataset.ts';
 import type { DatasetConfig } from '../../config/schema.ts';
 import { StreamActivity, tallyCommit } from './ingest-tally.ts';
 import { failpoint } from '../failpoint.ts';
+import { deprioritizeThisThread } from '../thread-priority.ts';
 import { encodeLanded } from '../reads/landed-batch.ts';
 import { applyPragmas, ensureSchema, landedTable } from './schema.ts';
 import type { LandingItem, LandingItemResult, LandingRow, QuarantineEntry } from './types.ts';
@@ -37,6 +38,7 @@ interface WriterData {
 
 const RETRIABLE_CODES = /^SQLITE_(FULL|IOERR|BUSY|LOCKED|CANTOPEN|PROTOCOL|NOMEM)/;
 
+deprioritizeThisThread(); // reads first when the CPU is saturated (thread-priority.ts)
 const { dbPath, datasets: datasetConfigs, maxStreams } = workerData as WriterData;
 const datasets = new Map<string, Dataset>(datasetConfigs.map((c) => [c.name, resolveDataset(c)]));
 const db = new Database(dbPath);
