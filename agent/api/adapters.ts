@@ -9,7 +9,7 @@ import type { BlobStore } from '../blobs/blob-store.ts';
 import { DATA_LEVELS_SQL, landedRowsWhere, landedTable } from '../landing/schema.ts';
 import type { LatestCache } from '../latest/latest-cache.ts';
 import type { QueryEngine } from '../query/query-engine.ts';
-import type { BlobsPort, DatasetInfo, DatasetsPort, LatestPort, QueryPort } from './ports.ts';
+import { PortErrorCode, type BlobsPort, type DatasetInfo, type DatasetsPort, type LatestPort, type QueryOptions, type QueryPort } from './ports.ts';
 
 const ICEBERG_TYPE_NAMES: Record<string, string> = {
   timestamp: 'TIMESTAMP WITH TIME ZONE',
@@ -21,11 +21,25 @@ const ICEBERG_TYPE_NAMES: Record<string, string> = {
   boolean: 'BOOLEAN',
 };
 
-export function queryPort(engine: QueryEngine): QueryPort {
+/**
+ * `fetchWarm` brings the evicted files of a range into the read cache (the daemon's
+ * tiering, on the main thread); the views are then refreshed before the query runs.
+ */
+export function queryPort(engine: QueryEngine, fetchWarm?: (range: NonNullable<QueryOptions['includeWarm']>) => Promise<unknown>): QueryPort {
+  const includeWarm = async (options: QueryOptions): Promise<void> => {
+    if (!options.includeWarm) return;
+    if (!fetchWarm) throw Object.assign(new Error('include_warm: tiering has no warm or cold store here'), { code: PortErrorCode.warmUnavailable });
+    await fetchWarm(options.includeWarm);
+    await engine.refreshFromRegistry();
+  };
   return {
-    query: (sql, options) => engine.query(sql, options),
+    async query(sql, options) {
+      await includeWarm(options);
+      return engine.query(sql, options);
+    },
     async queryStream(sql, options) {
       const started = performance.now();
+      await includeWarm(options);
       const stream = await engine.queryStream(sql, options);
       return {
         columns: stream.columns,
