@@ -117,7 +117,7 @@ export class Tiering implements Component {
       this.archiveLoop = new Periodic(() => archiver.pass(), o.config.archive_interval_ms, (error) =>
         o.logger.error({ code: 'ARCHIVE_FAILED', err: error.message }, 'archive pass failed'),
       );
-      this.archiveLoop.start(60_000);
+      this.archiveLoop.start(Math.min(60_000, o.config.archive_interval_ms));
     }
     o.logger.info({ warm: this.warm?.description ?? null, cold: this.cold?.description ?? null, catalog: catalog.name }, 'tiering started');
   }
