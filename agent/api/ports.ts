@@ -16,9 +16,16 @@ export interface QueryOptions {
   maxRows?: number;
   /**
    * Fetch the evicted data files whose events overlap [fromUs, toUs) (of `dataset`, or of
-   * every dataset) from warm/cold into the read cache first, so the views include them.
+   * every dataset) from warm/cold into the read cache first, so the views include them;
+   * `auto`: the range the query's own WHERE bounds put on each dataset's time column.
    */
-  includeWarm?: { fromUs: number; toUs: number; dataset?: string };
+  includeWarm?: WarmRange | 'auto';
+}
+
+export interface WarmRange {
+  fromUs: number;
+  toUs: number;
+  dataset?: string;
 }
 
 export interface QueryResult {

@@ -52,6 +52,10 @@ import { sandboxStatements } from './sandbox.ts';
 import { QUARANTINE_TABLE, createQuarantineSql, datasetViewSql, filesShareSchema } from './views.ts';
 import { rollupSchema, type RollupSchema } from '../hot/rollup-schema.ts';
 import { overlappingRollupFiles, rollupViewSql } from './rollup-view.ts';
+import { timeRangeOf, type TimeLiteral, type TimeRangeOf } from './time-bounds.ts';
+
+/** Types a time literal may be cast to in a bound `include_warm: "auto"` reads. */
+const TIME_CASTS = new Set(['TIMESTAMP WITH TIME ZONE', 'TIMESTAMP', 'DATE', 'TIMESTAMP_S', 'TIMESTAMP_MS', 'TIMESTAMP_NS', 'VARCHAR']);
 
 export type { QueryColumn, QueryOptions, QueryResult, QueryRow, QueryStream } from './query-run.ts';
 export { QueryFailedError, QueryRejectedError, QueryTimeoutError, isQueryError, type AnyQueryError } from './errors.ts';
@@ -236,6 +240,38 @@ export class QueryEngine implements Component {
         }
         throw error;
       }
+    }
+  }
+
+  /**
+   * The event-time range `sql` reads, from its parsed tree (time-bounds.ts), for
+   * `include_warm: "auto"`; null when some dataset it reads has no literal lower bound
+   * on its time column (or the SQL does not parse: the query itself will say why).
+   */
+  async timeRangeOf(sql: string): Promise<TimeRangeOf | null> {
+    const instance = this.instance;
+    if (!instance || this.stopping) throw new QueryFailedError('query engine is not running');
+    const connection = await instance.connect();
+    try {
+      const parsed = await connection.runAndReadAll('SELECT json_serialize_sql($1::VARCHAR)', [sql]);
+      const tree = JSON.parse(String(parsed.getRows()[0]![0])) as unknown;
+      const timeColumns = new Map(this.datasets.map((d) => [d.name, d.columns[0]!.name]));
+      return await timeRangeOf(tree, timeColumns, (literal) => this.literalUs(connection, literal), Date.now() * 1000);
+    } finally {
+      connection.disconnectSync();
+    }
+  }
+
+  /** A literal read as DuckDB reads it in a comparison with a timestamptz column; null if it is no time. */
+  private async literalUs(connection: DuckDBConnection, literal: TimeLiteral): Promise<number | null> {
+    const cast = literal.castType === null ? '' : TIME_CASTS.has(literal.castType) ? `::${literal.castType}` : null;
+    if (cast === null) return null;
+    try {
+      const result = await connection.runAndReadAll(`SELECT epoch_us(CAST($1::VARCHAR${cast} AS TIMESTAMPTZ))`, [literal.value]);
+      const value = result.getRows()[0]![0];
+      return value === null || value === undefined ? null : Number(value);
+    } catch {
+      return null;
     }
   }
 

@@ -2,9 +2,10 @@
 // event times are 3 hours old (older than a 1-hour hot window) are ingested, uploaded to
 // a file:// warm store and evicted from local disk. Then:
 //   - SQL over the frames returns nothing (the hot tier no longer holds them);
-//   - POST /v1/query with include_warm over their range fetches the evicted files into
-//     the read cache and returns exactly the rows ingested (those a query returned
-//     before the eviction), and later queries keep seeing them while cached;
+//   - POST /v1/query with include_warm "auto" (the range of the query's WHERE) fetches
+//     the evicted files into the read cache and returns exactly the rows ingested (those
+//     a query returned before the eviction); an explicit range does too, and later
+//     queries keep seeing them while cached; "auto" on an unbounded query is a 400;
 //   - `lakeside backfill` over the same range finds them cached; with a read cache
 //     budget smaller than the range it refuses with a clear message and fetches nothing;
 //     with the cache deleted it fetches them again, and the running daemon's views pick
@@ -149,6 +150,14 @@ describe('tiering read-through: queries over evicted data fetch it back from war
     // A range elsewhere fetches nothing.
     const elsewhere = await query({ include_warm: { from: new Date(eventMs - 5 * HOUR_MS).toISOString(), to: new Date(eventMs - 4 * HOUR_MS).toISOString() } });
     expect(elsewhere).toEqual({ status: 200, body: expect.objectContaining({ rows: [] }) });
+
+    // "auto": the range comes from the query's own bounds; a query without one is refused.
+    const unbounded = await query({ include_warm: 'auto' });
+    expect(unbounded.status).toBe(400);
+    expect(unbounded.body.error?.message).toMatch(/lower bound on its time column/);
+    const auto = await query({ sql: `SELECT line, file FROM frames WHERE ts >= '${from}' AND ts < '${to}' ORDER BY file, line`, include_warm: 'auto' });
+    expect(auto.status).toBe(200);
+    expect(auto.body.rows).toEqual(expected);
 
     const warmQuery = await query({ include_warm: { from, to, dataset: 'frames' } });
     expect(warmQuery.status).toBe(200);

@@ -20,7 +20,7 @@ interface QueryBody {
   format?: ResultFormat;
   max_rows?: number;
   timeout_ms?: number;
-  include_warm?: { from: string; to: string; dataset?: string };
+  include_warm?: { from: string; to: string; dataset?: string } | 'auto';
 }
 
 const bodySchema = {
@@ -32,12 +32,20 @@ const bodySchema = {
     format: { type: 'string', enum: ['json', 'csv', 'arrow'] },
     max_rows: { type: 'integer', minimum: 1 },
     timeout_ms: { type: 'integer', minimum: 1 },
-    /** Fetch the evicted data files of [from, to) (ISO-8601) from warm into the read cache first. */
+    /**
+     * Fetch the evicted data files of [from, to) (ISO-8601) from warm into the read cache
+     * first; "auto": of the range the query's WHERE puts on the time columns.
+     */
     include_warm: {
-      type: 'object',
-      required: ['from', 'to'],
-      additionalProperties: false,
-      properties: { from: { type: 'string', minLength: 1 }, to: { type: 'string', minLength: 1 }, dataset: { type: 'string', minLength: 1 } },
+      anyOf: [
+        { type: 'string', enum: ['auto'] },
+        {
+          type: 'object',
+          required: ['from', 'to'],
+          additionalProperties: false,
+          properties: { from: { type: 'string', minLength: 1 }, to: { type: 'string', minLength: 1 }, dataset: { type: 'string', minLength: 1 } },
+        },
+      ],
     },
   },
 } as const;
@@ -51,6 +59,7 @@ function isoToUs(value: string, field: string): number {
 
 function includeWarmOption(body: QueryBody['include_warm']): QueryOptions['includeWarm'] {
   if (!body) return undefined;
+  if (body === 'auto') return 'auto';
   const fromUs = isoToUs(body.from, 'from');
   const toUs = isoToUs(body.to, 'to');
   if (toUs <= fromUs) throw new ApiError(ApiErrorCode.badRequest, 'body.include_warm: "to" must be after "from"');

@@ -117,6 +117,9 @@ describe('POST /v1/query', () => {
       expect(res.json().error.message).toMatch(/include_warm/);
     }
     expect(query.calls).toHaveLength(1);
+    expect((await post(app, { sql: 'SELECT 1', include_warm: 'auto' })).statusCode).toBe(200);
+    expect(query.calls[1]!.opts).toEqual({ includeWarm: 'auto' });
+    expect((await post(app, { sql: 'SELECT 1', include_warm: 'all' })).statusCode).toBe(400);
   });
 
   it('hides an unexpected error behind INTERNAL and logs it', async () => {
