@@ -11,6 +11,10 @@
  *   budget is refused (CacheBudgetError) before anything is fetched; otherwise the least
  *   recently used files outside the range are deleted first to make room, so the
  *   budget holds at every moment, not only after the fetch.
+ * - A file used in the last `inUseMs` (default 2 min: a query that fetched it may still
+ *   be reading it) is never deleted to make room; if the room cannot be made without
+ *   such files, the fetch is refused (CacheBudgetError, "in use") rather than letting a
+ *   running query lose rows.
  * - Verified: a download is written to a temp name, hashed on the way, and renamed into
  *   place only if its sha256 and size are the tier map's; a mismatch is refused
  *   (ObjectStoreError CHECKSUM_MISMATCH) and leaves nothing behind.
@@ -43,6 +47,8 @@ export interface DataCacheOptions {
   map: TierMap;
   warm: ObjectStore | null;
   cold: ObjectStore | null;
+  /** Files used more recently than this are not deleted to make room (default 120 000 ms). */
+  inUseMs?: number;
 }
 
 export interface FetchProgress {
@@ -68,9 +74,11 @@ export class CacheBudgetError extends Error {
   readonly code = 'CACHE_BUDGET_EXCEEDED';
   readonly neededBytes: number;
   readonly maxBytes: number;
-  constructor(neededBytes: number, maxBytes: number, files: number) {
+  constructor(neededBytes: number, maxBytes: number, files: number, inUseBytes = 0) {
     super(
-      `the range needs ${files} evicted files (${neededBytes} bytes), more than the read cache holds (tiering.read_cache_max_bytes = ${maxBytes}): narrow the range or the dataset, or raise the budget`,
+      inUseBytes > 0
+        ? `the range needs ${files} evicted files (${neededBytes} bytes), but ${inUseBytes} bytes of the read cache (tiering.read_cache_max_bytes = ${maxBytes}) hold files queries used in the last minutes: retry later, narrow the range, or raise the budget`
+        : `the range needs ${files} evicted files (${neededBytes} bytes), more than the read cache holds (tiering.read_cache_max_bytes = ${maxBytes}): narrow the range or the dataset, or raise the budget`,
     );
     this.neededBytes = neededBytes;
     this.maxBytes = maxBytes;
@@ -98,7 +106,7 @@ export class DataReadCache {
       const names = await readdir(join(dir, dataset)).catch(() => [] as string[]);
       for (const name of names) if (name.startsWith('.tmp-')) await unlink(join(dir, dataset, name)).catch(() => {});
     }
-    await this.makeRoom(new Set(), 0);
+    await this.makeRoom(new Set(), 0, 0);
   }
 
   /** Bytes held now. */
@@ -126,7 +134,10 @@ export class DataReadCache {
     const cached = new Set(listCachedData(dir).map((f) => f.path));
     const wanted = new Set(records.map((r) => cachedDataPath(dir, r.dataset!, r.sha256)));
     const missing = records.filter((r) => !cached.has(cachedDataPath(dir, r.dataset!, r.sha256)));
-    const dropped = await this.makeRoom(wanted, missing.reduce((n, r) => n + r.size_bytes, 0));
+    const incoming = missing.reduce((n, r) => n + r.size_bytes, 0);
+    const room = await this.makeRoom(wanted, incoming, this.options.inUseMs ?? 120_000);
+    if (room.inUseBytes > 0) throw new CacheBudgetError(totalBytes, maxBytes, records.length, room.inUseBytes);
+    const dropped = room.dropped;
     const progress: FetchProgress = { doneFiles: 0, totalFiles: records.length, doneBytes: 0, totalBytes };
     const report: RangeReport = { files: records.length, bytes: totalBytes, fetchedFiles: 0, fetchedBytes: 0, dropped };
     for (const record of records) {
@@ -146,18 +157,27 @@ export class DataReadCache {
     return report;
   }
 
-  /** Deletes least recently used files outside `keep` until `incomingBytes` more fit in the budget; returns how many went. */
-  private async makeRoom(keep: Set<string>, incomingBytes: number): Promise<number> {
+  /**
+   * Deletes least recently used files outside `keep` until `incomingBytes` more fit in
+   * the budget, never one used in the last `inUseMs`. Returns how many went, and, when
+   * the room could not be made, how many bytes in-use files hold (nothing deleted then).
+   */
+  private async makeRoom(keep: Set<string>, incomingBytes: number, inUseMs: number): Promise<{ dropped: number; inUseBytes: number }> {
     const files = listCachedData(this.options.dir);
-    let total = files.reduce((n, f) => n + f.sizeBytes, 0) + incomingBytes;
-    let dropped = 0;
-    for (const file of files.filter((f) => !keep.has(f.path)).sort((a, b) => a.usedMs - b.usedMs)) {
-      if (total <= this.options.maxBytes) break;
-      await unlink(file.path).catch(() => {});
-      total -= file.sizeBytes;
-      dropped++;
+    const total = files.reduce((n, f) => n + f.sizeBytes, 0) + incomingBytes;
+    const recent = Date.now() - inUseMs;
+    const candidates = files.filter((f) => !keep.has(f.path)).sort((a, b) => a.usedMs - b.usedMs);
+    const droppable = candidates.filter((f) => f.usedMs < recent);
+    const victims: typeof files = [];
+    let left = total;
+    for (const file of droppable) {
+      if (left <= this.options.maxBytes) break;
+      victims.push(file);
+      left -= file.sizeBytes;
     }
-    return dropped;
+    if (left > this.options.maxBytes) return { dropped: 0, inUseBytes: candidates.filter((f) => f.usedMs >= recent).reduce((n, f) => n + f.sizeBytes, 0) };
+    for (const file of victims) await unlink(file.path).catch(() => {});
+    return { dropped: victims.length, inUseBytes: 0 };
   }
 
   private async download(record: TierRecord, path: string): Promise<void> {

@@ -31,7 +31,7 @@ describe('data read cache (evicted L1 files fetched back for queries)', () => {
 
   /** The hour around `ageHours` before the fixture's now. */
   const around = (ageHours: number): TimeRange => ({ fromUs: f.clock.ms * 1000 - (ageHours + 0.5) * HOUR_US, toUs: f.clock.ms * 1000 - (ageHours - 0.5) * HOUR_US });
-  const cacheOf = (maxBytes: number) => new DataReadCache({ dir: mkdtempSync(join(tmpdir(), 'lakeside-data-cache-')), maxBytes, map: f.map, warm: f.warm, cold: null });
+  const cacheOf = (maxBytes: number, inUseMs = 0) => new DataReadCache({ dir: mkdtempSync(join(tmpdir(), 'lakeside-data-cache-')), maxBytes, map: f.map, warm: f.warm, cold: null, inUseMs });
 
   it('records each file\'s event-time range and fetches only the evicted files overlapping the range, verified', async () => {
     const { files, contents } = await evictedFiles([100, 200, 300], 3000);
@@ -88,6 +88,16 @@ describe('data read cache (evicted L1 files fetched back for queries)', () => {
     const smaller = new DataReadCache({ dir: cache['options'].dir, maxBytes: 5000, map: f.map, warm: f.warm, cold: null });
     await smaller.start();
     expect(smaller.sizeBytes()).toBe(4000);
+  });
+
+  it('never drops a file a query used moments ago to make room: the fetch is refused instead', async () => {
+    await evictedFiles([100, 200, 300], 4000);
+    const cache = cacheOf(10_000, 60_000);
+    await cache.fetchRange(around(100));
+    await cache.fetchRange(around(200));
+    const held = listCachedData(cache['options'].dir).map((c) => c.sha256).sort();
+    await expect(cache.fetchRange(around(300))).rejects.toThrow(/used in the last minutes/);
+    expect(listCachedData(cache['options'].dir).map((c) => c.sha256).sort()).toEqual(held);
   });
 
   it('refuses a download whose bytes do not hash to the tier map\'s sha256, and keeps nothing of it', async () => {
