@@ -5,8 +5,10 @@
  * - One view per dataset, named as the dataset, over exactly the files `hot_files`
  *   registers (L0 + L1; views.ts) plus the evicted files fetched back into the
  *   read-through cache (`<state_dir>/cache/data/<dataset>/`, tiering/data-cache.ts;
- *   an evicted file is no longer in `hot_files`, so no file is listed twice); and `<dataset>_1m`, per-minute rollups per stream,
- *   over its registered rollup files (level 2) for a dataset with numeric columns
+ *   an evicted file is no longer in `hot_files`, so no file is listed twice; the cache
+ *   directory is re-read at every refresh and every `quarantineRefreshMs`, so files
+ *   `lakeside backfill` adds appear within ~2 s); and `<dataset>_1m`, per-minute
+ *   rollups per stream, over its registered rollup files (level 2) for a dataset with numeric columns
  *   (rollup-view.ts; only compacted windows: window end + grace). A `_1m` name taken
  *   by a dataset or the quarantine table is not created (logged at start). A row is visible to SQL once it is sealed: rows
  *   still in the landing log are not (DuckDB has no SQLite reader offline). The
@@ -77,7 +79,7 @@ export interface QueryEngineOptions {
   maxConcurrent?: number;
   /** Newest quarantine rows kept in the `quarantine` table (default 1000). */
   quarantineRows?: number;
-  /** How often the quarantine table is refreshed besides every `refresh()` (default 2000 ms; 0 = only on refresh). */
+  /** How often the quarantine table and the read cache's listing are refreshed besides every `refresh()` (default 2000 ms; 0 = only on refresh). */
   quarantineRefreshMs?: number;
 }
 
