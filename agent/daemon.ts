@@ -177,6 +177,7 @@ export class Daemon {
       blobsDir: this.blobs.root,
       health,
       fetchEvictedBlob: (sha256) => this.tiering.fetchBlob(sha256),
+      fetchWarmRange: ({ fromUs, toUs, dataset }) => this.tiering.fetchDataRange({ fromUs, toUs }, dataset !== undefined ? { dataset } : {}),
       metrics: this.observability.metricsPort,
       status: this.observability.statusPort,
       logger,

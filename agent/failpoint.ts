@@ -22,6 +22,9 @@
  * - `reads.crash`: not a freeze: lets a test crash the reads worker with an uncaught
  *   error (OnSiteReads.crashForTest), to prove the main thread restarts it.
  * - `tiering.after-put`: an object stored in warm, not yet marked uploaded (tiering/uploader.ts).
+ * - `tiering.after-cold-put`: an object copied to cold and verified, still in warm, not
+ *   yet handed to the catalog (tiering/archiver.ts).
+ * - `tiering.after-warm-delete`: the object deleted from warm, not yet marked archived.
  * - `kafka.after-landing`: a Kafka batch is durable in the landing log, its offsets not
  *   yet committed to Kafka (kafka-source.ts): the restarted agent gets it redelivered.
  * - `merge.after-publish`: merged L1/rollup files renamed into place, not yet registered (merge.ts).

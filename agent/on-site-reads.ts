@@ -26,7 +26,9 @@
  *   rows of each stream; READS_WORKER_RESTARTED is logged once it listens again. While
  *   it is down, the API does not answer (a probe of /readyz fails, as it should).
  * - GET /metrics and GET /v1/status are served by the worker but answered here, where
- *   the metrics registry and the status live ('port-call' / 'port-reply').
+ *   the metrics registry and the status live ('port-call' / 'port-reply'); so are the
+ *   fetches of evicted blobs and of evicted data files (`include_warm`), which tiering
+ *   does on this thread.
  */
 import { MessageChannel, Worker } from 'node:worker_threads';
 import type { LoadedConfig } from '../config/loader.ts';
@@ -57,6 +59,8 @@ export interface OnSiteReadsOptions {
   status?: StatusPort;
   /** Evicted blobs fetched back from warm/cold (tiering's read cache). */
   fetchEvictedBlob?: (sha256: string) => Promise<string | null>;
+  /** Evicted data files of a time range fetched into the read cache (POST /v1/query include_warm). */
+  fetchWarmRange?: (range: { fromUs: number; toUs: number; dataset?: string }) => Promise<unknown>;
   logger: Logger;
   /** First restart delay after a crash (default 500 ms). */
   restartInitialMs?: number;
@@ -187,6 +191,7 @@ export class OnSiteReads implements Component {
         metrics: this.options.metrics !== undefined,
         status: this.options.status !== undefined,
         blob: this.options.fetchEvictedBlob !== undefined,
+        warm: this.options.fetchWarmRange !== undefined,
       },
     };
     const worker = new Worker(WORKER_URL, { workerData, transferList: [channel.port1] });
@@ -281,11 +286,14 @@ export class OnSiteReads implements Component {
           ? await this.options.metrics!.metrics()
           : port === 'status'
             ? await this.options.status!.status()
-            : await this.options.fetchEvictedBlob!(arg ?? '');
+            : port === 'blob'
+              ? await this.options.fetchEvictedBlob!(arg ?? '')
+              : await this.options.fetchWarmRange!(JSON.parse(arg ?? '{}') as { fromUs: number; toUs: number; dataset?: string });
       worker.postMessage({ type: 'port-reply', id, ok: true, value } satisfies ToReadsWorker);
     } catch (error) {
       const e = error instanceof Error ? error : new Error(String(error));
-      worker.postMessage({ type: 'port-reply', id, ok: false, error: { name: e.name, message: e.message } } satisfies ToReadsWorker);
+      const code = (e as { code?: unknown }).code;
+      worker.postMessage({ type: 'port-reply', id, ok: false, error: { name: e.name, message: e.message, ...(typeof code === 'string' ? { code } : {}) } } satisfies ToReadsWorker);
     }
   }
 

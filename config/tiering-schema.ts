@@ -121,8 +121,8 @@ export const tieringSchema = z.strictObject({
   cold: storeSchema.optional(),
   /** A hot file is evicted once older than this (by its newest event time) and committed. */
   hot_retention_hours: positiveInt.default(72),
-  /** A warm object moves to cold after this. */
-  warm_retention_days: positiveInt.default(90),
+  /** A warm object moves to cold after this (by its newest event time); 0: as soon as it is committed. */
+  warm_retention_days: z.number().int().min(0).default(90),
   /** Cold objects are deleted after this; unset: kept. */
   cold_retention_days: positiveInt.optional(),
   disk_budget: diskBudgetSchema.default(diskBudgetSchema.parse({})),
@@ -141,9 +141,12 @@ export const tieringSchema = z.strictObject({
   wait_for_hour_merge: z.boolean().default(true),
   /** How often new L1 files and blobs are looked for and the queue is re-read. */
   scan_interval_ms: positiveInt.default(5000),
-  /** Blobs evicted from local disk are fetched back from warm/cold into a cache of at most this size. */
+  /**
+   * Blobs evicted from local disk (`/v1/blobs`) and evicted data files (`include_warm`,
+   * `lakeside backfill`) are fetched back from warm/cold into caches of at most this size each.
+   */
   read_cache_max_bytes: positiveInt.default(1024 * 1024 * 1024),
-  /** How often due files are archived to cold and expired. */
+  /** How often due files are archived to cold and expired (the first pass after min(this, 60 s)). */
   archive_interval_ms: positiveInt.default(3_600_000),
   /** How often the disk budget is measured and eviction runs. */
   eviction_interval_ms: positiveInt.default(10_000),

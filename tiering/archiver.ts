@@ -17,6 +17,7 @@ import { createWriteStream } from 'node:fs';
 import { mkdir, rm, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
+import { failpoint } from '../agent/failpoint.ts';
 import type { TieringConfig } from '../config/tiering-schema.ts';
 import type { CatalogHandoff } from './catalog-handoff.ts';
 import { hashingStream } from './stores/hashing.ts';
@@ -102,6 +103,7 @@ export class Archiver {
       }
       if (copied) {
         await cold.put(record.object_key, { path: temp, sizeBytes: record.size_bytes, sha256: record.sha256, ...(config.cold?.storage_class ? { storageClass: config.cold.storage_class } : {}) });
+        failpoint('tiering.after-cold-put', [{ path: record.local_path }]); // crash tests: in cold (verified), warm not yet deleted
       } else {
         // Warm is gone: only acceptable if a previous pass already put it in cold.
         const info = await cold.head(record.object_key);
@@ -111,6 +113,7 @@ export class Archiver {
       }
       await catalog.archived(record, cold.description);
       await warm.delete(record.object_key);
+      failpoint('tiering.after-warm-delete', [{ path: record.local_path }]); // crash tests: gone from warm, not yet marked archived
       map.markArchived(record.id, this.nowMs() * 1000);
     } finally {
       await unlink(temp).catch(() => {});

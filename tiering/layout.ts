@@ -75,11 +75,11 @@ export async function discoverNewFiles(
   const windowBeforeUs = hourSettleUs === null ? Number.MAX_SAFE_INTEGER : Math.floor((nowUs - hourSettleUs) / HOUR_US) * HOUR_US;
   const l1 = db
     .prepare(
-      `SELECT h.dataset, h.path, h.max_ts_us FROM hot_files h
+      `SELECT h.dataset, h.path, h.min_ts_us, h.max_ts_us FROM hot_files h
        WHERE h.level = 1 AND h.window_start_us < ? AND NOT EXISTS (SELECT 1 FROM tier_files t WHERE t.local_path = h.path)
        ORDER BY h.id LIMIT ?`,
     )
-    .all(windowBeforeUs, limit) as { dataset: string; path: string; max_ts_us: number }[];
+    .all(windowBeforeUs, limit) as { dataset: string; path: string; min_ts_us: number; max_ts_us: number }[];
   const files: NewTierFile[] = [];
   for (const row of l1) {
     let hashed;
@@ -89,7 +89,7 @@ export async function discoverNewFiles(
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') continue; // reported by hot-tier recovery
       throw error;
     }
-    files.push({ kind: 'data', dataset: row.dataset, local_path: row.path, object_key: dataKey(context, row.path), size_bytes: hashed.sizeBytes, sha256: hashed.sha256, event_time_us: row.max_ts_us });
+    files.push({ kind: 'data', dataset: row.dataset, local_path: row.path, object_key: dataKey(context, row.path), size_bytes: hashed.sizeBytes, sha256: hashed.sha256, event_time_us: row.max_ts_us, min_event_time_us: row.min_ts_us });
   }
   const blobs = db
     .prepare(

@@ -25,6 +25,9 @@
  *   upload; registering again is a no-op (unique `local_path` and `object_key`).
  * - `event_time_us` is the newest event time a data file holds (a blob: when it was
  *   first seen): the age the hot retention and "oldest first" use.
+ *   `min_event_time_us` is a data file's oldest event time (NULL for blobs and for rows
+ *   registered before the column existed: such a file is taken to start at 0, so a
+ *   time-range look-up over evicted files may fetch it needlessly but never misses it).
  */
 import type Database from 'better-sqlite3';
 
@@ -45,6 +48,7 @@ export interface TierRecord {
   size_bytes: number;
   sha256: string;
   event_time_us: number;
+  min_event_time_us: number | null;
   state: TierState;
   local_state: LocalState;
   attempts: number;
@@ -59,7 +63,9 @@ export interface TierRecord {
   evicted_us: number | null;
 }
 
-export type NewTierFile = Pick<TierRecord, 'kind' | 'dataset' | 'local_path' | 'object_key' | 'size_bytes' | 'sha256' | 'event_time_us'>;
+export type NewTierFile = Pick<TierRecord, 'kind' | 'dataset' | 'local_path' | 'object_key' | 'size_bytes' | 'sha256' | 'event_time_us'> & {
+  min_event_time_us?: number | null;
+};
 
 export function ensureTierSchema(db: Database.Database): void {
   db.exec(`
@@ -72,6 +78,7 @@ export function ensureTierSchema(db: Database.Database): void {
       size_bytes INTEGER NOT NULL,
       sha256 TEXT NOT NULL,
       event_time_us INTEGER NOT NULL,
+      min_event_time_us INTEGER,
       state TEXT NOT NULL DEFAULT 'local',
       local_state TEXT NOT NULL DEFAULT 'present',
       attempts INTEGER NOT NULL DEFAULT 0,
@@ -83,6 +90,9 @@ export function ensureTierSchema(db: Database.Database): void {
     CREATE INDEX IF NOT EXISTS tier_files_state ON tier_files (state, event_time_us);
     CREATE INDEX IF NOT EXISTS tier_files_local ON tier_files (local_state, state, event_time_us);
   `);
+  // Databases created before the column existed.
+  const columns = db.prepare(`SELECT name FROM pragma_table_info('tier_files')`).pluck().all() as string[];
+  if (!columns.includes('min_event_time_us')) db.exec('ALTER TABLE tier_files ADD COLUMN min_event_time_us INTEGER');
 }
 
 export interface TierCounts {
@@ -106,12 +116,12 @@ export class TierMap {
     // A data file is registered only while hot_files still lists it: a merge that
     // retired it first (agent/hot/merge.ts) wins, and its merged output is tiered instead.
     const insert = this.db.prepare(
-      `INSERT INTO tier_files (kind, dataset, local_path, object_key, size_bytes, sha256, event_time_us, registered_us)
-       SELECT @kind, @dataset, @local_path, @object_key, @size_bytes, @sha256, @event_time_us, @registered_us
+      `INSERT INTO tier_files (kind, dataset, local_path, object_key, size_bytes, sha256, event_time_us, min_event_time_us, registered_us)
+       SELECT @kind, @dataset, @local_path, @object_key, @size_bytes, @sha256, @event_time_us, @min_event_time_us, @registered_us
        WHERE @kind <> 'data' OR EXISTS (SELECT 1 FROM hot_files WHERE path = @local_path)
        ON CONFLICT DO NOTHING`,
     );
-    return this.db.transaction(() => files.reduce((n, f) => n + insert.run({ ...f, registered_us: nowUs }).changes, 0)).immediate();
+    return this.db.transaction(() => files.reduce((n, f) => n + insert.run({ min_event_time_us: null, ...f, registered_us: nowUs }).changes, 0)).immediate();
   }
 
   get(id: number): TierRecord | undefined {
@@ -217,6 +227,22 @@ export class TierMap {
     return this.db
       .prepare(`SELECT * FROM tier_files WHERE state = 'archived' AND event_time_us < ? ORDER BY event_time_us, id LIMIT ?`)
       .all(beforeUs, limit) as TierRecord[];
+  }
+
+  /**
+   * Data files no longer on local disk but safe in warm (committed) or cold (archived)
+   * whose events overlap [fromUs, toUs): the files a query over that range needs back.
+   * Oldest first; `dataset` narrows to one dataset.
+   */
+  evictedDataOverlapping(fromUs: number, toUs: number, dataset?: string): TierRecord[] {
+    return this.db
+      .prepare(
+        `SELECT * FROM tier_files
+         WHERE kind = 'data' AND local_state = 'evicted' AND state IN ('committed', 'archived')
+           AND event_time_us >= @from AND coalesce(min_event_time_us, 0) < @to AND (@dataset IS NULL OR dataset = @dataset)
+         ORDER BY event_time_us, id`,
+      )
+      .all({ from: fromUs, to: toUs, dataset: dataset ?? null }) as TierRecord[];
   }
 
   /** Per dataset ('' = blobs), state and local state: files, bytes, oldest event time. */

@@ -22,8 +22,10 @@ import type { KeyContext } from './layout.ts';
 import { Periodic } from './periodic.ts';
 import { BlobReadCache } from './read-cache.ts';
 import { openStore } from './stores/open-store.ts';
-import type { ObjectStore } from './stores/object-store.ts';
+import { ObjectStoreError, type ObjectStore } from './stores/object-store.ts';
 import { ensureTierSchema, TierMap } from './tier-map.ts';
+import { DataReadCache, WarmUnavailableError, type FetchProgress, type RangeReport, type TimeRange } from './data-cache.ts';
+import { DATA_CACHE_DIR } from './data-cache-dir.ts';
 import { TokenBucket } from './token-bucket.ts';
 import { Uploader, type TieringLogger } from './uploader.ts';
 
@@ -59,6 +61,7 @@ export class Tiering implements Component {
   private cold: ObjectStore | null = null;
   private archiveLoop: Periodic | null = null;
   private blobCache: BlobReadCache | null = null;
+  private dataCache: DataReadCache | null = null;
 
   constructor(options: TieringOptions) {
     this.options = options;
@@ -93,6 +96,8 @@ export class Tiering implements Component {
     if (this.warm || this.cold) {
       this.blobCache = new BlobReadCache({ dir: join(o.stateDir, 'cache', 'blobs'), maxBytes: o.config.read_cache_max_bytes, map, warm: this.warm, cold: this.cold });
       await this.blobCache.start();
+      this.dataCache = new DataReadCache({ dir: join(o.stateDir, DATA_CACHE_DIR), maxBytes: o.config.read_cache_max_bytes, map, warm: this.warm, cold: this.cold });
+      await this.dataCache.start();
     }
     this.evictor = new Evictor({
       db,
@@ -112,7 +117,7 @@ export class Tiering implements Component {
       this.archiveLoop = new Periodic(() => archiver.pass(), o.config.archive_interval_ms, (error) =>
         o.logger.error({ code: 'ARCHIVE_FAILED', err: error.message }, 'archive pass failed'),
       );
-      this.archiveLoop.start(60_000);
+      this.archiveLoop.start(Math.min(60_000, o.config.archive_interval_ms));
     }
     o.logger.info({ warm: this.warm?.description ?? null, cold: this.cold?.description ?? null, catalog: catalog.name }, 'tiering started');
   }
@@ -125,6 +130,21 @@ export class Tiering implements Component {
   /** A local path for an evicted blob, fetched from warm or cold into the read cache; null if it is not an evicted blob. */
   async fetchBlob(sha256: string): Promise<string | null> {
     return this.blobCache ? this.blobCache.fetch(sha256) : null;
+  }
+
+  /**
+   * Fetches the evicted data files of a time range (of one dataset, or all) from warm or
+   * cold into the read cache, where the query views pick them up (data-cache.ts).
+   */
+  async fetchDataRange(range: TimeRange, options: { dataset?: string; onProgress?: (p: FetchProgress) => void } = {}): Promise<RangeReport> {
+    if (!this.dataCache) throw new WarmUnavailableError('no warm or cold store is configured: there is nothing to fetch back');
+    try {
+      return await this.dataCache.fetchRange(range, options);
+    } catch (error) {
+      // A store failure or a corrupt object: the caller sees one code (and the reason).
+      if (error instanceof ObjectStoreError) throw new WarmUnavailableError(error.message, { cause: error });
+      throw error;
+    }
   }
 
   readonly stop = onceStop(async () => {

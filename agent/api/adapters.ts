@@ -9,7 +9,7 @@ import type { BlobStore } from '../blobs/blob-store.ts';
 import { DATA_LEVELS_SQL, landedRowsWhere, landedTable } from '../landing/schema.ts';
 import type { LatestCache } from '../latest/latest-cache.ts';
 import type { QueryEngine } from '../query/query-engine.ts';
-import type { BlobsPort, DatasetInfo, DatasetsPort, LatestPort, QueryPort } from './ports.ts';
+import { PortErrorCode, type BlobsPort, type DatasetInfo, type DatasetsPort, type LatestPort, type QueryOptions, type QueryPort, type WarmRange } from './ports.ts';
 
 const ICEBERG_TYPE_NAMES: Record<string, string> = {
   timestamp: 'TIMESTAMP WITH TIME ZONE',
@@ -21,11 +21,40 @@ const ICEBERG_TYPE_NAMES: Record<string, string> = {
   boolean: 'BOOLEAN',
 };
 
-export function queryPort(engine: QueryEngine): QueryPort {
+/**
+ * `fetchWarm` brings the evicted files of a range into the read cache (the daemon's
+ * tiering, on the main thread); the views are then refreshed before the query runs.
+ */
+export function queryPort(engine: QueryEngine, fetchWarm?: (range: WarmRange) => Promise<unknown>): QueryPort {
+  const includeWarm = async (sql: string, options: QueryOptions): Promise<void> => {
+    if (!options.includeWarm) return;
+    if (!fetchWarm) throw Object.assign(new Error('include_warm: tiering has no warm or cold store here'), { code: PortErrorCode.warmUnavailable });
+    let range: WarmRange;
+    if (options.includeWarm === 'auto') {
+      const found = await engine.timeRangeOf(sql);
+      if (!found) {
+        throw Object.assign(
+          new Error(
+            'include_warm "auto": every dataset the query reads needs a literal lower bound on its time column in its WHERE (e.g. ts >= \'2026-11-01\' AND ts < \'2026-11-02\'); or give include_warm.from and .to',
+          ),
+          { code: PortErrorCode.badRequest },
+        );
+      }
+      range = { fromUs: found.fromUs, toUs: found.toUs, ...(found.datasets.length === 1 ? { dataset: found.datasets[0]! } : {}) };
+    } else {
+      range = options.includeWarm;
+    }
+    await fetchWarm(range);
+    await engine.refreshFromRegistry();
+  };
   return {
-    query: (sql, options) => engine.query(sql, options),
+    async query(sql, options) {
+      await includeWarm(sql, options);
+      return engine.query(sql, options);
+    },
     async queryStream(sql, options) {
       const started = performance.now();
+      await includeWarm(sql, options);
       const stream = await engine.queryStream(sql, options);
       return {
         columns: stream.columns,

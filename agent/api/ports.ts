@@ -14,6 +14,18 @@ export interface QueryColumn {
 export interface QueryOptions {
   timeoutMs?: number;
   maxRows?: number;
+  /**
+   * Fetch the evicted data files whose events overlap [fromUs, toUs) (of `dataset`, or of
+   * every dataset) from warm/cold into the read cache first, so the views include them;
+   * `auto`: the range the query's own WHERE bounds put on each dataset's time column.
+   */
+  includeWarm?: WarmRange | 'auto';
+}
+
+export interface WarmRange {
+  fromUs: number;
+  toUs: number;
+  dataset?: string;
 }
 
 export interface QueryResult {
@@ -111,6 +123,10 @@ export const PortErrorCode = {
   queryFailed: 'QUERY_FAILED',
   queryTimeout: 'QUERY_TIMEOUT',
   unknownDataset: 'UNKNOWN_DATASET',
+  /** include_warm: the range's evicted files do not fit in the read cache. */
+  cacheBudgetExceeded: 'CACHE_BUDGET_EXCEEDED',
+  /** include_warm: an evicted file could not be fetched back. */
+  warmUnavailable: 'WARM_UNAVAILABLE',
   /** A caller mistake the port detects, e.g. an incomplete stream key for a window. */
   badRequest: 'BAD_REQUEST',
 } as const;

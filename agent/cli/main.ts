@@ -4,6 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
+import { registerBackfillCommand } from './backfill-command.ts';
 import { registerClientCommands } from './client-commands.ts';
 import { registerConfigCommands } from './config-command.ts';
 import { registerDemoCommand } from './demo-command.ts';
@@ -25,6 +26,7 @@ registerDemoCommand(program);
 registerClientCommands(program);
 registerOpsCommands(program);
 registerTiersCommand(program);
+registerBackfillCommand(program);
 
 program.exitOverride((error) => {
   process.exit(error.exitCode === 0 ? 0 : 2);

@@ -3,8 +3,12 @@
  *
  * Invariants:
  * - One view per dataset, named as the dataset, over exactly the files `hot_files`
- *   registers (L0 + L1; views.ts); and `<dataset>_1m`, per-minute rollups per stream,
- *   over its registered rollup files (level 2) for a dataset with numeric columns
+ *   registers (L0 + L1; views.ts) plus the evicted files fetched back into the
+ *   read-through cache (`<state_dir>/cache/data/<dataset>/`, tiering/data-cache.ts;
+ *   an evicted file is no longer in `hot_files`, so no file is listed twice; the cache
+ *   directory is re-read at every refresh and every `quarantineRefreshMs`, so files
+ *   `lakeside backfill` adds appear within ~2 s); and `<dataset>_1m`, per-minute
+ *   rollups per stream, over its registered rollup files (level 2) for a dataset with numeric columns
  *   (rollup-view.ts; only compacted windows: window end + grace). A `_1m` name taken
  *   by a dataset or the quarantine table is not created (logged at start). A row is visible to SQL once it is sealed: rows
  *   still in the landing log are not (DuckDB has no SQLite reader offline). The
@@ -36,7 +40,8 @@
  */
 import { DuckDBInstance, timestampTZValue, type DuckDBConnection } from '@duckdb/node-api';
 import { existsSync, mkdirSync, realpathSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
+import { cachedDataByDataset, DATA_CACHE_DIR } from '../../tiering/data-cache-dir.ts';
 import { resolveDataset, type Dataset } from '../../config/dataset.ts';
 import type { DatasetConfig, LakesideConfig } from '../../config/schema.ts';
 import { HOT_DIR } from '../hot/paths.ts';
@@ -49,6 +54,10 @@ import { sandboxStatements } from './sandbox.ts';
 import { QUARANTINE_TABLE, createQuarantineSql, datasetViewSql, filesShareSchema } from './views.ts';
 import { rollupSchema, type RollupSchema } from '../hot/rollup-schema.ts';
 import { overlappingRollupFiles, rollupViewSql } from './rollup-view.ts';
+import { timeRangeOf, type TimeLiteral, type TimeRangeOf } from './time-bounds.ts';
+
+/** Types a time literal may be cast to in a bound `include_warm: "auto"` reads. */
+const TIME_CASTS = new Set(['TIMESTAMP WITH TIME ZONE', 'TIMESTAMP', 'DATE', 'TIMESTAMP_S', 'TIMESTAMP_MS', 'TIMESTAMP_NS', 'VARCHAR']);
 
 export type { QueryColumn, QueryOptions, QueryResult, QueryRow, QueryStream } from './query-run.ts';
 export { QueryFailedError, QueryRejectedError, QueryTimeoutError, isQueryError, type AnyQueryError } from './errors.ts';
@@ -70,7 +79,7 @@ export interface QueryEngineOptions {
   maxConcurrent?: number;
   /** Newest quarantine rows kept in the `quarantine` table (default 1000). */
   quarantineRows?: number;
-  /** How often the quarantine table is refreshed besides every `refresh()` (default 2000 ms; 0 = only on refresh). */
+  /** How often the quarantine table and the read cache's listing are refreshed besides every `refresh()` (default 2000 ms; 0 = only on refresh). */
   quarantineRefreshMs?: number;
 }
 
@@ -109,6 +118,9 @@ export class QueryEngine implements Component {
   private registry: RegistryReader | null = null;
   private realStateDir = '';
   private hotDir = '';
+  private cacheDir = '';
+  /** The cache directory's listing the views were last built from. */
+  private cacheKey = '';
   private readonly viewFiles = new Map<string, string>();
   private readonly running = new Set<QueryRun>();
   private refreshTail: Promise<unknown> = Promise.resolve();
@@ -137,12 +149,14 @@ export class QueryEngine implements Component {
     // DuckDB compares real paths: a state dir reached through a symlink must be resolved.
     this.realStateDir = realpathSync(o.stateDir);
     this.hotDir = join(this.realStateDir, HOT_DIR);
+    this.cacheDir = join(this.realStateDir, DATA_CACHE_DIR);
+    mkdirSync(this.cacheDir, { recursive: true });
     this.registry = new RegistryReader(o.dbPath);
     const instance = await DuckDBInstance.create(':memory:');
     this.instance = instance;
     const admin = await instance.connect();
     this.admin = admin;
-    for (const statement of sandboxStatements(this.hotDir, o.query)) await admin.run(statement);
+    for (const statement of sandboxStatements(this.hotDir, o.query, [this.cacheDir])) await admin.run(statement);
     if (this.datasets.some((d) => d.name === QUARANTINE_TABLE)) {
       this.quarantineEnabled = false;
       o.logger.warn({ code: 'QUERY_QUARANTINE_HIDDEN' }, 'a dataset is named "quarantine": the quarantine table is not exposed to SQL');
@@ -154,7 +168,7 @@ export class QueryEngine implements Component {
     }
     await this.refreshFromRegistry();
     const every = o.quarantineRefreshMs ?? 2000;
-    if (every > 0 && this.quarantineEnabled) this.scheduleQuarantine(every);
+    if (every > 0) this.scheduleQuarantine(every);
   }
 
   readonly stop = onceStop(async () => {
@@ -231,6 +245,38 @@ export class QueryEngine implements Component {
     }
   }
 
+  /**
+   * The event-time range `sql` reads, from its parsed tree (time-bounds.ts), for
+   * `include_warm: "auto"`; null when some dataset it reads has no literal lower bound
+   * on its time column (or the SQL does not parse: the query itself will say why).
+   */
+  async timeRangeOf(sql: string): Promise<TimeRangeOf | null> {
+    const instance = this.instance;
+    if (!instance || this.stopping) throw new QueryFailedError('query engine is not running');
+    const connection = await instance.connect();
+    try {
+      const parsed = await connection.runAndReadAll('SELECT json_serialize_sql($1::VARCHAR)', [sql]);
+      const tree = JSON.parse(String(parsed.getRows()[0]![0])) as unknown;
+      const timeColumns = new Map(this.datasets.map((d) => [d.name, d.columns[0]!.name]));
+      return await timeRangeOf(tree, timeColumns, (literal) => this.literalUs(connection, literal), Date.now() * 1000);
+    } finally {
+      connection.disconnectSync();
+    }
+  }
+
+  /** A literal read as DuckDB reads it in a comparison with a timestamptz column; null if it is no time. */
+  private async literalUs(connection: DuckDBConnection, literal: TimeLiteral): Promise<number | null> {
+    const cast = literal.castType === null ? '' : TIME_CASTS.has(literal.castType) ? `::${literal.castType}` : null;
+    if (cast === null) return null;
+    try {
+      const result = await connection.runAndReadAll(`SELECT epoch_us(CAST($1::VARCHAR${cast} AS TIMESTAMPTZ))`, [literal.value]);
+      const value = result.getRows()[0]![0];
+      return value === null || value === undefined ? null : Number(value);
+    } catch {
+      return null;
+    }
+  }
+
   /** The views (datasets' and `_1m`) and the paths they read now (for tests and status). */
   viewedFiles(): Map<string, string[]> {
     return new Map([...this.viewFiles].map(([name, key]) => [name, key ? key.split('\n') : []]));
@@ -267,10 +313,14 @@ export class QueryEngine implements Component {
     const registry = this.registry;
     if (!admin || !registry || this.stopping) return;
     const files = registry.hotFiles();
+    const cached = cachedDataByDataset(this.cacheDir);
+    this.cacheKey = cacheListingKey(cached);
     for (const dataset of this.datasets) {
       const registered = files.get(dataset.name) ?? { data: [], dataFieldIds: [], rollups: [], rollupFieldIds: [], rollupTimes: [] };
-      const sameSchema = filesShareSchema(dataset, registered.dataFieldIds);
-      await this.replaceView(dataset.name, registered.data, (paths) => datasetViewSql(dataset, paths, sameSchema));
+      const fromCache = (cached.get(dataset.name) ?? []).map((p) => relative(this.realStateDir, p));
+      // Cached files carry no stats here: their columns may differ, so they are read by name.
+      const sameSchema = fromCache.length === 0 && filesShareSchema(dataset, registered.dataFieldIds);
+      await this.replaceView(dataset.name, [...registered.data, ...fromCache], (paths) => datasetViewSql(dataset, paths, sameSchema));
       const schema = this.rollups.get(dataset.name);
       if (schema) {
         // Rollup files share the rollup schema unless the dataset's columns changed between them.
@@ -332,12 +382,17 @@ export class QueryEngine implements Component {
   private scheduleQuarantine(everyMs: number): void {
     if (this.stopping) return;
     this.quarantineTimer = setTimeout(() => {
-      const next = this.refreshTail.then(() => this.refreshQuarantine());
+      // Also picks up files `lakeside backfill` put in the read cache (or the cache trimmed).
+      const next = this.refreshTail.then(() => (this.cacheKey !== cacheListingKey(cachedDataByDataset(this.cacheDir)) ? this.refreshNow() : this.refreshQuarantine()));
       this.refreshTail = next.catch(() => undefined);
       next
-        .catch((error) => this.options.logger.error({ code: 'QUERY_REFRESH_FAILED', err: messageOf(error) }, 'quarantine refresh failed'))
+        .catch((error) => this.options.logger.error({ code: 'QUERY_REFRESH_FAILED', err: messageOf(error) }, 'quarantine or read-cache refresh failed'))
         .finally(() => this.scheduleQuarantine(everyMs));
     }, everyMs);
     this.quarantineTimer.unref?.();
   }
+}
+
+function cacheListingKey(cached: Map<string, string[]>): string {
+  return [...cached.values()].flat().sort().join('\n');
 }

@@ -2,8 +2,10 @@
  * The DuckDB sandbox of on-site SQL (REFERENCE §5; names checked against DuckDB 1.5.6).
  *
  * Invariants, once `sandboxStatements` has run on a fresh in-memory instance:
- * - the only files DuckDB may open are under the hot directory (`allowed_directories`;
- *   `..` escapes, symlinks pointing out, sibling prefixes such as `hot2/` are refused);
+ * - the only files DuckDB may open are under the hot directory and the read-through
+ *   cache of evicted data files (`<state_dir>/cache/data`, tiering/data-cache.ts)
+ *   (`allowed_directories`; `..` escapes, symlinks pointing out, sibling prefixes such
+ *   as `hot2/` are refused);
  *   nothing else: no other file, no http, no ATTACH of a file, no INSTALL/LOAD;
  * - no extension is installed or loaded behind our back (parquet, json and icu are
  *   statically linked, nothing is downloaded);
@@ -14,7 +16,7 @@
  * external access is still enabled, and `lock_configuration` comes last.
  *
  * Gaps the sandbox leaves (closed by statement-guard.ts): COPY … TO can still write
- * inside the hot directory, ATTACH ':memory:' and temporary tables are allowed.
+ * inside the allowed directories, ATTACH ':memory:' and temporary tables are allowed.
  */
 import type { LakesideConfig } from '../../config/schema.ts';
 
@@ -22,10 +24,10 @@ export function sqlString(value: string): string {
   return `'${value.replaceAll("'", "''")}'`;
 }
 
-export function sandboxStatements(hotDir: string, query: LakesideConfig['query']): string[] {
-  const dir = hotDir.endsWith('/') ? hotDir : `${hotDir}/`;
+export function sandboxStatements(hotDir: string, query: LakesideConfig['query'], otherDirs: string[] = []): string[] {
+  const dirs = [hotDir, ...otherDirs].map((d) => (d.endsWith('/') ? d : `${d}/`));
   return [
-    `SET allowed_directories = [${sqlString(dir)}]`,
+    `SET allowed_directories = [${dirs.map(sqlString).join(', ')}]`,
     `SET temp_directory = ''`,
     `SET max_temp_directory_size = '0B'`,
     `SET memory_limit = '${query.memory_limit_bytes}B'`,

@@ -24,7 +24,7 @@ export interface ReadsWorkerData {
 }
 
 /** API ports whose data lives on the main thread: the worker asks with 'port-call'. */
-export type BridgedPort = 'metrics' | 'status' | 'blob';
+export type BridgedPort = 'metrics' | 'status' | 'blob' | 'warm';
 
 export type ToReadsWorker =
   | { type: 'health'; health: HealthStatus; ready: HealthStatus }
@@ -49,7 +49,11 @@ export type FromReadsWorker =
   | { type: 'start-failed'; error: SerializedError }
   /** One pino JSON line, for the main logger. */
   | { type: 'log'; line: string }
-  /** `arg`: the sha256 for 'blob' (an evicted blob fetched back; answered with its local path or null). */
+  /**
+   * `arg`: the sha256 for 'blob' (an evicted blob fetched back; answered with its local
+   * path or null); for 'warm', a JSON `{ fromUs, toUs, dataset? }` (the evicted data files
+   * of that range fetched into the read cache; answered once they are there).
+   */
   | { type: 'port-call'; id: number; port: BridgedPort; arg?: string }
   /** `error`: the views could not be refreshed (tiering must not unlink then). */
   | { type: 'refreshed'; id: number; error?: string }

@@ -79,7 +79,7 @@ function callMain<T>(port: BridgedPort, arg?: string): Promise<T> {
 }
 
 const app = buildApiServer({
-  query: queryPort(engine),
+  query: queryPort(engine, data.bridged.warm ? (range) => callMain<unknown>('warm', JSON.stringify(range)) : undefined),
   latest: freshLatest,
   datasets: {
     datasets: () => {
@@ -151,7 +151,7 @@ parentPort!.on('message', (message: ToReadsWorker) => {
       const call = portCalls.get(message.id);
       portCalls.delete(message.id);
       if (message.ok) call?.resolve(message.value);
-      else call?.reject(Object.assign(new Error(message.error.message), { name: message.error.name }));
+      else call?.reject(Object.assign(new Error(message.error.message), { name: message.error.name, ...(message.error.code ? { code: message.error.code } : {}) }));
       return;
     }
     case 'crash':

@@ -76,6 +76,9 @@ tiering:
   retry_initial_ms: 100
   retry_max_ms: 1000
   max_attempts: 1000
+  # The frames are minutes old, in the current hour: waiting for the hour's merge would
+  # hold their L1 files back until the hour closes.
+  wait_for_hour_merge: false
 ${o.bandwidth ? `  bandwidth_bytes_per_second: ${o.bandwidth}\n` : ''}`;
 }
 

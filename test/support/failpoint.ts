@@ -15,6 +15,8 @@ export type FailpointName =
   | 'compact.after-commit'
   | 'landing.before-commit'
   | 'tiering.after-put'
+  | 'tiering.after-cold-put'
+  | 'tiering.after-warm-delete'
   | 'kafka.after-landing'
   | 'merge.after-publish'
   | 'merge.after-commit';

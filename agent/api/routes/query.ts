@@ -10,15 +10,17 @@
 import { Readable, pipeline } from 'node:stream';
 import { RecordBatchStreamWriter, Table, tableToIPC, type RecordBatch } from 'apache-arrow';
 import type { FastifyInstance, FastifyBaseLogger } from 'fastify';
-import { toApiError } from '../errors.ts';
+import { ApiErrorCode } from '../error-codes.ts';
+import { ApiError, toApiError } from '../errors.ts';
 import { arrowBatch, contentTypeOf, csvHeader, csvLine, jsonRow, negotiateFormat, type ResultFormat } from '../formats.ts';
-import type { QueryPort, QueryResult, QueryStream } from '../ports.ts';
+import type { QueryOptions, QueryPort, QueryResult, QueryStream } from '../ports.ts';
 
 interface QueryBody {
   sql: string;
   format?: ResultFormat;
   max_rows?: number;
   timeout_ms?: number;
+  include_warm?: { from: string; to: string; dataset?: string } | 'auto';
 }
 
 const bodySchema = {
@@ -30,14 +32,46 @@ const bodySchema = {
     format: { type: 'string', enum: ['json', 'csv', 'arrow'] },
     max_rows: { type: 'integer', minimum: 1 },
     timeout_ms: { type: 'integer', minimum: 1 },
+    /**
+     * Fetch the evicted data files of [from, to) (ISO-8601) from warm into the read cache
+     * first; "auto": of the range the query's WHERE puts on the time columns.
+     */
+    include_warm: {
+      anyOf: [
+        { type: 'string', enum: ['auto'] },
+        {
+          type: 'object',
+          required: ['from', 'to'],
+          additionalProperties: false,
+          properties: { from: { type: 'string', minLength: 1 }, to: { type: 'string', minLength: 1 }, dataset: { type: 'string', minLength: 1 } },
+        },
+      ],
+    },
   },
 } as const;
+
+/** ISO-8601 → µs since the epoch; a 400 naming the field otherwise. */
+function isoToUs(value: string, field: string): number {
+  const ms = Date.parse(value);
+  if (!Number.isFinite(ms)) throw new ApiError(ApiErrorCode.badRequest, `body.include_warm.${field}: expected an ISO-8601 time, e.g. 2026-11-01T00:00:00Z`);
+  return ms * 1000;
+}
+
+function includeWarmOption(body: QueryBody['include_warm']): QueryOptions['includeWarm'] {
+  if (!body) return undefined;
+  if (body === 'auto') return 'auto';
+  const fromUs = isoToUs(body.from, 'from');
+  const toUs = isoToUs(body.to, 'to');
+  if (toUs <= fromUs) throw new ApiError(ApiErrorCode.badRequest, 'body.include_warm: "to" must be after "from"');
+  return { fromUs, toUs, ...(body.dataset !== undefined ? { dataset: body.dataset } : {}) };
+}
 
 export function registerQueryRoute(app: FastifyInstance, port: QueryPort): void {
   app.post<{ Body: QueryBody }>('/v1/query', { schema: { body: bodySchema }, config: { access: 'read' } }, async (request, reply) => {
     const { sql, format: asked, max_rows: maxRows, timeout_ms: timeoutMs } = request.body;
     const format = negotiateFormat(asked, request.headers.accept);
-    const opts = { timeoutMs, maxRows };
+    const includeWarm = includeWarmOption(request.body.include_warm);
+    const opts: QueryOptions = { timeoutMs, maxRows, ...(includeWarm ? { includeWarm } : {}) };
     reply.type(contentTypeOf[format]).header('cache-control', 'no-store');
     if (port.queryStream) {
       const stream = await port.queryStream(sql, opts);

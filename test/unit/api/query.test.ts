@@ -94,6 +94,8 @@ describe('POST /v1/query', () => {
     ['QUERY_NOT_ALLOWED', 400],
     ['QUERY_FAILED', 422],
     ['QUERY_TIMEOUT', 504],
+    ['CACHE_BUDGET_EXCEEDED', 507],
+    ['WARM_UNAVAILABLE', 503],
   ])('maps a port error %s to %i with its message', async (code, status) => {
     const query = new FakeQuery();
     query.fail = portError(code, `refused: ${code}`);
@@ -101,6 +103,23 @@ describe('POST /v1/query', () => {
     const res = await post(app, { sql: 'COPY t TO x' });
     expect(res.statusCode).toBe(status);
     expect(res.json()).toEqual({ error: { code, message: `refused: ${code}` } });
+  });
+
+  it('passes include_warm to the port as µs, and refuses a range that does not parse or is empty', async () => {
+    const query = new FakeQuery();
+    app = testServer({ query });
+    const ok = await post(app, { sql: 'SELECT 1', include_warm: { from: '2026-11-01T00:00:00Z', to: '2026-11-02T00:00:00Z', dataset: 'frames' } });
+    expect(ok.statusCode).toBe(200);
+    expect(query.calls[0]!.opts).toEqual({ includeWarm: { fromUs: Date.UTC(2026, 10, 1) * 1000, toUs: Date.UTC(2026, 10, 2) * 1000, dataset: 'frames' } });
+    for (const include_warm of [{ from: 'soon', to: '2026-11-02T00:00:00Z' }, { from: '2026-11-02T00:00:00Z', to: '2026-11-01T00:00:00Z' }, { from: '2026-11-01T00:00:00Z' }]) {
+      const res = await post(app, { sql: 'SELECT 1', include_warm });
+      expect(res.statusCode).toBe(400);
+      expect(res.json().error.message).toMatch(/include_warm/);
+    }
+    expect(query.calls).toHaveLength(1);
+    expect((await post(app, { sql: 'SELECT 1', include_warm: 'auto' })).statusCode).toBe(200);
+    expect(query.calls[1]!.opts).toEqual({ includeWarm: 'auto' });
+    expect((await post(app, { sql: 'SELECT 1', include_warm: 'all' })).statusCode).toBe(400);
   });
 
   it('hides an unexpected error behind INTERNAL and logs it', async () => {
