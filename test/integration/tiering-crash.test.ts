@@ -67,9 +67,6 @@ sources:
         image: { payload: true }
 tiering:
   warm: ${o.warm}
-  # L1 files are uploaded as soon as compacted: this test's rows are from the current
-  # hour, which would otherwise wait for its merge (test/unit/tiering/merge-coordination).
-  wait_for_hour_merge: false
   scan_interval_ms: 200
   eviction_interval_ms: 1000
   upload_concurrency: 2
