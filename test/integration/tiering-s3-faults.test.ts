@@ -68,7 +68,8 @@ describe('uploads to S3 through network faults', () => {
     const credentials = { access_key_id: server.accessKeyId, secret_access_key: server.secretAccessKey };
     const store = new S3ObjectStore({ ...storeConfig, credentials });
     // The test's own view of the bucket, around the proxy.
-    const direct = new S3ObjectStore({ ...storeConfig, endpoint: server.endpoint, credentials });
+    // The test's checks are not under test: a long timeout, so a loaded machine cannot fail them.
+    const direct = new S3ObjectStore({ ...storeConfig, endpoint: server.endpoint, credentials, request_timeout_ms: 60_000 });
     const log = recordingLogger();
     const config = f.config({ upload_concurrency: 2, retry_initial_ms: 10, retry_max_ms: 20, max_attempts: 1000, datasets: { inspections: { priority: 1 } } });
     // 8 MiB/s: a 14 MiB multipart upload takes long enough to be cut in the middle.
