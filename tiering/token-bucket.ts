@@ -71,6 +71,9 @@ export class TokenBucket {
       },
     });
     source.on('error', (error) => limited.destroy(error));
+    // The consumer (an S3 request body) may not listen for errors when stop() destroys
+    // the source between its reads: the error must end the upload, not the process.
+    limited.on('error', () => {});
     return source.pipe(limited);
   }
 }

@@ -63,4 +63,15 @@ describe('token bucket (bandwidth cap)', () => {
     for await (const chunk of bucket.throttle(Readable.from([bytes.subarray(0, 100_000), bytes.subarray(100_000)]))) chunks.push(chunk as Buffer);
     expect(Buffer.concat(chunks).equals(bytes)).toBe(true);
   });
+
+  it('a source destroyed by stop() while nobody reads the throttled stream ends it, not the process', async () => {
+    const bucket = new TokenBucket(50_000_000, { clock: fakeClock() });
+    const source = new Readable({ read() {} });
+    const limited = bucket.throttle(source);
+    source.destroy(new Error('tiering is stopping'));
+    await new Promise((resolve) => limited.once('close', resolve));
+    // Without the guard, the error event on the throttled stream has no listener and
+    // vitest reports an unhandled error (in the daemon: a crash during shutdown).
+    expect(limited.destroyed).toBe(true);
+  });
 });
