@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { storeSchema } from '../../config/tiering-schema.ts';
 import { S3ObjectStore } from '../../tiering/stores/s3-store.ts';
 import { startS3Server, type S3Server } from '../services/s3-server.ts';
+import { TokenBucket } from '../../tiering/token-bucket.ts';
 import { listKeys, localFile, objectStoreContract } from '../support/object-store-contract.ts';
 
 const MIB = 1024 * 1024;
@@ -93,6 +94,25 @@ describe('S3 object store (versitygw)', () => {
     }
     // The retry goes through whole.
     expect(await store.put('m/broken', source)).toMatchObject({ created: true, multipart: true });
+    await store.close();
+  });
+
+  it('a capped upload whose source is destroyed mid-way (a stop) fails the put, not the process', async () => {
+    const store = new S3ObjectStore(resolved(storeConfig()));
+    const source = localFile(randomBytes(13 * MIB));
+    let file: NodeJS.ReadableStream | undefined;
+    const put = store.put('m/stopped', {
+      ...source,
+      throttle: (input) => {
+        file = input;
+        // Slow enough that the destroy lands between the SDK's reads of the body.
+        return new TokenBucket(2 * MIB).throttle(input);
+      },
+    });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    (file as unknown as { destroy(error: Error): void }).destroy(new Error('tiering is stopping'));
+    await expect(put).rejects.toThrow();
+    expect(await store.head('m/stopped')).toBeNull();
     await store.close();
   });
 

@@ -139,6 +139,10 @@ export class S3ObjectStore implements ObjectStore {
     // pipe() does not forward errors: a failed read must fail the request, not stall it.
     file.on('error', (error) => counted.destroy(error));
     if (throttled !== file) throttled.on('error', (error: Error) => counted.destroy(error));
+    // The SDK listens on the body only while it reads it: an error in between (stop()
+    // destroying a capped upload's source) must fail this put, never reach the process
+    // as an unhandled 'error' event.
+    counted.on('error', () => {});
     const params = {
       Bucket: this.bucket,
       Key,
