@@ -28,6 +28,16 @@ const ICEBERG_TYPE_NAMES: Record<string, string> = {
 export function queryPort(engine: QueryEngine, fetchWarm?: (range: WarmRange) => Promise<unknown>): QueryPort {
   const includeWarm = async (sql: string, options: QueryOptions): Promise<void> => {
     if (!options.includeWarm) return;
+    if (options.includeWarm === 'if-bounded') {
+      // The default: a query whose WHERE bounds its datasets' time gets the evicted files
+      // of that range; any other query (unbounded, EXPLAIN, SHOW…) reads local files only.
+      if (!fetchWarm) return;
+      const found = await engine.timeRangeOf(sql).catch(() => null);
+      if (!found) return;
+      await fetchWarm({ fromUs: found.fromUs, toUs: found.toUs, ...(found.datasets.length === 1 ? { dataset: found.datasets[0]! } : {}) });
+      await engine.refreshFromRegistry();
+      return;
+    }
     if (!fetchWarm) throw Object.assign(new Error('include_warm: tiering has no warm or cold store here'), { code: PortErrorCode.warmUnavailable });
     let range: WarmRange;
     if (options.includeWarm === 'auto') {

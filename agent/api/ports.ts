@@ -17,9 +17,11 @@ export interface QueryOptions {
   /**
    * Fetch the evicted data files whose events overlap [fromUs, toUs) (of `dataset`, or of
    * every dataset) from warm/cold into the read cache first, so the views include them;
-   * `auto`: the range the query's own WHERE bounds put on each dataset's time column.
+   * `auto`: the range the query's own WHERE bounds put on each dataset's time column
+   * (400 if it does not bound every dataset it reads); `if-bounded` (the default of
+   * POST /v1/query): that range when the WHERE bounds every dataset, else local files only.
    */
-  includeWarm?: WarmRange | 'auto';
+  includeWarm?: WarmRange | 'auto' | 'if-bounded';
 }
 
 export interface WarmRange {

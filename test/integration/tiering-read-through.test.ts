@@ -155,7 +155,13 @@ describe('tiering read-through: queries over evicted data fetch it back from war
     const unbounded = await query({ include_warm: 'auto' });
     expect(unbounded.status).toBe(400);
     expect(unbounded.body.error?.message).toMatch(/lower bound on its time column/);
-    const auto = await query({ sql: `SELECT line, file FROM frames WHERE ts >= '${from}' AND ts < '${to}' ORDER BY file, line`, include_warm: 'auto' });
+    // By default, a query whose WHERE bounds the time fetches that range; include_warm: false opts out.
+    const bounded = `SELECT line, file FROM frames WHERE ts >= '${from}' AND ts < '${to}' ORDER BY file, line`;
+    expect((await query({ sql: bounded, include_warm: false })).body.rows).toEqual([]);
+    const byDefault = await query({ sql: bounded });
+    expect(byDefault.status).toBe(200);
+    expect(byDefault.body.rows).toEqual(expected);
+    const auto = await query({ sql: bounded, include_warm: 'auto' });
     expect(auto.status).toBe(200);
     expect(auto.body.rows).toEqual(expected);
 

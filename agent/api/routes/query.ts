@@ -20,7 +20,7 @@ interface QueryBody {
   format?: ResultFormat;
   max_rows?: number;
   timeout_ms?: number;
-  include_warm?: { from: string; to: string; dataset?: string } | 'auto';
+  include_warm?: { from: string; to: string; dataset?: string } | 'auto' | false;
 }
 
 const bodySchema = {
@@ -34,11 +34,14 @@ const bodySchema = {
     timeout_ms: { type: 'integer', minimum: 1 },
     /**
      * Fetch the evicted data files of [from, to) (ISO-8601) from warm into the read cache
-     * first; "auto": of the range the query's WHERE puts on the time columns.
+     * first; "auto": of the range the query's WHERE puts on the time columns (400 if it
+     * does not bound every dataset); false: local files only. Absent: like "auto" when
+     * the WHERE bounds every dataset, else local files only.
      */
     include_warm: {
       anyOf: [
         { type: 'string', enum: ['auto'] },
+        { type: 'boolean', enum: [false] },
         {
           type: 'object',
           required: ['from', 'to'],
@@ -58,7 +61,8 @@ function isoToUs(value: string, field: string): number {
 }
 
 function includeWarmOption(body: QueryBody['include_warm']): QueryOptions['includeWarm'] {
-  if (!body) return undefined;
+  if (body === undefined) return 'if-bounded';
+  if (body === false) return undefined;
   if (body === 'auto') return 'auto';
   const fromUs = isoToUs(body.from, 'from');
   const toUs = isoToUs(body.to, 'to');

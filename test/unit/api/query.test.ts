@@ -30,7 +30,8 @@ describe('POST /v1/query', () => {
       truncated: false,
       elapsed_ms: 12,
     });
-    expect(query.calls).toEqual([{ sql: 'SELECT 1', opts: { timeoutMs: 500, maxRows: 10 } }]);
+    // Without include_warm, evicted data of a range the WHERE bounds is fetched back ('if-bounded').
+    expect(query.calls).toEqual([{ sql: 'SELECT 1', opts: { timeoutMs: 500, maxRows: 10, includeWarm: 'if-bounded' } }]);
   });
 
   it('answers RFC 4180 CSV for format=csv and for Accept: text/csv', async () => {
