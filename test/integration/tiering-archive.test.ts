@@ -29,6 +29,7 @@ import { killHard, startFaultDaemon } from '../support/fault-scenario.ts';
 import { auditStateDir, failpointEnv, until, waitForFailpoint } from '../support/failpoint.ts';
 import { freePort } from '../support/free-port.ts';
 import { listKeys, readAll } from '../support/object-store-contract.ts';
+import { framesTieringConfig } from '../support/tiering-daemon-config.ts';
 
 const FRAME_BYTES = 64 * 1024;
 
@@ -56,38 +57,7 @@ function s3Store(server: S3Server, bucket: string): Store {
 }
 
 function config(o: { stateDir: string; dropDir: string; warm: string; cold: string; apiPort: number }): string {
-  return `plant: archplant
-agent_id: agent_a
-state_dir: ${o.stateDir}
-log_level: info
-api: { listen_port: ${o.apiPort} }
-hot:
-  seal_interval_ms: 200
-  compaction_window_minutes: 1
-  compaction_grace_seconds: 1
-  compaction_interval_ms: 300
-datasets:
-  - name: frames
-    time_column: ts
-    columns:
-      - { name: line, type: string, nullable: false }
-      - { name: file, type: string, nullable: false }
-      - { name: image, type: blob, nullable: false }
-    partition_by: [line]
-sources:
-  folders:
-    - name: cams
-      path: ${o.dropDir}
-      dataset: frames
-      path_pattern: "{line}/{file}"
-      stable_ms: 100
-      fields:
-        ts: { file_mtime: true }
-        line: { path_field: line }
-        file: { path_field: file }
-        image: { payload: true }
-tiering:
-  warm: ${o.warm}
+  return `${framesTieringConfig({ plant: 'archplant', stateDir: o.stateDir, dropDir: o.dropDir, apiPort: o.apiPort })}  warm: ${o.warm}
   cold: ${o.cold}
   warm_retention_days: 0
   wait_for_hour_merge: false

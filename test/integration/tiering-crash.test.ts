@@ -31,42 +31,12 @@ import type { ChildDaemon } from '../support/child-daemon.ts';
 import { killHard, startFaultDaemon } from '../support/fault-scenario.ts';
 import { auditStateDir, failpointEnv, until, waitForFailpoint } from '../support/failpoint.ts';
 import { freePort } from '../support/free-port.ts';
+import { framesTieringConfig } from '../support/tiering-daemon-config.ts';
 
 const FRAME_BYTES = 256 * 1024;
 
 function config(o: { stateDir: string; dropDir: string; warm: string; apiPort: number; bandwidth?: number }): string {
-  return `plant: crashplant
-agent_id: agent_a
-state_dir: ${o.stateDir}
-log_level: info
-api: { listen_port: ${o.apiPort} }
-hot:
-  seal_interval_ms: 200
-  compaction_window_minutes: 1
-  compaction_grace_seconds: 1
-  compaction_interval_ms: 300
-datasets:
-  - name: frames
-    time_column: ts
-    columns:
-      - { name: line, type: string, nullable: false }
-      - { name: file, type: string, nullable: false }
-      - { name: image, type: blob, nullable: false }
-    partition_by: [line]
-sources:
-  folders:
-    - name: cams
-      path: ${o.dropDir}
-      dataset: frames
-      path_pattern: "{line}/{file}"
-      stable_ms: 100
-      fields:
-        ts: { file_mtime: true }
-        line: { path_field: line }
-        file: { path_field: file }
-        image: { payload: true }
-tiering:
-  warm: ${o.warm}
+  return `${framesTieringConfig({ plant: 'crashplant', stateDir: o.stateDir, dropDir: o.dropDir, apiPort: o.apiPort })}  warm: ${o.warm}
   scan_interval_ms: 200
   eviction_interval_ms: 1000
   upload_concurrency: 2

@@ -25,42 +25,12 @@ import { nodeBinary, REPO_ROOT, type ChildDaemon } from '../support/child-daemon
 import { startFaultDaemon } from '../support/fault-scenario.ts';
 import { until } from '../support/failpoint.ts';
 import { freePort } from '../support/free-port.ts';
+import { framesTieringConfig } from '../support/tiering-daemon-config.ts';
 
 const HOUR_MS = 3_600_000;
 
 function config(o: { stateDir: string; dropDir: string; warmDir: string; apiPort: number; cacheBytes?: number }): string {
-  return `plant: rtplant
-agent_id: agent_a
-state_dir: ${o.stateDir}
-log_level: info
-api: { listen_port: ${o.apiPort} }
-hot:
-  seal_interval_ms: 200
-  compaction_window_minutes: 1
-  compaction_grace_seconds: 1
-  compaction_interval_ms: 300
-datasets:
-  - name: frames
-    time_column: ts
-    columns:
-      - { name: line, type: string, nullable: false }
-      - { name: file, type: string, nullable: false }
-      - { name: image, type: blob, nullable: false }
-    partition_by: [line]
-sources:
-  folders:
-    - name: cams
-      path: ${o.dropDir}
-      dataset: frames
-      path_pattern: "{line}/{file}"
-      stable_ms: 100
-      fields:
-        ts: { file_mtime: true }
-        line: { path_field: line }
-        file: { path_field: file }
-        image: { payload: true }
-tiering:
-  warm: { url: "${pathToFileURL(o.warmDir).href}" }
+  return `${framesTieringConfig({ plant: 'rtplant', stateDir: o.stateDir, dropDir: o.dropDir, apiPort: o.apiPort })}  warm: { url: "${pathToFileURL(o.warmDir).href}" }
   hot_retention_hours: 1
   wait_for_hour_merge: false
   scan_interval_ms: 200
