@@ -57,6 +57,9 @@ export interface KafkaSourceStats {
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 const BLOB_WRITES_AT_ONCE = 16;
+const COMMIT_ATTEMPTS = 4;
+/** Commit errors that retrying cannot fix: this member no longer holds the partition's generation. */
+const FENCED_COMMIT = new Set(['ILLEGAL_GENERATION', 'UNKNOWN_MEMBER_ID', 'REBALANCE_IN_PROGRESS', 'FENCED_INSTANCE_ID']);
 
 function text(value: Buffer | string | null | undefined): string | null {
   if (value === null || value === undefined) return null;
@@ -193,7 +196,7 @@ export class KafkaSource implements Component {
     this.log.info({ ...this.stats }, 'kafka source stopped');
   });
 
-  private async onBatch({ batch, resolveOffset, heartbeat, isRunning, isStale }: EachBatchPayload): Promise<void> {
+  private async onBatch({ batch, resolveOffset, heartbeat, isRunning, isStale, commitOffsetsIfNecessary }: EachBatchPayload): Promise<void> {
     if (batch.messages.length === 0) return;
     await this.waitAtGate(heartbeat, isRunning);
     if (this.stopping || !isRunning() || isStale()) {
@@ -213,15 +216,42 @@ export class KafkaSource implements Component {
     failpoint('kafka.after-landing');
     const next = Number(batch.lastOffset()) + 1;
     resolveOffset(batch.lastOffset());
-    try {
-      await this.consumer!.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: String(next) }]);
-      this.options.onCommit?.(batch.topic, batch.partition, next, batch.messages.length);
-    } catch (error) {
-      // Landed already: a redelivery is skipped by the watermark, so this only costs a re-read.
-      this.stats.commitFailures++;
-      this.log.warn({ code: ErrorCode.kafkaCommit, topic: batch.topic, partition: batch.partition, offset: next, err: (error as Error).message }, 'kafka offset commit failed');
-    }
+    const committed = await this.commitLanded(batch.topic, batch.partition, next, commitOffsetsIfNecessary);
+    if (committed) this.options.onCommit?.(batch.topic, batch.partition, next, batch.messages.length);
     await heartbeat().catch(() => {});
+  }
+
+  /**
+   * Commits a landed batch's next offset through the batch's own group handle.
+   * Not `consumer.commitOffsets()`: that returns without committing once the runner
+   * is stopping, so the last batch of a graceful stop would land here and be read
+   * again by the partition's next owner. The group accepts the commit while a
+   * rebalance is only being prepared (this member still holds its generation), so a
+   * handover keeps the offset too. A few retries for transient errors; a commit that
+   * still fails costs the next owner a re-read, and this agent's watermark skips it.
+   */
+  private async commitLanded(
+    topic: string,
+    partition: number,
+    next: number,
+    commit: EachBatchPayload['commitOffsetsIfNecessary'],
+  ): Promise<boolean> {
+    const offsets = { topics: [{ topic, partitions: [{ partition, offset: String(next) }] }] };
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await commit(offsets);
+        return true;
+      } catch (error) {
+        const type = (error as { type?: string }).type ?? '';
+        const final = attempt >= COMMIT_ATTEMPTS - 1 || FENCED_COMMIT.has(type);
+        if (final) {
+          this.stats.commitFailures++;
+          this.log.warn({ code: ErrorCode.kafkaCommit, topic, partition, offset: next, err: (error as Error).message }, 'kafka offset commit failed');
+          return false;
+        }
+        await sleep(backoffDelay(attempt, { initialMs: 100, maxMs: 1_000 }), this.abort.signal).catch(() => {});
+      }
+    }
   }
 
   /** Waits while paused, heartbeating so the group keeps the partitions with us. */
