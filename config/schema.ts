@@ -12,6 +12,7 @@
  *   column = 1 and the columns 2, 3, … in declared order. Columns are only appended.
  */
 import { z } from 'zod';
+import { catalogSchema } from './catalog-schema.ts';
 import { tieringSchema } from './tiering-schema.ts';
 
 const identifier = z
@@ -489,6 +490,7 @@ export const configSchema = z
     metrics: metricsSchema.default(metricsSchema.parse({})),
     alerts: alertsSchema.default(alertsSchema.parse({})),
     tiering: tieringSchema.default(() => tieringSchema.parse({})),
+    catalog: catalogSchema.default(() => catalogSchema.parse({})),
     datasets: z.array(datasetSchema).min(1),
     sources: z
       .strictObject({
