@@ -12,7 +12,11 @@
  *   directory fsynced. A crash leaves at most a temp file.
  * - An existing key is verified by hashing its content: same → `created: false`,
  *   different → `ObjectConflictError`.
+ * - `put` (a local file) and `putBytes` (bytes in memory) share that create, so two
+ *   racing writers of one key never both succeed with different bytes: the
+ *   file-system Iceberg catalog's commit (sync/fs-catalog.ts) rests on this.
  */
+import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { link, open, readdir, rm, stat, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -33,6 +37,18 @@ import {
 } from './object-store.ts';
 
 const TEMP_DIR = '.tmp';
+
+/** What a put must find at its key to count as a retry of itself. */
+type Expected = Pick<PutSource, 'sizeBytes' | 'sha256'>;
+
+async function fsyncFile(path: string): Promise<void> {
+  const handle = await open(path, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
 
 export async function sha256OfFile(path: string): Promise<{ sha256: string; sizeBytes: number }> {
   const hashing = hashingStream();
@@ -69,39 +85,59 @@ export class FileObjectStore implements ObjectStore {
   }
 
   async put(key: string, source: PutSource): Promise<PutResult> {
-    const finalPath = this.pathOf(key);
-    const existing = await this.verifyExisting(key, finalPath, source);
-    if (existing) return existing;
-    await ensureDirectory(join(this.root, TEMP_DIR));
-    const temp = tempPathFor(join(this.root, TEMP_DIR, key.replaceAll('/', '_')));
-    const hashing = hashingStream();
-    try {
+    return this.create(key, source, async (temp) => {
+      const hashing = hashingStream();
       const input: Readable = createReadStream(source.path);
       const out = createWriteStream(temp, { flags: 'wx', mode: 0o640 });
       await pipeline(source.throttle ? source.throttle(input) : input, hashing.stream, out);
+      await fsyncFile(temp);
       const written = hashing.bytes();
-      const handle = await open(temp, 'r');
-      try {
-        await handle.sync();
-      } finally {
-        await handle.close();
-      }
       const sha256 = hashing.digest();
       if (sha256 !== source.sha256 || written !== source.sizeBytes) {
         throw new ObjectStoreError('CHECKSUM_MISMATCH', `${key}: read ${written} bytes with sha256 ${sha256}, expected ${source.sizeBytes} bytes ${source.sha256} (the local file changed)`, false);
       }
+    });
+  }
+
+  async putBytes(key: string, bytes: Uint8Array, _contentType?: string): Promise<PutResult> {
+    const expected = { sizeBytes: bytes.length, sha256: createHash('sha256').update(bytes).digest('hex') };
+    return this.create(key, expected, async (temp) => {
+      const handle = await open(temp, 'wx', 0o640);
+      try {
+        await handle.writeFile(bytes);
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+    });
+  }
+
+  /**
+   * The conditional create both puts share: `writeTemp` fills a fresh temp file (whole
+   * and fsynced), which `link(2)` then publishes under the key. link fails with EEXIST
+   * if the key exists, so of two racing writers exactly one creates the object; the
+   * other verifies what it found (same bytes → `created: false`, else a conflict).
+   */
+  private async create(key: string, expected: Expected, writeTemp: (temp: string) => Promise<void>): Promise<PutResult> {
+    const finalPath = this.pathOf(key);
+    const existing = await this.verifyExisting(key, finalPath, expected);
+    if (existing) return existing;
+    await ensureDirectory(join(this.root, TEMP_DIR));
+    const temp = tempPathFor(join(this.root, TEMP_DIR, key.replaceAll('/', '_')));
+    try {
+      await writeTemp(temp);
       await ensureDirectory(dirname(finalPath));
       try {
         await link(temp, finalPath);
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
         // Another put of the same key won the race: verify it holds our content.
-        const raced = await this.verifyExisting(key, finalPath, source);
+        const raced = await this.verifyExisting(key, finalPath, expected);
         if (raced) return raced;
         throw error;
       }
       await fsyncDirectory(dirname(finalPath));
-      return { created: true, sizeBytes: written, sha256, multipart: false };
+      return { created: true, sizeBytes: expected.sizeBytes, sha256: expected.sha256, multipart: false };
     } catch (error) {
       if (error instanceof ObjectStoreError) throw error;
       throw fsError(error, `put ${key}`);
@@ -110,7 +146,7 @@ export class FileObjectStore implements ObjectStore {
     }
   }
 
-  private async verifyExisting(key: string, finalPath: string, source: PutSource): Promise<PutResult | null> {
+  private async verifyExisting(key: string, finalPath: string, source: Expected): Promise<PutResult | null> {
     let size: number;
     try {
       size = (await stat(finalPath)).size;

@@ -54,6 +54,11 @@ export interface ObjectStore {
   /** A description safe for logs, e.g. `s3://bucket/prefix` or `file:///dir`. */
   readonly description: string;
   put(key: string, source: PutSource): Promise<PutResult>;
+  /**
+   * `put` for bytes in memory (catalog metadata, manifests): the same conditional
+   * create, verified by SHA-256 and size; never a multipart upload.
+   */
+  putBytes(key: string, bytes: Uint8Array, contentType?: string): Promise<PutResult>;
   /** The object's bytes as a stream; `ObjectNotFoundError` if absent. */
   get(key: string): Promise<Readable>;
   /** Null when absent. */

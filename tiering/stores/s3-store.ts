@@ -9,6 +9,8 @@
  *   created with `If-None-Match: *` (PutObject, or CompleteMultipartUpload above the
  *   multipart threshold); a 412 (someone else created it meanwhile) is answered by
  *   verifying again. Nothing is ever overwritten.
+ * - `putBytes` (catalog metadata, manifests) is the same conditional create from
+ *   memory: one PutObject with `If-None-Match: *`, the sha256 metadata and checksum.
  * - Single puts carry `x-amz-checksum-sha256`, which the server verifies against the
  *   bytes it received (`checksums: true`); parts of a multipart upload carry the SDK's
  *   per-part checksums. A multipart upload that fails is aborted; one whose abort was
@@ -19,6 +21,7 @@
  *   instance roles), or a configured credentials file + profile, or resolved secret
  *   references. They are never logged; `description` holds bucket and prefix only.
  */
+import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import type { Readable } from 'node:stream';
 import {
@@ -191,6 +194,37 @@ export class S3ObjectStore implements ObjectStore {
     return { created: true, sizeBytes: source.sizeBytes, sha256: source.sha256, multipart };
   }
 
+  async putBytes(key: string, bytes: Uint8Array, contentType?: string): Promise<PutResult> {
+    const Key = this.fullKey(key);
+    const expected = { sizeBytes: bytes.length, sha256: createHash('sha256').update(bytes).digest('hex') };
+    const existing = await this.verifyExisting(key, Key, expected);
+    if (existing) return existing;
+    const storageClass = this.config.storage_class as StorageClass | undefined;
+    try {
+      await this.client.send(
+        new PutObjectCommand({
+          Bucket: this.bucket,
+          Key,
+          Body: bytes,
+          ContentLength: bytes.length,
+          IfNoneMatch: '*',
+          Metadata: { [SHA256_METADATA]: expected.sha256 },
+          ...(contentType ? { ContentType: contentType } : {}),
+          ...(storageClass ? { StorageClass: storageClass } : {}),
+          ...(this.config.checksums ? { ChecksumSHA256: Buffer.from(expected.sha256, 'hex').toString('base64') } : {}),
+        }),
+      );
+    } catch (error) {
+      const status = statusOf(error);
+      if (status === 412 || status === 409) {
+        const raced = await this.verifyExisting(key, Key, expected);
+        if (raced) return raced;
+      }
+      throw classifyS3Error(error, `put ${Key}`);
+    }
+    return { created: true, ...expected, multipart: false };
+  }
+
   /**
    * Aborts multipart uploads of this exact key left open by an earlier attempt (its own
    * abort may have failed on the same dead connection), so they hold no storage.
@@ -207,7 +241,7 @@ export class S3ObjectStore implements ObjectStore {
     }
   }
 
-  private async verifyExisting(key: string, Key: string, source: PutSource): Promise<PutResult | null> {
+  private async verifyExisting(key: string, Key: string, source: Pick<PutSource, 'sizeBytes' | 'sha256'>): Promise<PutResult | null> {
     const info = await this.head(key);
     if (!info) return null;
     if (info.sizeBytes !== source.sizeBytes) throw new ObjectConflictError(Key, `${info.sizeBytes} bytes, expected ${source.sizeBytes}`);
