@@ -38,6 +38,16 @@ export interface CreateTableRequest {
   location?: string;
 }
 
+export interface CommitOptions {
+  /**
+   * REST catalogs that advertise idempotency: the `Idempotency-Key` (a UUIDv7, see
+   * `newIdempotencyKey` in rest-catalog.ts) to send. Reuse a key only to resend the
+   * identical request (same requirements and updates); a rebuilt commit needs a new
+   * one. Without it the catalog sends a fresh key. The file-system catalog ignores it.
+   */
+  idempotencyKey?: string;
+}
+
 export interface Catalog {
   /** Safe for logs: never a token or a secret. */
   readonly description: string;
@@ -47,7 +57,7 @@ export interface Catalog {
   loadTable(table: TableIdent): Promise<LoadedTable | null>;
   /** Creates the table; if it exists already (another agent won the race), loads it. */
   createTable(table: TableIdent, request: CreateTableRequest): Promise<LoadedTable>;
-  commit(table: TableIdent, requirements: TableRequirement[], updates: TableUpdate[]): Promise<CommitOutcome>;
+  commit(table: TableIdent, requirements: TableRequirement[], updates: TableUpdate[], options?: CommitOptions): Promise<CommitOutcome>;
   close(): Promise<void>;
 }
 
