@@ -94,6 +94,35 @@ export function objectStoreContract(store: () => ObjectStore, options: { multipa
     expect(await listKeys(s, 'd/')).toEqual([]);
   });
 
+  it('putBytes: conditional create from memory, same bytes again is a verified no-op, other bytes a conflict', async () => {
+    const s = store();
+    const bytes = randomBytes(2000);
+    const result = await s.putBytes('b/meta.json', bytes, 'application/json');
+    expect(result).toMatchObject({ created: true, sizeBytes: 2000, sha256: createHash('sha256').update(bytes).digest('hex') });
+    expect((await readAll(await s.get('b/meta.json'))).equals(bytes)).toBe(true);
+    expect((await s.head('b/meta.json'))!.sha256).toBe(result.sha256);
+    expect((await s.putBytes('b/meta.json', bytes)).created).toBe(false);
+    await expect(s.putBytes('b/meta.json', randomBytes(2000))).rejects.toBeInstanceOf(ObjectConflictError);
+    await expect(s.put('b/meta.json', localFile(randomBytes(10)))).rejects.toBeInstanceOf(ObjectConflictError);
+    expect((await readAll(await s.get('b/meta.json'))).equals(bytes)).toBe(true);
+  });
+
+  it('putBytes: of writers racing on one key with different bytes, exactly one creates it', async () => {
+    const s = store();
+    for (let round = 0; round < 5; round += 1) {
+      const candidates = [randomBytes(500), randomBytes(500), randomBytes(500)];
+      const results = await Promise.allSettled(candidates.map((b) => s.putBytes(`race/v${round}`, b)));
+      const won = results.flatMap((r, i) => (r.status === 'fulfilled' ? [i] : []));
+      expect(won).toHaveLength(1);
+      for (const r of results) if (r.status === 'rejected') expect(r.reason).toBeInstanceOf(ObjectConflictError);
+      expect((await readAll(await s.get(`race/v${round}`))).equals(candidates[won[0]!]!)).toBe(true);
+    }
+    // The same bytes racing: all succeed, one of them created the object.
+    const same = randomBytes(500);
+    const results = await Promise.all([s.putBytes('race/same', same), s.putBytes('race/same', same)]);
+    expect(results.filter((r) => r.created)).toHaveLength(1);
+  });
+
   if (options.multipartBytes) {
     it('uploads in parts above the threshold, verified like a single put', async () => {
       const s = store();
