@@ -1,5 +1,8 @@
 // The REST catalog client against a small fake catalog (fastify on loopback): auth,
 // routes, and the classification of every answer into the catalog.ts contract.
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
 import { catalogSchema, type RestCatalogConfig } from '../../../config/catalog-schema.ts';
@@ -7,6 +10,7 @@ import { CatalogError } from '../../../sync/catalog.ts';
 import { stringifyIcebergJson } from '../../../sync/iceberg/json.ts';
 import { newTableMetadata } from '../../../sync/iceberg/apply-updates.ts';
 import { newIdempotencyKey, RestCatalog } from '../../../sync/rest-catalog.ts';
+import { hasOpenssl, writeSelfSignedCert } from '../../support/tls-cert.ts';
 import { append, BIG_ID, schema, spec } from './fixtures.ts';
 
 interface Seen {
@@ -41,8 +45,8 @@ interface Fake {
   on(method: string, path: RegExp, handler: Handler): void;
 }
 
-async function fakeCatalog(opts: { config?: Record<string, unknown>; tokenTtlS?: number } = {}): Promise<Fake> {
-  const app = Fastify();
+async function fakeCatalog(opts: { config?: Record<string, unknown>; tokenTtlS?: number; https?: { cert: string; key: string } } = {}): Promise<Fake> {
+  const app = opts.https ? Fastify({ https: opts.https }) : Fastify();
   servers.push(app);
   const raw = new WeakMap<object, string>();
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (req, body, done) => {
@@ -78,7 +82,9 @@ async function fakeCatalog(opts: { config?: Record<string, unknown>; tokenTtlS?:
     if (typeof result === 'string') return reply.type('application/json').send(result);
     return result;
   });
-  fake.uri = await app.listen({ host: '127.0.0.1', port: 0 });
+  const address = await app.listen({ host: '127.0.0.1', port: 0 });
+  // The test certificate names localhost.
+  fake.uri = opts.https ? address.replace('127.0.0.1', 'localhost') : address;
   return fake;
 }
 
@@ -346,5 +352,18 @@ describe('RestCatalog', () => {
     const fake = await fakeCatalog();
     fake.on('GET', commitPath, (_req, reply) => reply.code(400).type('text/plain').send('plain failure text'));
     await expect(catalog(fake).loadTable(ident)).rejects.toMatchObject({ message: expect.stringContaining('HTTP 400 plain failure text') });
+  });
+
+  it.skipIf(!hasOpenssl() && process.env.CI !== 'true')('https: trusts the server through ca_file; without it the connection fails before sending (retriable)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'lakeside-rest-tls-'));
+    const certFile = join(dir, 'cert.pem');
+    const keyFile = join(dir, 'key.pem');
+    writeSelfSignedCert(certFile, keyFile);
+    const fake = await fakeCatalog({ https: { cert: readFileSync(certFile, 'utf8'), key: readFileSync(keyFile, 'utf8') } });
+    fake.on('GET', commitPath, () => tableBody());
+    expect(fake.uri).toMatch(/^https:\/\/localhost:/);
+    expect(await catalog(fake, { ca_file: certFile }).loadTable(ident)).not.toBeNull();
+    await expect(catalog(fake).loadTable(ident)).rejects.toMatchObject({ code: 'CATALOG_UNREACHABLE', retriable: true });
+    await expect(catalog(fake).commit(ident, [], append(1n, 1, null))).rejects.toMatchObject({ code: 'CATALOG_UNREACHABLE' });
   });
 });
