@@ -16,7 +16,7 @@ import { catalogSchema } from '../../config/catalog-schema.ts';
 import { storeSchema, type StoreConfig } from '../../config/tiering-schema.ts';
 import type { Catalog, TableIdent } from '../../sync/catalog.ts';
 import { FileSystemCatalog } from '../../sync/fs-catalog.ts';
-import { refHead, type IcebergSchema, type LoadedTable, type PartitionSpec, type TableUpdate } from '../../sync/iceberg/metadata.ts';
+import { refHead, type LoadedTable, type TableUpdate } from '../../sync/iceberg/metadata.ts';
 import { RestCatalog } from '../../sync/rest-catalog.ts';
 import { storeLocation, StoreTableFileIO } from '../../sync/table-io-stores.ts';
 import { FileObjectStore } from '../../tiering/stores/file-store.ts';
@@ -27,23 +27,7 @@ import { pyiceberg, pyicebergBatch, type PySnapshot, type PyScan } from '../serv
 import { startS3Server, type S3Server } from '../services/s3-server.ts';
 import { emptyManifestList } from '../support/empty-manifest-list.ts';
 import { startFaultProxy, type FaultProxy } from '../support/tcp-fault-proxy.ts';
-
-const schema: IcebergSchema = {
-  type: 'struct',
-  'schema-id': 0,
-  fields: [
-    { id: 1, name: 'ts', required: true, type: 'timestamptz' },
-    { id: 2, name: 'line', required: true, type: 'string' },
-    { id: 3, name: 'value', required: false, type: 'double' },
-  ],
-};
-const spec: PartitionSpec = {
-  'spec-id': 0,
-  fields: [
-    { 'source-id': 1, 'field-id': 1000, name: 'ts_day', transform: 'day' },
-    { 'source-id': 2, 'field-id': 1001, name: 'line', transform: 'identity' },
-  ],
-};
+import { schema, spec } from '../unit/sync/fixtures.ts';
 
 let s3: S3Server;
 let rest: IcebergRest;

@@ -46,7 +46,8 @@ interface Fake {
 }
 
 async function fakeCatalog(opts: { config?: Record<string, unknown>; tokenTtlS?: number; https?: { cert: string; key: string } } = {}): Promise<Fake> {
-  const app = opts.https ? Fastify({ https: opts.https }) : Fastify();
+  // The https and http instances differ only in their server type, which no handler here touches.
+  const app = (opts.https ? Fastify({ https: opts.https }) : Fastify()) as unknown as FastifyInstance;
   servers.push(app);
   const raw = new WeakMap<object, string>();
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (req, body, done) => {
