@@ -27,7 +27,7 @@ import { CatalogError, type Catalog, type CommitOutcome, type CreateTableRequest
 import { applyUpdates, failedRequirement, newTableMetadata, UpdateRejected } from './iceberg/apply-updates.ts';
 import { parseIcebergJson, stringifyIcebergJson } from './iceberg/json.ts';
 import { normalizeTableMetadata, type LoadedTable, type TableMetadata, type TableRequirement, type TableUpdate } from './iceberg/metadata.ts';
-import { locationOf, storeLocation } from './table-io-stores.ts';
+import { locationOf, readAll, storeLocation } from './table-io-stores.ts';
 
 export interface FileSystemCatalogOptions {
   /** The store holding the metadata (normally the warm store). */
@@ -44,9 +44,7 @@ const VERSION_FILE = /\/v(\d+)\.metadata\.json$/;
 
 async function readText(store: ObjectStore, key: string): Promise<string | null> {
   try {
-    const chunks: Buffer[] = [];
-    for await (const chunk of await store.get(key)) chunks.push(chunk as Buffer);
-    return Buffer.concat(chunks).toString('utf8');
+    return (await readAll(await store.get(key))).toString('utf8');
   } catch (error) {
     if (error instanceof ObjectNotFoundError) return null;
     throw error;
@@ -176,6 +174,7 @@ export class FileSystemCatalog implements Catalog {
     const version = head.version + 1;
     const key = this.versionKey(table, version);
     try {
+      // created: false means these exact bytes are already v<N+1>: the commit is in.
       await this.store.putBytes(key, new TextEncoder().encode(stringifyIcebergJson(next)), 'application/json');
     } catch (error) {
       if (error instanceof ObjectConflictError) return { kind: 'conflict', detail: `${name}: another writer created v${version} first` };

@@ -80,7 +80,8 @@ function keyWithin(base: Parsed, parsed: Parsed): string | null {
   return null;
 }
 
-async function readAll(stream: Readable): Promise<Uint8Array> {
+/** A store object's bytes. */
+export async function readAll(stream: Readable): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const chunk of stream) chunks.push(chunk as Buffer);
   return Buffer.concat(chunks);
