@@ -1,10 +1,10 @@
 // The REST catalog client against a small fake catalog (fastify on loopback): auth,
 // routes, and the classification of every answer into the catalog.ts contract.
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, onTestFinished } from 'vitest';
 import { catalogSchema, type RestCatalogConfig } from '../../../config/catalog-schema.ts';
 import { CatalogError } from '../../../sync/catalog.ts';
 import { stringifyIcebergJson } from '../../../sync/iceberg/json.ts';
@@ -357,6 +357,7 @@ describe('RestCatalog', () => {
 
   it.skipIf(!hasOpenssl() && process.env.CI !== 'true')('https: trusts the server through ca_file; without it the connection fails before sending (retriable)', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'lakeside-rest-tls-'));
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
     const certFile = join(dir, 'cert.pem');
     const keyFile = join(dir, 'key.pem');
     writeSelfSignedCert(certFile, keyFile);
