@@ -64,11 +64,23 @@ export interface AvroFile {
   records: unknown[];
 }
 
+/** avsc's own message names no field; this one names the first wrong one. */
+function checkRecord(type: avro.Type, record: unknown): void {
+  let problem: string | null = null;
+  type.isValid(record, {
+    errorHook: (path: string[], value: unknown, expected: avro.Type) => {
+      problem ??= `${path.join('.')} = ${typeof value === 'bigint' ? `${value}n` : JSON.stringify(value)} is not a valid ${JSON.stringify(expected.schema())}`;
+    },
+  });
+  if (problem !== null) throw new Error(`avro: ${problem}`);
+}
+
 export function encodeAvroFile(schema: AvroSchema, metadata: Record<string, string>, records: unknown[]): Buffer {
   const type = avroType(schema);
   const meta: Record<string, Buffer> = { 'avro.schema': Buffer.from(JSON.stringify(schema)), 'avro.codec': Buffer.from('null') };
   for (const [key, value] of Object.entries(metadata)) meta[key] = Buffer.from(value);
   const metaBytes = metaType.toBuffer(meta);
+  for (const record of records) checkRecord(type, record);
   const body = Buffer.concat(records.map((record) => type.toBuffer(record)));
   const sync = createHash('sha256').update(metaBytes).update(body).digest().subarray(0, 16);
   const parts = [MAGIC, metaBytes, sync];

@@ -3,8 +3,9 @@
  *
  * Invariants:
  * - Field ids are the dataset's own stable ids (config/dataset.ts); the table adds one
- *   column, `plant` (string, required), with the reserved id PLANT_FIELD_ID. Config
- *   validation keeps datasets off that name and off ids ≥ PLANT_FIELD_ID.
+ *   column, `plant` (string; optional, see plantField), with the reserved id
+ *   PLANT_FIELD_ID. Config validation keeps datasets off that name and off ids
+ *   ≥ PLANT_FIELD_ID.
  * - `plant` is never stored in the Parquet files: every file holds one plant's rows,
  *   and the value lives in the file's identity partition (readers project it).
  * - Column types: timestamp → timestamptz (µs, UTC), blob (sha256 hex) → string,
@@ -13,8 +14,7 @@
  *   (1001), then identity(col) for each `partition_by` column (1002, …), named as the
  *   column. Ids never change; schema evolution only appends the columns a table lacks.
  */
-import type { Dataset, DatasetColumn } from '../../config/dataset.ts';
-import type { StoredType } from '../../config/dataset.ts';
+import type { Dataset, DatasetColumn, StoredType } from '../../config/dataset.ts';
 import type { IcebergField, IcebergPrimitive, IcebergSchema, PartitionField, PartitionSpec } from './metadata.ts';
 
 export const PLANT_COLUMN = 'plant';
@@ -51,7 +51,13 @@ function fieldOf(column: DatasetColumn, index: number): IcebergField {
   return { id: column.fieldId, name: column.name, required: index === 0 || !column.nullable, type: icebergTypeOf(column) };
 }
 
-const plantField: IcebergField = { id: PLANT_FIELD_ID, name: PLANT_COLUMN, required: true, type: 'string' };
+/**
+ * Optional, though every row has a plant: the column is not in the Parquet files, and
+ * PyIceberg 0.12 projects identity partition values only into optional missing
+ * columns (a required one fails the scan: "Field is required, and could not be found
+ * in the file"). Java/Spark/Trino project either way.
+ */
+const plantField: IcebergField = { id: PLANT_FIELD_ID, name: PLANT_COLUMN, required: false, type: 'string' };
 
 export function tableSchemaFor(dataset: Dataset, schemaId = 0): IcebergSchema {
   const conflict = plantColumnConflict(dataset);
