@@ -11,7 +11,7 @@ import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringifyIcebergJson } from '../../sync/iceberg/json.ts';
 import { manifestListEntryFor, readManifestList, writeManifestList, type ManifestFile } from '../../sync/iceberg/manifest-list.ts';
-import { writeManifest, type ManifestEntry } from '../../sync/iceberg/manifest.ts';
+import { readManifest, writeManifest, type ManifestEntry } from '../../sync/iceberg/manifest.ts';
 import type { Snapshot, TableMetadata } from '../../sync/iceberg/metadata.ts';
 import { lastColumnId, partitionSpecFor, tableSchemaFor } from '../../sync/iceberg/table-schema.ts';
 import { pyicebergLocal } from '../services/pyiceberg.ts';
@@ -60,6 +60,7 @@ interface PyTable {
 // Past 2^53: a JS number would round them.
 const SNAPSHOT_1 = 2n ** 62n + 12_345n;
 const SNAPSHOT_2 = 2n ** 63n - 7n;
+const SNAPSHOT_PY = 2n ** 63n - 1n;
 
 const b64 = (b: Buffer): { base64: string } => ({ base64: b.toString('base64') });
 
@@ -112,6 +113,7 @@ describe('Iceberg manifests read by PyIceberg', () => {
   let first: PyTable;
   let second: PyTable;
   let firstList: ManifestFile[];
+  let written: ManifestEntry[];
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'lakeside-iceberg-manifests-'));
@@ -141,7 +143,13 @@ describe('Iceberg manifests read by PyIceberg', () => {
       'snapshot-id': SNAPSHOT_2, 'parent-snapshot-id': SNAPSHOT_1, 'sequence-number': 2, 'timestamp-ms': 1_700_000_001_000,
       'manifest-list': url('metadata/snap-2.avro'), summary: { operation: 'append' }, 'schema-id': 0,
     };
-    second = await pyicebergLocal<PyTable>({ metadata: metadata([snapshot1, snapshot2]), scan: true, filter: "plant == 'plant_b'" });
+    second = await pyicebergLocal<PyTable>({
+      metadata: metadata([snapshot1, snapshot2]),
+      scan: true,
+      filter: "plant == 'plant_b'",
+      rewrite: { manifest: join(dir, 'metadata/py-m.avro'), list: join(dir, 'metadata/py-snap.avro'), snapshot_id: SNAPSHOT_PY.toString(), codec: 'deflate' },
+    });
+    written = [...entries2, ...entries1];
   }, 180_000);
 
   afterAll(() => {
@@ -215,5 +223,36 @@ describe('Iceberg manifests read by PyIceberg', () => {
 
   it('prunes by plant through the partition', () => {
     expect(second.filtered_files).toEqual([url('data/b.parquet')]);
+  });
+
+  it('reads a manifest list and a manifest that PyIceberg wrote (deflate, its own schema): ids exact, entries intact', () => {
+    const listBytes = readFileSync(join(dir, 'metadata/py-snap.avro'));
+    expect(listBytes.includes('avro.codec\x0edeflate')).toBe(true); // compressed blocks, not lakeside's null codec
+    const list = readManifestList(listBytes);
+    expect([list.snapshotId, list.parentSnapshotId, list.sequenceNumber, list.formatVersion]).toEqual([SNAPSHOT_PY, SNAPSHOT_2, 3n, 2]);
+    expect(list.manifests).toHaveLength(1);
+    const m = list.manifests[0]!;
+    expect([m.manifest_path, m.added_snapshot_id, m.sequence_number, m.min_sequence_number]).toEqual([join(dir, 'metadata/py-m.avro'), SNAPSHOT_PY, 3n, 1n]);
+    expect([m.added_files_count, m.existing_files_count, m.deleted_files_count, m.existing_rows_count]).toEqual([0, 3, 0, 12n]);
+
+    const manifest = readManifest(readFileSync(join(dir, 'metadata/py-m.avro')));
+    expect([manifest.formatVersion, manifest.content, manifest.spec.fields]).toEqual([2, 'data', spec.fields]);
+    expect(manifest.schema.fields.map((f) => [f.id, f.name])).toEqual(schema.fields.map((f) => [f.id, f.name]));
+    expect(manifest.entries.map((e) => [e.status, e.snapshot_id, e.sequence_number, e.file_sequence_number])).toEqual([
+      [0, SNAPSHOT_2, 2n, 2n],
+      [0, SNAPSHOT_1, 1n, 1n],
+      [0, SNAPSHOT_1, 1n, 1n],
+    ]);
+    // The data_file of each entry reads back as lakeside wrote it, bounds byte for byte.
+    for (const [i, entry] of manifest.entries.entries()) {
+      const ours = written[i]!.data_file;
+      const theirs = entry.data_file;
+      expect(theirs.file_path).toBe(ours.file_path);
+      expect(theirs.partition).toEqual(ours.partition);
+      expect([theirs.record_count, theirs.file_size_in_bytes, theirs.split_offsets]).toEqual([ours.record_count, ours.file_size_in_bytes, ours.split_offsets]);
+      for (const key of ['value_counts', 'null_value_counts', 'nan_value_counts', 'column_sizes', 'lower_bounds', 'upper_bounds'] as const) {
+        expect(theirs[key], key).toEqual(ours[key]);
+      }
+    }
   });
 });

@@ -77,9 +77,16 @@ export async function pyiceberg<T = unknown>(
 /**
  * PyIceberg reading a table from its files, no catalog (test/services/pyiceberg_local.py):
  * `metadata` is a local vN.metadata.json path; returns the snapshot, the manifest list and
- * entries as PyIceberg decodes them, and with `scan` the rows of a full table scan.
+ * entries as PyIceberg decodes them, with `scan` the rows of a full table scan, and with
+ * `rewrite` a manifest and a manifest list written by PyIceberg's own writers.
  */
-export async function pyicebergLocal<T = unknown>(request: { metadata: string; scan?: boolean; filter?: string }): Promise<T> {
+export async function pyicebergLocal<T = unknown>(request: {
+  metadata: string;
+  scan?: boolean;
+  filter?: string;
+  /** PyIceberg's writers copy the current snapshot's live entries (as EXISTING) into this manifest and list. */
+  rewrite?: { manifest: string; list: string; snapshot_id: string; codec?: 'null' | 'deflate' | 'zstandard' };
+}): Promise<T> {
   const python = await provisionPyiceberg();
   return runPythonJson<T>(python, LOCAL_READER, request, 'pyiceberg (local files)', 120_000);
 }

@@ -1,11 +1,15 @@
 """PyIceberg reading a table straight from its files (no catalog), for lakeside's manifest tests.
 
-Reads one JSON request on stdin: {"metadata": "<path to vN.metadata.json>", "scan": true|false}
+Reads one JSON request on stdin:
+    {"metadata": "<path to vN.metadata.json>", "scan": bool, "filter": "<row filter>"?,
+     "rewrite": {"manifest": path, "list": path, "snapshot_id": "<decimal>", "codec": "deflate"}?}
 and writes one JSON document: the snapshot, the manifest list as PyIceberg's own
 read_manifest_list decodes it, each manifest's entries (ManifestFile.fetch_manifest_entry
 with sequence numbers and snapshot ids inherited), the bounds decoded with
 pyiceberg.conversions.from_bytes by the table schema's types, and (scan) the rows of a
-full table scan. JSON encoding as in pyiceberg_reader.py (ids beyond 2**53 as strings).
+full table scan; with `rewrite`, PyIceberg's own writers (write_manifest,
+write_manifest_list) copy every live entry of the current snapshot as EXISTING into a new
+manifest and list, so lakeside can test its readers on another engine's files. JSON encoding as in pyiceberg_reader.py (ids beyond 2**53 as strings).
 """
 
 import json
@@ -16,7 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from pyiceberg.conversions import from_bytes  # noqa: E402
 from pyiceberg.io.pyarrow import PyArrowFileIO  # noqa: E402
-from pyiceberg.manifest import read_manifest_list  # noqa: E402
+from pyiceberg.manifest import read_manifest_list, write_manifest, write_manifest_list  # noqa: E402
 from pyiceberg.table import StaticTable  # noqa: E402
 
 from pyiceberg_reader import to_json  # noqa: E402
@@ -99,7 +103,22 @@ def main():
         pruned = table.scan(row_filter=request["filter"]).plan_files() if request.get("filter") else None
         if pruned is not None:
             result["filtered_files"] = sorted(t.file.file_path for t in pruned)
+    if request.get("rewrite"):
+        rewrite(io, table, snapshot, request["rewrite"])
     json.dump(to_json(result), sys.stdout)
+
+
+def rewrite(io, table, snapshot, args):
+    snapshot_id = int(args["snapshot_id"])
+    codec = args.get("codec", "deflate")
+    writer = write_manifest(2, table.spec(), table.schema(), io.new_output(args["manifest"]), snapshot_id, codec)
+    with writer:
+        for m in read_manifest_list(io.new_input(snapshot.manifest_list)):
+            for entry in m.fetch_manifest_entry(io):
+                writer.existing(entry)
+    manifest = writer.to_manifest_file()
+    with write_manifest_list(2, io.new_output(args["list"]), snapshot_id, snapshot.snapshot_id, snapshot.sequence_number + 1, codec) as lists:
+        lists.add_manifests([manifest])
 
 
 if __name__ == "__main__":
