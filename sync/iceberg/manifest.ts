@@ -207,8 +207,8 @@ function dataFileOf(raw: Raw): DataFile {
     lower_bounds: mapEntries(raw.lower_bounds),
     upper_bounds: mapEntries(raw.upper_bounds),
     key_metadata: orNull(raw.key_metadata),
-    split_offsets: orNull<bigint[]>(raw.split_offsets) && [...(raw.split_offsets as bigint[])],
-    equality_ids: orNull<number[]>(raw.equality_ids) && [...(raw.equality_ids as number[])],
+    split_offsets: orNull(raw.split_offsets),
+    equality_ids: orNull(raw.equality_ids),
     sort_order_id: orNull(raw.sort_order_id),
   };
 }

@@ -3,7 +3,8 @@
 // manifests, Parquet data files from the hot-tier writer) and decodes them with its
 // own classes: read_manifest_list, ManifestFile.fetch_manifest_entry, from_bytes, and
 // a full table scan (StaticTable), which must show the `plant` column although no
-// Parquet file holds it (identity partition values projected by the reader).
+// Parquet file holds it (identity partition values projected by the reader). Then Java
+// Iceberg plans the same table and appends to it; lakeside reads Java's files back.
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,6 +15,7 @@ import { manifestListEntryFor, readManifestList, writeManifestList, type Manifes
 import { readManifest, writeManifest, type ManifestEntry } from '../../sync/iceberg/manifest.ts';
 import type { Snapshot, TableMetadata } from '../../sync/iceberg/metadata.ts';
 import { lastColumnId, partitionSpecFor, tableSchemaFor } from '../../sync/iceberg/table-schema.ts';
+import { icebergJavaLocal, type JavaLocalResult } from '../services/iceberg-java.ts';
 import { pyicebergLocal } from '../services/pyiceberg.ts';
 import { lineDataset, lineFile, T0, T0_DAY } from '../support/iceberg-files.ts';
 
@@ -64,7 +66,7 @@ const SNAPSHOT_PY = 2n ** 63n - 1n;
 
 const b64 = (b: Buffer): { base64: string } => ({ base64: b.toString('base64') });
 
-describe('Iceberg manifests read by PyIceberg', () => {
+describe('Iceberg manifests read by PyIceberg and Java Iceberg', () => {
   let dir: string;
   const url = (path: string): string => pathToFileURL(join(dir, path)).href;
   const schema = tableSchemaFor(lineDataset);
@@ -114,6 +116,8 @@ describe('Iceberg manifests read by PyIceberg', () => {
   let second: PyTable;
   let firstList: ManifestFile[];
   let written: ManifestEntry[];
+  let ourList2: ManifestFile[];
+  let java: JavaLocalResult;
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'lakeside-iceberg-manifests-'));
@@ -150,6 +154,11 @@ describe('Iceberg manifests read by PyIceberg', () => {
       rewrite: { manifest: join(dir, 'metadata/py-m.avro'), list: join(dir, 'metadata/py-snap.avro'), snapshot_id: SNAPSHOT_PY.toString(), codec: 'deflate' },
     });
     written = [...entries2, ...entries1];
+    ourList2 = list2;
+
+    // Java loads the same table (snapshot 2), plans it, and appends with its own writers.
+    write('metadata/version-hint.text', '2');
+    java = await icebergJavaLocal(url(''), url('data/java.parquet'), 1234);
   }, 180_000);
 
   afterAll(() => {
@@ -254,5 +263,39 @@ describe('Iceberg manifests read by PyIceberg', () => {
         expect(theirs[key], key).toEqual(ours[key]);
       }
     }
+  });
+
+  it('Java Iceberg plans the table from lakeside\'s manifests: partitions, inherited sequence numbers, plant bounds', () => {
+    const files = [...java.files].sort((x, y) => x.path.localeCompare(y.path));
+    expect(files.map((f) => [f.path, f.record_count, f.partition, f.data_sequence_number, f.file_sequence_number, f.plant_lower, f.plant_upper])).toEqual([
+      [url('data/a.parquet'), 4, [String(T0_DAY), 'plant_a', 'l1'], 1, 1, 'plant_a', 'plant_a'],
+      [url('data/b.parquet'), 4, [String(T0_DAY), 'plant_b', 'l2'], 1, 1, 'plant_b', 'plant_b'],
+      [url('data/c.parquet'), 4, [String(T0_DAY), 'plant_a', 'l1'], 2, 2, 'plant_a', 'plant_a'],
+    ]);
+    expect(files[0]!.split_offsets).toMatch(/^\[4, \d+\]$/);
+  });
+
+  it('reads the manifest list and manifest Java wrote on top: its random 64-bit id exact, lakeside\'s entries kept', () => {
+    const javaId = BigInt(java.snapshot_id);
+    const list = readManifestList(readFileSync(new URL(java.manifest_list)));
+    expect([list.snapshotId, list.parentSnapshotId, list.sequenceNumber, list.formatVersion]).toEqual([javaId, SNAPSHOT_2, 3n, 2]);
+    expect(java.sequence_number).toBe(3);
+    const [javas, ...kept] = list.manifests;
+    // Java copies the parent's manifest list entries; they read back as lakeside wrote them.
+    expect(kept).toEqual(ourList2);
+    expect([javas!.added_snapshot_id, javas!.sequence_number, javas!.added_files_count, javas!.added_rows_count]).toEqual([javaId, 3n, 1, 4n]);
+
+    const manifest = readManifest(readFileSync(new URL(javas!.manifest_path)));
+    expect([manifest.formatVersion, manifest.content, manifest.spec]).toEqual([2, 'data', spec]);
+    expect(manifest.entries).toHaveLength(1);
+    const entry = manifest.entries[0]!;
+    expect([entry.status, entry.snapshot_id, entry.sequence_number, entry.file_sequence_number]).toEqual([1, javaId, null, null]);
+    expect(entry.data_file).toMatchObject({
+      file_path: url('data/java.parquet'),
+      file_format: 'PARQUET',
+      partition: { ts_day: T0_DAY, plant: 'plant_java', line: 'l9' },
+      record_count: 4n,
+      file_size_in_bytes: 1234n,
+    });
   });
 });
