@@ -42,6 +42,9 @@ const bigintLong = avro.types.LongType.__with(
 
 export type AvroSchema = Record<string, unknown>;
 
+/** An optional Avro type as Iceberg writes it: a union with null first (default null). */
+export const optional = (type: unknown): unknown[] => ['null', type];
+
 /** An avsc type for a schema whose longs are bigints. */
 export function avroType(schema: AvroSchema): avro.Type {
   return avro.Type.forSchema(schema as avro.Schema, { registry: { long: bigintLong } });
@@ -49,13 +52,8 @@ export function avroType(schema: AvroSchema): avro.Type {
 
 const MAGIC = Buffer.from([0x4f, 0x62, 0x6a, 0x01]); // "Obj" 1
 const metaType = avro.Type.forSchema({ type: 'map', values: 'bytes' });
-const countType = avroType({ type: 'array', items: 'long' });
-
-function zigzagLong(n: number): Buffer {
-  // The array-of-long encoding of [n] is: count 1, n, then the 0 terminator.
-  const buf = countType.toBuffer([BigInt(n)]);
-  return buf.subarray(1, buf.length - 1);
-}
+/** Block counts and sizes: avsc's own long, for numbers (they are small). */
+const plainLong = avro.Type.forSchema('long');
 
 export interface AvroFile {
   schema: AvroSchema;
@@ -84,7 +82,7 @@ export function encodeAvroFile(schema: AvroSchema, metadata: Record<string, stri
   const body = Buffer.concat(records.map((record) => type.toBuffer(record)));
   const sync = createHash('sha256').update(metaBytes).update(body).digest().subarray(0, 16);
   const parts = [MAGIC, metaBytes, sync];
-  if (records.length > 0) parts.push(zigzagLong(records.length), zigzagLong(body.length), body, sync);
+  if (records.length > 0) parts.push(plainLong.toBuffer(records.length), plainLong.toBuffer(body.length), body, sync);
   return Buffer.concat(parts);
 }
 
@@ -116,10 +114,9 @@ export function decodeAvroFile(bytes: Uint8Array): AvroFile {
   const sync = buf.subarray(pos, pos + 16);
   pos += 16;
   const records: unknown[] = [];
-  const long = avro.Type.forSchema('long');
   while (pos < buf.length) {
-    const count = long.decode(buf, pos);
-    const size = long.decode(buf, count.offset);
+    const count = plainLong.decode(buf, pos);
+    const size = plainLong.decode(buf, count.offset);
     if (count.offset < 0 || size.offset < 0) throw new Error('avro: truncated block header');
     const start = size.offset;
     const end = start + (size.value as number);

@@ -15,6 +15,7 @@
  *   one UTC day (a file spanning two days is refused, its partition would lie);
  *   plant; then the `partition_by` values from the file's partition_json.
  */
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import type { Dataset, RowValue } from '../../config/dataset.ts';
 import { readParquetFooter } from '../../agent/hot/parquet-footer.ts';
 import type { FileStats } from '../../agent/hot/parquet-writer.ts';
@@ -147,4 +148,22 @@ export function splitOffsetsOf(parquet: Uint8Array): bigint[] {
   return readParquetFooter(parquet)
     .rowGroups.map((g) => BigInt(g.startOffset))
     .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+}
+
+/** splitOffsetsOf for a file on disk, reading only its footer. */
+export function splitOffsetsOfFile(path: string): bigint[] {
+  const fd = openSync(path, 'r');
+  try {
+    const size = fstatSync(fd).size;
+    const tail = Buffer.alloc(8);
+    if (size < 12 || readSync(fd, tail, 0, 8, size - 8) !== 8) throw new Error(`${path}: too short for a Parquet file`);
+    const length = tail.readUInt32LE(0) + 8;
+    if (length > size - 4) throw new Error(`${path}: footer length ${length - 8} exceeds the file`);
+    // readParquetFooter reads from the end: the footer and its 8-byte trailer are enough.
+    const footer = Buffer.alloc(length);
+    readSync(fd, footer, 0, length, size - length);
+    return splitOffsetsOf(footer);
+  } finally {
+    closeSync(fd);
+  }
 }

@@ -16,7 +16,7 @@
  * Reading uses the writer schema in the file (Java and PyIceberg lists read too);
  * every long, snapshot ids included, comes back as an exact bigint.
  */
-import { decodeAvroFile, encodeAvroFile, type AvroSchema } from './avro-file.ts';
+import { decodeAvroFile, encodeAvroFile, optional, type AvroSchema } from './avro-file.ts';
 import type { PartitionValue } from './data-file.ts';
 import { ENTRY_STATUS, partitionTypes, type ManifestEntry } from './manifest.ts';
 import type { IcebergSchema, PartitionSpec } from './metadata.ts';
@@ -63,8 +63,6 @@ export interface ManifestList {
   formatVersion: number;
   manifests: ManifestFile[];
 }
-
-const optional = (type: unknown): unknown[] => ['null', type];
 
 const fieldSummary = {
   type: 'record',

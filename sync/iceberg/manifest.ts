@@ -21,7 +21,7 @@
  * PyIceberg (with fields lakeside does not write, e.g. first_row_id,
  * referenced_data_file, content_offset) read too; unknown fields are dropped.
  */
-import { decodeAvroFile, encodeAvroFile, type AvroSchema } from './avro-file.ts';
+import { decodeAvroFile, encodeAvroFile, optional, type AvroSchema } from './avro-file.ts';
 import type { DataFile, MapEntry, PartitionValue } from './data-file.ts';
 import { parseIcebergJson, stringifyIcebergJson } from './json.ts';
 import type { IcebergPrimitive, IcebergSchema, PartitionField, PartitionSpec } from './metadata.ts';
@@ -54,8 +54,6 @@ export interface Manifest {
   content: 'data' | 'deletes';
   entries: ManifestEntry[];
 }
-
-const optional = (type: unknown): unknown[] => ['null', type];
 
 /** The Avro type of a value of an Iceberg primitive type. */
 function avroTypeOf(type: IcebergPrimitive): unknown {

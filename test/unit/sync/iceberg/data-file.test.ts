@@ -1,7 +1,10 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { readParquetFooter } from '../../../../agent/hot/parquet-footer.ts';
 import type { FileStats } from '../../../../agent/hot/parquet-writer.ts';
-import { dataFileFor, MAX_STRING_BOUND_BYTES } from '../../../../sync/iceberg/data-file.ts';
+import { dataFileFor, MAX_STRING_BOUND_BYTES, splitOffsetsOfFile } from '../../../../sync/iceberg/data-file.ts';
 import { compareSingleValues, encodeSingleValue } from '../../../../sync/iceberg/single-value.ts';
 import { PLANT_FIELD_ID } from '../../../../sync/iceberg/table-schema.ts';
 import { lineDataset, lineFile, T0, T0_DAY } from '../../../support/iceberg-files.ts';
@@ -56,6 +59,18 @@ describe('dataFileFor', () => {
     expect(dataFile.split_offsets).toEqual(footer.rowGroups.map((g) => BigInt(g.startOffset)));
     expect(dataFile.split_offsets![0]).toBe(4n); // right after the "PAR1" magic
     expect(dataFile.split_offsets![1]! > 4n).toBe(true);
+  });
+
+  it('reads the split offsets of a file on disk from its footer alone', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'lakeside-split-'));
+    try {
+      writeFileSync(join(dir, 'a.parquet'), parquet.bytes);
+      expect(splitOffsetsOfFile(join(dir, 'a.parquet'))).toEqual(dataFile.split_offsets);
+      writeFileSync(join(dir, 'short'), 'PAR1');
+      expect(() => splitOffsetsOfFile(join(dir, 'short'))).toThrow(/too short/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('writes the bounds in single-value binary form, NaN skipped', () => {

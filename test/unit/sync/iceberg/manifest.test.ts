@@ -110,6 +110,14 @@ describe('manifest', () => {
     expect(other.subarray(-16).equals(bytes.subarray(-16))).toBe(false);
   });
 
+  it('refuses a damaged file: bad magic, a cut block, a wrong sync marker', () => {
+    expect(() => readManifest(Buffer.from('PAR1xxxx'))).toThrow(/not an Avro container file/);
+    expect(() => readManifest(bytes.subarray(0, bytes.length - 20))).toThrow(/truncated/);
+    const wrongSync = Buffer.from(bytes);
+    wrongSync[wrongSync.length - 1]! ^= 0xff;
+    expect(() => readManifest(wrongSync)).toThrow(/sync marker/);
+  });
+
   it('refuses an existing entry without sequence numbers, and a wrongly typed value, by name', () => {
     const bad = { ...entries[1]!, sequence_number: null };
     expect(() => writeManifest({ schema, spec, entries: [bad] })).toThrow(/must carry both sequence numbers/);
