@@ -5,7 +5,7 @@
  * What a manifest written here looks like:
  * - header metadata `schema` (table schema JSON), `schema-id`, `partition-spec` (JSON
  *   of the spec's fields array), `partition-spec-id`, `format-version` "2",
- *   `content` "data", in that order;
+ *   `content` "data", in that order; the JSON with sorted keys;
  * - the Avro schema carries the spec's field ids (`field-id` on every field,
  *   `element-id` on lists, int-keyed maps as arrays of {key, value} records with
  *   `logicalType: map`); the partition struct (102) has one optional field per
@@ -160,14 +160,28 @@ function checkEntry(entry: ManifestEntry, spec: PartitionSpec): void {
   }
 }
 
-/** The bytes of a v2 data manifest. Same input, same bytes. */
+/**
+ * JSON with every object's keys sorted: the header then depends on the schema's
+ * content, not on the key order of whichever parse produced it (catalog or file).
+ */
+function canonicalJson(value: unknown): string {
+  const sortKeys = (v: unknown): unknown => {
+    if (Array.isArray(v)) return v.map(sortKeys);
+    if (v === null || typeof v !== 'object') return v;
+    const o = v as Record<string, unknown>;
+    return Object.fromEntries(Object.keys(o).sort().map((k) => [k, sortKeys(o[k])]));
+  };
+  return stringifyIcebergJson(sortKeys(value));
+}
+
+/** The bytes of a v2 data manifest. Same input (same content, whatever its key order), same bytes. */
 export function writeManifest(input: ManifestInput): Buffer {
   const { schema, spec, entries } = input;
   for (const entry of entries) checkEntry(entry, spec);
   const metadata = {
-    schema: stringifyIcebergJson(schema),
+    schema: canonicalJson(schema),
     'schema-id': String(schema['schema-id']),
-    'partition-spec': stringifyIcebergJson(spec.fields),
+    'partition-spec': canonicalJson(spec.fields),
     'partition-spec-id': String(spec['spec-id']),
     'format-version': '2',
     content: 'data',

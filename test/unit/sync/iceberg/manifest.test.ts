@@ -104,6 +104,10 @@ describe('manifest', () => {
   it('is deterministic: the same input gives the same bytes, another input others', () => {
     const again = writeManifest({ schema, spec, entries: makeEntries() });
     expect(again.equals(bytes)).toBe(true);
+    // A schema parsed from elsewhere, keys in another order: same bytes.
+    const reordered = JSON.parse(JSON.stringify(schema, ['fields', 'type', 'schema-id', 'name', 'id', 'required']));
+    expect(Object.keys(reordered)).toEqual(['fields', 'type', 'schema-id']);
+    expect(writeManifest({ schema: reordered, spec, entries }).equals(bytes)).toBe(true);
     const other = writeManifest({ schema, spec, entries: entries.slice(0, 2) });
     expect(other.equals(bytes)).toBe(false);
     // The sync marker (16 bytes after the header) is derived from the content.
