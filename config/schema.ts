@@ -14,6 +14,7 @@
 import { z } from 'zod';
 import { catalogSchema } from './catalog-schema.ts';
 import { tieringSchema } from './tiering-schema.ts';
+import { PLANT_COLUMN, PLANT_FIELD_ID } from '../sync/iceberg/table-schema.ts';
 
 const identifier = z
   .string()
@@ -85,6 +86,21 @@ export const datasetSchema = z
         }
       });
     }
+    // The Iceberg table adds a `plant` column with a reserved id (sync/iceberg/table-schema.ts).
+    if (dataset.time_column === PLANT_COLUMN) {
+      ctx.addIssue({ code: 'custom', path: ['time_column'], message: `dataset "${dataset.name}": the column name "${PLANT_COLUMN}" is reserved for the Iceberg table's plant column` });
+    }
+    if (dataset.time_field_id !== undefined && dataset.time_field_id >= PLANT_FIELD_ID) {
+      ctx.addIssue({ code: 'custom', path: ['time_field_id'], message: `dataset "${dataset.name}": field ids from ${PLANT_FIELD_ID} are reserved (time column "${dataset.time_column}" has ${dataset.time_field_id})` });
+    }
+    dataset.columns.forEach((column, index) => {
+      if (column.name === PLANT_COLUMN) {
+        ctx.addIssue({ code: 'custom', path: ['columns', index, 'name'], message: `dataset "${dataset.name}": the column name "${PLANT_COLUMN}" is reserved for the Iceberg table's plant column` });
+      }
+      if (column.field_id !== undefined && column.field_id >= PLANT_FIELD_ID) {
+        ctx.addIssue({ code: 'custom', path: ['columns', index, 'field_id'], message: `dataset "${dataset.name}", column "${column.name}": field ids from ${PLANT_FIELD_ID} are reserved (got ${column.field_id})` });
+      }
+    });
     const ids = new Set<number>();
     const explicit = [dataset.time_field_id, ...dataset.columns.map((c) => c.field_id)];
     explicit.forEach((id) => {

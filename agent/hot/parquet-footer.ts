@@ -32,7 +32,8 @@ export interface ParquetColumnChunk {
 export interface ParquetFooter {
   numRows: number;
   schema: ParquetSchemaElement[];
-  rowGroups: { numRows: number; columns: ParquetColumnChunk[] }[];
+  /** `startOffset`: where the row group's first column chunk starts (dictionary page, else first data page): Iceberg's split offset. */
+  rowGroups: { numRows: number; startOffset: number; columns: ParquetColumnChunk[] }[];
   keyValue: Map<string, string>;
 }
 
@@ -150,6 +151,15 @@ function logicalType(v: unknown): ParquetSchemaElement['logicalType'] {
   return { kind };
 }
 
+/** A column chunk's first byte: its dictionary page if it has one, else its first data page. */
+function chunkStart(chunk: Thrift | undefined): number {
+  const m = chunk?.get(3);
+  if (!(m instanceof Map)) return 0;
+  const data = num(m.get(9)) ?? 0;
+  const dictionary = num(m.get(11));
+  return dictionary !== null && dictionary > 0 && dictionary < data ? dictionary : data;
+}
+
 export function readParquetFooter(bytes: Uint8Array): ParquetFooter {
   const n = bytes.length;
   const magic = utf8.decode(bytes.subarray(n - 4));
@@ -169,6 +179,7 @@ export function readParquetFooter(bytes: Uint8Array): ParquetFooter {
   );
   const rowGroups = ((meta.get(4) as Thrift[] | undefined) ?? []).map((g) => ({
     numRows: num(g.get(3)) ?? 0,
+    startOffset: chunkStart(((g.get(1) as Thrift[] | undefined) ?? [])[0]),
     columns: ((g.get(1) as Thrift[] | undefined) ?? []).map((chunk): ParquetColumnChunk => {
       const m = (chunk.get(3) as Thrift | undefined) ?? new Map();
       return {

@@ -18,6 +18,7 @@ export const PYICEBERG_VERSION = '0.12.0';
 export const PYARROW_VERSION = '26.0.1';
 
 const READER = fileURLToPath(new URL('./pyiceberg_reader.py', import.meta.url));
+const LOCAL_READER = fileURLToPath(new URL('./pyiceberg_local.py', import.meta.url));
 
 /** Builds the venv once; returns its python executable. */
 export async function provisionPyiceberg(): Promise<string> {
@@ -70,13 +71,34 @@ export async function pyiceberg<T = unknown>(
   const request =
     typeof op === 'string' ? { properties, op, args } : { properties, op: 'script', args: { code: op.script, args } };
   const what = `pyiceberg ${typeof op === 'string' ? op : 'script'}`;
+  return runPythonJson<T>(python, READER, request, what, opts.timeoutMs ?? 120_000);
+}
+
+/**
+ * PyIceberg reading a table from its files, no catalog (test/services/pyiceberg_local.py):
+ * `metadata` is a local vN.metadata.json path; returns the snapshot, the manifest list and
+ * entries as PyIceberg decodes them, with `scan` the rows of a full table scan, and with
+ * `rewrite` a manifest and a manifest list written by PyIceberg's own writers.
+ */
+export async function pyicebergLocal<T = unknown>(request: {
+  metadata: string;
+  scan?: boolean;
+  filter?: string;
+  /** PyIceberg's writers copy the current snapshot's live entries (as EXISTING) into this manifest and list. */
+  rewrite?: { manifest: string; list: string; snapshot_id: string; codec?: 'null' | 'deflate' | 'zstandard' };
+}): Promise<T> {
+  const python = await provisionPyiceberg();
+  return runPythonJson<T>(python, LOCAL_READER, request, 'pyiceberg (local files)', 120_000);
+}
+
+function runPythonJson<T>(python: string, script: string, request: unknown, what: string, timeoutMs: number): Promise<T> {
   return new Promise<T>((resolve, reject) => {
-    const child = spawn(python, [READER], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(python, [script], { stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
     child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 120_000);
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
     child.once('error', (e) => {
       clearTimeout(timer);
       reject(new Error(`${what}: could not run ${python}: ${e.message}`));
