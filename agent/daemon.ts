@@ -45,6 +45,7 @@ import { acquireStateLock } from './state-lock.ts';
 import { deprioritizeThisThread } from './thread-priority.ts';
 import { ensureTierSchema } from '../tiering/tier-map.ts';
 import { Tiering } from '../tiering/tiering.ts';
+import { CatalogSync } from '../sync/catalog-sync.ts';
 
 /** Without a systemd watchdog: how often liveness is checked, and how long a landing commit may hang. */
 const DEFAULT_HEALTH_INTERVAL_MS = 10_000;
@@ -70,6 +71,7 @@ export class Daemon {
   /** A landing request unanswered for longer than this makes the daemon not alive. */
   readonly stallMs: number;
   readonly tiering: Tiering;
+  readonly catalogSync: CatalogSync;
   /** Why the sources are paused; they resume when it is empty. */
   private readonly pauseReasons = new Set<'landing_blocked' | 'disk_critical'>();
   private readonly started: Component[] = [];
@@ -186,8 +188,17 @@ export class Daemon {
       this.fatal = `landing writer crashed: ${error.message}`;
       this.reads.healthChanged();
     });
+    this.catalogSync = new CatalogSync({
+      config,
+      datasets: loaded.datasets,
+      dbPath: this.dbPath,
+      logger: logger.child({ component: 'catalog' }),
+      onError: (kind) => this.observability.metrics.catalogErrors.inc({ kind }),
+    });
     this.tiering = new Tiering({
       config: config.tiering,
+      sharedStores: () => ({ warm: this.catalogSync.warm, cold: this.catalogSync.cold }),
+      ...(CatalogSync.configured(config) ? { catalog: this.catalogSync.handoff } : {}),
       dbPath: this.dbPath,
       stateDir: config.state_dir,
       context: { plant: config.plant, agentId: loaded.config.agent_id },
@@ -222,7 +233,7 @@ export class Daemon {
     this.releaseLock = await acquireStateLock(config.state_dir);
     try {
       await this.recoverBlobs();
-      for (const component of [this.landing, this.sealer, this.observability, this.reads, this.tiering, ...this.sources]) {
+      for (const component of [this.landing, this.sealer, this.observability, this.reads, this.catalogSync, this.tiering, ...this.sources]) {
         await component.start();
         this.started.push(component);
       }

@@ -31,6 +31,10 @@ export const ErrorCode = {
   readsWorkerRestarted: 'READS_WORKER_RESTARTED',
   /** A commit's rows could not be handed to the reads worker (the commit itself stands). */
   readsLandedFailed: 'READS_LANDED_FAILED',
+  /** A catalog commit did not go through (yet): the files wait in the outbox (sync/committer.ts). */
+  catalog: 'CATALOG_COMMIT_ERROR',
+  /** Another instance commits as this agent id: this one stops committing to that table (sync/markers.ts). */
+  catalogFenced: 'CATALOG_FENCED',
 } as const;
 
 export function createLogger(level: string, destination?: NodeJS.WritableStream): Logger {

@@ -64,6 +64,11 @@ export const catalogSchema = z
     max_conflict_retries: positiveInt.default(10),
     /** When this agent's manifests in a table outnumber this, they are merged into one. */
     manifest_merge_threshold: positiveInt.min(2).default(100),
+    /**
+     * Hand this agent id's tables over from another instance (a replaced machine whose
+     * state directory is gone): its instance id, as the CATALOG_FENCED error names it.
+     */
+    take_over_from: z.string().uuid().optional(),
     /** How often the tier map is reconciled with the catalog (also at start). */
     reconcile_interval_minutes: positiveInt.default(60),
   })

@@ -79,8 +79,20 @@ export class Archiver {
     }
     if (config.cold_retention_days !== undefined) {
       const expireBefore = this.nowMs() * 1000 - config.cold_retention_days * DAY_US;
-      for (let batch = map.dueForExpiry(expireBefore, BATCH); batch.length > 0; batch = map.dueForExpiry(expireBefore, BATCH)) {
+      const refused = new Set<number>();
+      for (;;) {
+        const batch = map.dueForExpiry(expireBefore, BATCH + refused.size).filter((r) => !refused.has(r.id));
+        if (batch.length === 0) break;
         for (const record of batch) {
+          try {
+            // The table stops pointing at the file (a delete commit) before the object goes.
+            await this.options.catalog.expired?.(record);
+          } catch (error) {
+            refused.add(record.id);
+            report.failed++;
+            this.options.logger.warn({ code: 'EXPIRE_FAILED', key: record.object_key, err: (error as Error).message }, 'catalog delete commit failed; expiry retried next pass');
+            continue;
+          }
           await this.options.cold.delete(record.object_key);
           map.markExpired(record.id, this.nowMs() * 1000);
           report.expired++;

@@ -11,6 +11,8 @@
  *   rest is offered again on the next pass.
  * - `archived` re-points a table from the warm to the cold object (a replace commit);
  *   the warm object is deleted only after it resolves.
+ * - `expired` removes the file from its table (a delete commit); the cold object is
+ *   deleted only after it resolves.
  */
 import type { TierRecord } from './tier-map.ts';
 
@@ -20,6 +22,8 @@ export interface CatalogHandoff {
   commit(files: TierRecord[]): Promise<number[]>;
   /** The file now lives in cold at the same key; re-point the table before warm is deleted. */
   archived(file: TierRecord, coldStore: string): Promise<void>;
+  /** The file leaves cold for good; remove it from the table before the object is deleted. */
+  expired?(file: TierRecord): Promise<void>;
 }
 
 /** With no catalog configured: an uploaded file counts as committed; archiving needs no re-pointing. */

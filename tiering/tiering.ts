@@ -42,6 +42,8 @@ export interface TieringOptions {
   hourSettleUs?: number;
   /** Pause (true) or resume (false) the sources at the critical watermark. */
   onPressure?: (critical: boolean) => void;
+  /** Stores opened (and closed) by another component (sync/catalog-sync.ts), read at start. */
+  sharedStores?: () => { warm: ObjectStore | null; cold: ObjectStore | null };
   /** Tests: stores and disk measure in place of the configured ones, an injected clock. */
   warmStore?: ObjectStore;
   coldStore?: ObjectStore;
@@ -59,6 +61,7 @@ export class Tiering implements Component {
   archiver: Archiver | null = null;
   private warm: ObjectStore | null = null;
   private cold: ObjectStore | null = null;
+  private ownsStores = true;
   private archiveLoop: Periodic | null = null;
   private blobCache: BlobReadCache | null = null;
   private dataCache: DataReadCache | null = null;
@@ -83,8 +86,10 @@ export class Tiering implements Component {
     this.map = map;
     const catalog = o.catalog ?? NO_CATALOG;
     const clock = o.nowMs ? { nowMs: o.nowMs } : {};
-    this.warm = o.warmStore ?? (o.config.warm ? await openStore(o.config.warm) : null);
-    this.cold = o.coldStore ?? (o.config.cold ? await openStore(o.config.cold) : null);
+    const shared = o.sharedStores?.();
+    this.ownsStores = !shared;
+    this.warm = o.warmStore ?? (shared ? shared.warm : o.config.warm ? await openStore(o.config.warm) : null);
+    this.cold = o.coldStore ?? (shared ? shared.cold : o.config.cold ? await openStore(o.config.cold) : null);
     if (this.warm) {
       const bucket = o.config.bandwidth_bytes_per_second ? new TokenBucket(o.config.bandwidth_bytes_per_second) : null;
       const hourSettleUs = o.config.wait_for_hour_merge ? (o.hourSettleUs ?? 0) : null;
@@ -151,8 +156,10 @@ export class Tiering implements Component {
     await this.uploader?.stop();
     await this.evictor?.stop();
     await this.archiveLoop?.stop();
-    await this.warm?.close();
-    await this.cold?.close();
+    if (this.ownsStores) {
+      await this.warm?.close();
+      await this.cold?.close();
+    }
     if (this.db?.open) this.db.close();
   });
 }
