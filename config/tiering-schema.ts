@@ -135,10 +135,12 @@ export const tieringSchema = z.strictObject({
   retry_max_ms: positiveInt.default(5 * 60_000),
   /**
    * Upload an hour's L1 files only once that hour is closed and merged into one file per
-   * partition (agent/hot/merge.ts), so warm and the catalog get fewer, larger files.
-   * false: upload each L1 file as soon as it is compacted (it is then never merged).
+   * partition (agent/hot/merge.ts), so warm and the catalog get fewer, larger files, an
+   * hour later. false (default): upload each L1 file as soon as it is compacted (it is
+   * then never merged), so the centre sees the data within the compaction window plus
+   * a commit interval.
    */
-  wait_for_hour_merge: z.boolean().default(true),
+  wait_for_hour_merge: z.boolean().default(false),
   /** How often new L1 files and blobs are looked for and the queue is re-read. */
   scan_interval_ms: positiveInt.default(5000),
   /**

@@ -7,6 +7,7 @@ import { catalogSchema, type CatalogConfig } from '../../../config/catalog-schem
 import { silentLogger } from '../../../agent/log.ts';
 import { CatalogError, type Catalog, type CommitOptions, type CommitOutcome, type TableIdent } from '../../../sync/catalog.ts';
 import { Committer } from '../../../sync/committer.ts';
+import { reconcile } from '../../../sync/reconcile.ts';
 import { FileSystemCatalog } from '../../../sync/fs-catalog.ts';
 import { readManifest, ENTRY_STATUS } from '../../../sync/iceberg/manifest.ts';
 import { readManifestList } from '../../../sync/iceberg/manifest-list.ts';
@@ -269,5 +270,33 @@ describe('committer (file-system catalog, scripted outcomes)', () => {
     expect(refHead((await table()).metadata)!.summary.operation).toBe('replace');
     await committer.expired(fx.map.get(files[0]!.id)!);
     expect(await liveFiles()).toHaveLength(2);
+  });
+
+  it('reconciles: files the catalog holds but the local state lost are marked committed, never committed again', async () => {
+    const committer = await startCommitter();
+    const files = [await uploadedFile(), await uploadedFile()];
+    await committer.commit(files);
+    await committer.pass();
+    await committer.stop();
+    committers.splice(0);
+    // A state restored from an old backup: the outbox and the tier map think the files are uploaded only.
+    fx.db.prepare(`UPDATE sync_files SET state = 'waiting', seq = NULL`).run();
+    fx.db.prepare(`UPDATE tier_files SET state = 'uploaded', committed_us = NULL`).run();
+    const base = storeLocation(warm);
+    const ctx = { db: fx.db, catalog: fsCatalog, io, namespace: ['lakeside'], datasets: DATASETS, plant: PLANT, agentId: 'ulm-1', warmLocation: (k: string) => locationOf(base, k), coldLocation: (k: string) => locationOf(`${base}-cold`, k) };
+    const dry = await reconcile(ctx, false, 1);
+    const inspections = dry.find((r) => r.dataset === 'inspections')!;
+    expect(inspections.inCatalog).toBe(2);
+    expect(inspections.markedCommitted).toHaveLength(2);
+    expect(fx.map.get(files[0]!.id)!.state).toBe('uploaded'); // a dry run changes nothing
+    const applied = await reconcile(ctx, true, 1);
+    expect(applied.find((r) => r.dataset === 'inspections')!.markedCommitted).toHaveLength(2);
+    for (const f of files) expect(fx.map.get(f.id)!.state).toBe('committed');
+    const again = await startCommitter();
+    await again.commit(files);
+    await again.pass();
+    expect([...ancestry((await table()).metadata)]).toHaveLength(1);
+    await expectOnce(files);
+    expect((await reconcile(ctx, false, 1)).find((r) => r.dataset === 'inspections')!).toMatchObject({ committedAndPresent: 2, markedCommitted: [], missingFromCatalog: [] });
   });
 });
