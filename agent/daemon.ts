@@ -170,6 +170,7 @@ export class Daemon {
       // Read at scrape; the tiering component is created below.
       watermark: () => (this.landing.blocked ? 'critical' : (this.tiering.evictor?.watermark ?? 'ok')),
       catalog: () => this.tiering.catalogConfigured,
+      catalogStatus: () => this.catalogSync.status(),
     });
     this.reads = new OnSiteReads({
       loaded,

@@ -35,6 +35,8 @@ export interface ObservabilityOptions {
   watermark?: () => WatermarkState;
   /** Whether a catalog takes uploaded files (the commit lag metric); default none. */
   catalog?: () => boolean;
+  /** The catalog committer's state for /v1/status (null: no catalog). */
+  catalogStatus?: () => Record<string, unknown> | null;
 }
 
 export class Observability implements Component {
@@ -124,6 +126,7 @@ export class Observability implements Component {
         sources: this.options.sources.map((s) => ({ name: s.name, ...s.stats })),
         streams: { watched: snapshot.streams.watched, stalest_seconds: snapshot.streams.stalestSeconds },
         alerts: this.alerts.openAlerts(),
+        catalog: this.options.catalogStatus?.() ?? null,
       };
     },
   };

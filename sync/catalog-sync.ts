@@ -146,6 +146,22 @@ export class CatalogSync implements Component {
     return config.catalog.type !== 'none' && config.tiering.warm !== undefined;
   }
 
+  /** For /v1/status and `lakeside status`. */
+  status(): Record<string, unknown> | null {
+    const committer = this.committer;
+    if (!committer || !this.opened) return null;
+    const counts = committer.outboxCounts();
+    return {
+      catalog: this.opened.catalog.description,
+      waiting_files: (counts?.waiting ?? 0) + (counts?.batched ?? 0),
+      committed_files: (counts?.committed ?? 0) + (counts?.replaced ?? 0),
+      pending_commits: counts?.pendingCommits ?? 0,
+      oldest_waiting_seconds: counts?.oldestWaitingUs ? Math.round((Date.now() * 1000 - counts.oldestWaitingUs) / 1e6) : 0,
+      fenced_tables: Object.fromEntries(committer.fencedTables()),
+      ...committer.stats,
+    };
+  }
+
   private requireCommitter(): Committer {
     if (!this.committer) throw new Error('the catalog committer is not running');
     return this.committer;

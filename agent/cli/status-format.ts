@@ -19,6 +19,7 @@ export interface StatusReport {
   sources: ({ name: string } & Record<string, unknown>)[];
   streams: { watched: number; stalest_seconds: number | null };
   alerts: { code: string; message: string; opened_at: string }[];
+  catalog?: { catalog: string; waiting_files: number; committed_files: number; pending_commits: number; oldest_waiting_seconds: number; fenced_tables: Record<string, string> } | null;
 }
 
 export interface DatasetLine {
@@ -77,6 +78,12 @@ export function formatStatus(url: string, status: StatusReport, datasets: Datase
   }
   const stalest = status.streams.stalest_seconds;
   lines.push(label('streams') + `${status.streams.watched} watched${stalest !== null ? `, stalest silent for ${formatDuration(stalest)}` : ''}`);
+  const catalog = status.catalog;
+  if (catalog) {
+    const text = `${catalog.catalog}: ${catalog.committed_files} files committed, ${catalog.waiting_files} waiting${catalog.waiting_files > 0 ? ` (oldest ${formatDuration(catalog.oldest_waiting_seconds)})` : ''}`;
+    const fenced = Object.keys(catalog.fenced_tables);
+    lines.push(label('catalog') + (fenced.length > 0 ? style.fail(`${text}; FENCED on ${fenced.join(', ')} (another instance commits as this agent)`) : text));
+  }
   if (status.alerts.length === 0) lines.push(label('alerts') + style.ok('none'));
   else {
     lines.push(label('alerts') + style.warn(`${status.alerts.length} open`));
