@@ -91,6 +91,8 @@ export class Committer implements CatalogHandoff {
   /** One commit at a time: appends of the loop and archive/expiry commits share the tables. */
   private queue: Promise<unknown> = Promise.resolve();
   private stopped = false;
+  /** Cuts short the waits between attempts when the daemon stops (the commit stays pending). */
+  private readonly stopping = new AbortController();
 
   constructor(options: CommitterOptions) {
     this.options = options;
@@ -115,6 +117,7 @@ export class Committer implements CatalogHandoff {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.stopping.abort();
     await this.loop?.stop();
     await this.queue.catch(() => {});
     this.db?.close();
@@ -299,14 +302,14 @@ export class Committer implements CatalogHandoff {
           this.log.warn({ code: ErrorCode.catalog, dataset: dataset.name, seq: commit.seq, conflicts }, 'commit kept conflicting; it waits for the next pass');
           return false;
         }
-        await sleep(backoffDelay(conflicts - 1, { initialMs: 100, maxMs: 5_000 }));
+        await sleep(backoffDelay(conflicts - 1, { initialMs: 100, maxMs: 5_000 }), this.stopping.signal).catch(() => {});
       } else if (outcome.kind === 'unknown') {
         this.stats.unknownOutcomes++;
         this.options.onError?.('unknown');
         this.log.warn({ code: ErrorCode.catalog, dataset: dataset.name, seq: commit.seq, detail: outcome.detail }, 'commit outcome unknown; reloading to look for our marker');
       } else {
         this.options.onError?.('unavailable');
-        await sleep(Math.min(outcome.afterMs, 60_000));
+        await sleep(Math.min(outcome.afterMs, 60_000), this.stopping.signal).catch(() => {});
       }
       table = await this.table(dataset, true);
     }
