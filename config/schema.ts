@@ -13,6 +13,7 @@
  */
 import { z } from 'zod';
 import { catalogSchema } from './catalog-schema.ts';
+import { agentPolicyConfigSchema } from './policy-schema.ts';
 import { tieringSchema } from './tiering-schema.ts';
 import { PLANT_COLUMN, PLANT_FIELD_ID } from '../sync/iceberg/table-schema.ts';
 
@@ -507,6 +508,8 @@ export const configSchema = z
     alerts: alertsSchema.default(alertsSchema.parse({})),
     tiering: tieringSchema.default(() => tieringSchema.parse({})),
     catalog: catalogSchema.default(() => catalogSchema.parse({})),
+    /** Central tiering policies (signed, fetched, applied live); unset: the config file's tiering settings rule. */
+    policy: agentPolicyConfigSchema.optional(),
     datasets: z.array(datasetSchema).min(1),
     sources: z
       .strictObject({
