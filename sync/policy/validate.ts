@@ -46,18 +46,41 @@ export interface PolicyCheckInput {
   nowMs: number;
 }
 
-export type PolicyCheckResult =
-  | { ok: true; document: PolicyDocument; effective: EffectivePolicy; keyId: string; sha256: string }
-  | { ok: false; version: number | null; reason: string; code: PolicyRefusalCode };
+export interface PolicyRefusal {
+  ok: false;
+  /** The refused document's version; null when it could not be read. */
+  version: number | null;
+  reason: string;
+  code: PolicyRefusalCode;
+}
+
+export interface PolicyAccepted {
+  ok: true;
+  document: PolicyDocument;
+  effective: EffectivePolicy;
+  /** SHA-256 (hex) of the document's bytes: keep it as `lastGoodSha256`. */
+  sha256: string;
+}
+
+export type PolicyDocumentCheck = PolicyAccepted | PolicyRefusal;
+export type PolicyCheckResult = (PolicyAccepted & { keyId: string }) | PolicyRefusal;
 
 export function checkPolicy(input: PolicyCheckInput): PolicyCheckResult {
   const signed = verifySignature(input.document, input.signature, input.trustedKeys);
   if (!signed.ok) return { ok: false, version: peekVersion(input.document), reason: signed.reason, code: 'POLICY_SIGNATURE' };
+  const checked = checkPolicyDocument(input);
+  return checked.ok ? { ...checked, keyId: signed.keyId } : checked;
+}
 
+/**
+ * Every check but the signature, for `lakeside policy validate` before signing. An
+ * agent must call `checkPolicy`, never this.
+ */
+export function checkPolicyDocument(input: Omit<PolicyCheckInput, 'signature' | 'trustedKeys'>): PolicyDocumentCheck {
   const parsed = parsePolicyDocument(input.document);
   if (!parsed.ok) return { ok: false, version: peekVersion(input.document), reason: parsed.reason, code: 'POLICY_SCHEMA' };
   const doc = parsed.document;
-  const refuse = (code: PolicyRefusalCode, reason: string): PolicyCheckResult => ({ ok: false, version: doc.version, reason, code });
+  const refuse = (code: PolicyRefusalCode, reason: string): PolicyRefusal => ({ ok: false, version: doc.version, reason, code });
 
   const sha256 = sha256Hex(input.document);
   const last = input.lastGoodVersion;
@@ -79,7 +102,7 @@ export function checkPolicy(input: PolicyCheckInput): PolicyCheckResult {
   const unsafe = safetyProblem(doc, input.plant, effective, (d) => baseDatasetPolicy(input.base, d).overflow, input.floors);
   if (unsafe) return refuse('POLICY_UNSAFE', unsafe);
   clampHotWindow(effective, input.diskBudgetBytes, input.base.tiering.disk_budget.high_watermark_percent, input.estimatedHotBytesPerHour);
-  return { ok: true, document: doc, effective, keyId: signed.keyId, sha256 };
+  return { ok: true, document: doc, effective, sha256 };
 }
 
 /** The version of a document that failed a check, for the refusal report; null if unreadable. */
