@@ -237,7 +237,6 @@ export function registerPolicyCommand(program: Command, io: CliIo = processIo): 
         io.exit(error instanceof CliFailure ? error.exitCode : 1);
       }
     };
-  const collect = (value: string, previous: string[] = []) => [...previous, value];
   const policy = program.command('policy').description('central tiering policies: keys, signatures, validation, publishing');
 
   policy
@@ -287,7 +286,7 @@ export function registerPolicyCommand(program: Command, io: CliIo = processIo): 
     .command('verify <file>')
     .description('check FILE against its signature and the trusted keys')
     .option('--sig <file>', 'the signature (default FILE.sig)')
-    .option('--trusted <keyfile>', 'a trusted public key file, ID.pub / ID.pub.pem or ID=PATH (repeatable)', collect)
+    .option('--trusted <keyfiles...>', 'trusted public key files: ID.pub, ID.pub.pem or ID=PATH')
     .option('-c, --config <file>', 'take the trusted keys from an agent config (policy.trusted_keys)')
     .action(
       run(async (file: string, options: { sig?: string; trusted?: string[]; config?: string }) => {
@@ -327,7 +326,7 @@ export function registerPolicyCommand(program: Command, io: CliIo = processIo): 
     .description('verify, then upload FILE.sig and FILE (in that order) to where agents poll')
     .requiredOption('--to <url>', 's3://bucket/key or file:///dir/name')
     .option('--sig <file>', 'the signature (default FILE.sig)')
-    .option('--trusted <keyfile>', 'a trusted public key file (repeatable)', collect)
+    .option('--trusted <keyfiles...>', 'trusted public key files: ID.pub, ID.pub.pem or ID=PATH')
     .option('-c, --config <file>', 'an agent config: trusted keys and S3 settings (policy.trusted_keys, policy.store)')
     .option('--endpoint <url>', 'S3 endpoint (an S3-compatible server)')
     .option('--region <region>', 'S3 region')

@@ -107,6 +107,6 @@ export function checkPolicyDocument(input: Omit<PolicyCheckInput, 'signature' | 
 
 /** The version of a document that failed a check, for the refusal report; null if unreadable. */
 function peekVersion(document: Uint8Array): number | null {
-  const match = /^\s*"?version"?\s*:\s*(\d+)/m.exec(Buffer.from(document.subarray(0, 64 * 1024)).toString('utf8'));
+  const match = /(?:^|[{,])\s*"?version"?\s*:\s*(\d+)/m.exec(Buffer.from(document.subarray(0, 64 * 1024)).toString('utf8'));
   return match ? Number(match[1]) : null;
 }

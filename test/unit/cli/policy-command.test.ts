@@ -75,6 +75,14 @@ describe('lakeside policy', () => {
     const verified = await lakeside('verify', v1, '--trusted', join(keys, 'central-1.pub'));
     expect(verified).toMatchObject({ code: 0, out: `${v1}: good signature by key central-1\n` });
     expect((await lakeside('verify', v1, '--trusted', join(keys, 'central-1.pub.pem'))).code).toBe(0);
+    // Rotation: a second key; either verifies when both are trusted.
+    await lakeside('keygen', '--out', keys, '--key-id', 'central-2');
+    const rotated = join(dir, 'rotated.yaml');
+    await writeFile(rotated, policy(1));
+    await lakeside('sign', rotated, '--key', join(keys, 'central-2.pem'), '--key-id', 'central-2');
+    const both = await lakeside('verify', rotated, '--trusted', join(keys, 'central-1.pub'), join(keys, 'central-2.pub'));
+    expect(both).toMatchObject({ code: 0, out: `${rotated}: good signature by key central-2\n` });
+    expect((await lakeside('verify', rotated, '--trusted', join(keys, 'central-1.pub'))).code).toBe(1);
     const config = join(dir, 'agent.yaml');
     await writeFile(config, CONFIG.replace('PLACEHOLDER', raw));
     expect((await lakeside('verify', v1, '--config', config)).code).toBe(0);

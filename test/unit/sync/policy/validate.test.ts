@@ -66,6 +66,8 @@ describe('checkPolicy', () => {
     const result = refusal(checkPolicy(input(doc, { signature: Buffer.from('{}') })));
     expect(result.code).toBe('POLICY_SIGNATURE');
     expect(result.reason).toMatch(/malformed signature file: alg/);
+    const json = Buffer.from(JSON.stringify({ version: 9, plants: 'all' }));
+    expect(refusal(checkPolicy(input(json, { signature: Buffer.from('{}') }))).version).toBe(9);
   });
 
   it('accepts documents signed by either of two trusted keys (rotation)', () => {
