@@ -138,6 +138,8 @@ export function renderEffective(effective: EffectivePolicy): string {
 /** `s3://bucket/a/b.yaml` → store `s3://bucket`, key `a/b.yaml`; `file:///d/p.yaml` → `file:///d`, `p.yaml`. */
 function splitTarget(target: string): { storeUrl: string; key: string } {
   if (target.startsWith('file:')) {
+    // Only file:///absolute: the URL parser would read file:relative/x as /relative/x.
+    if (!target.startsWith('file:///')) throw new CliFailure(2, `--to ${target}: expected an absolute file:///dir/name`);
     const path = fileURLToPath(target);
     return { storeUrl: pathToFileURL(dirname(path)).href, key: basename(path) };
   }
