@@ -9,6 +9,7 @@ import { registerClientCommands } from './client-commands.ts';
 import { registerConfigCommands } from './config-command.ts';
 import { registerDemoCommand } from './demo-command.ts';
 import { registerOpsCommands } from './ops-commands.ts';
+import { registerPolicyCommand } from './policy-command.ts';
 import { registerReconcileCommand } from './reconcile-command.ts';
 import { registerRunCommand } from './run-command.ts';
 import { registerTiersCommand } from './tiers-command.ts';
@@ -29,6 +30,7 @@ registerOpsCommands(program);
 registerTiersCommand(program);
 registerBackfillCommand(program);
 registerReconcileCommand(program);
+registerPolicyCommand(program);
 
 program.exitOverride((error) => {
   process.exit(error.exitCode === 0 ? 0 : 2);
