@@ -89,6 +89,19 @@ async function waitForTier(stateDir: string, rows: PublishedRow[], states: strin
   );
 }
 
+/**
+ * Error-level log lines, except the hot-tier merge losing its race with the tiering
+ * (agent/hot/merge.ts aborts that merge safely, but logs it as an error; with
+ * `wait_for_hour_merge: false` a closed hour's L1 files are uploaded while the merge of
+ * that hour runs).
+ */
+function errorsOf(daemon: ChildDaemon): Record<string, unknown>[] {
+  return daemon
+    .logs()
+    .filter((l) => typeof l.level === 'number' && l.level >= 50)
+    .filter((l) => !(l.code === 'MERGE_FAILED' && /taken by the tiering meanwhile/.test(String(l.err))));
+}
+
 /** The UTC day number of a partition value (PyIceberg gives the day transform's int, or a date). */
 function dayOf(value: unknown): number {
   return typeof value === 'number' ? value : Math.floor(Date.parse(String(value)) / DAY_MS);
@@ -152,7 +165,7 @@ describe('Iceberg end to end: REST catalog on S3, then warm → cold', () => {
     await publishRows(broker, clientId, round2);
     const all = [...round1, ...round2];
     await waitForTier(stateDir, all, ['committed'], 'round 2 committed');
-    expect(daemon.logs().filter((l) => typeof l.level === 'number' && l.level >= 50), daemon.tail(40)).toEqual([]);
+    expect(errorsOf(daemon), daemon.tail(40)).toEqual([]);
 
     type Batch = [string[][], Record<string, unknown>, PySnapshot[], PyDataFile[], PyScan, PyScan];
     const perTable = new Map<string, Batch>();
@@ -194,9 +207,9 @@ describe('Iceberg end to end: REST catalog on S3, then warm → cold', () => {
       const schema = metadata.schema as { fields: Array<{ id: number; name: string; type: string; required: boolean }> };
       expect(schema.fields.map((f) => ({ id: f.id, name: f.name, type: f.type, required: f.required }))).toEqual(expectedFields[ds]);
       // Spec: day(ts), identity(plant), identity(line) for the partitioned dataset.
-      const spec = metadata.partition_spec as { fields: Array<{ source_id: number; field_id: number; transform: string; name: string }> };
+      const spec = metadata.partition_spec as { fields: Array<{ 'source-id'?: number; source_id?: number; transform: string; name: string }> };
       const timeId = ds === 'sensors' ? SENSORS_FIELD_IDS.ts : COUNTERS_FIELD_IDS.ts;
-      expect(spec.fields.map((f) => [f.name, f.transform, f.source_id])).toEqual([
+      expect(spec.fields.map((f) => [f.name, f.transform, f['source-id'] ?? f.source_id])).toEqual([
         ['ts_day', 'day', timeId],
         ['plant', 'identity', 100_000],
         ...(ds === 'sensors' ? [['line', 'identity', SENSORS_FIELD_IDS.line]] : []),
@@ -241,7 +254,7 @@ describe('Iceberg end to end: REST catalog on S3, then warm → cold', () => {
     const archiving = await startFaultDaemon(configPath, env, track);
     await waitForTier(stateDir, all, ['archived'], 'all archived');
     expect((await archiving.stop()).code).toBe(0);
-    expect(archiving.logs().filter((l) => typeof l.level === 'number' && l.level >= 50), archiving.tail(40)).toEqual([]);
+    expect(errorsOf(archiving), archiving.tail(40)).toEqual([]);
 
     for (const ds of DATASETS) {
       const [files, scan] = await pyicebergBatch<[PyDataFile[], PyScan]>(props, [
