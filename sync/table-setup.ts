@@ -8,7 +8,9 @@
  *   (another plant) is fine: the catalog returns the existing table.
  * - Evolution only adds columns, with the dataset's field ids (never reuses or
  *   renumbers one), as one commit guarded by the current schema id and the last
- *   assigned field id; a conflict reloads and tries again.
+ *   assigned field id; a conflict reloads and tries again. The `plant` column is
+ *   matched by its reserved name: a REST catalog may have given it a fresh id at
+ *   creation (table-schema.ts).
  * - A table whose existing columns disagree with the dataset (same field id, another
  *   type) is refused with an error naming the column; lakeside never rewrites a schema.
  */
@@ -16,7 +18,7 @@ import type { Dataset } from '../config/dataset.ts';
 import type { Logger } from '../agent/log.ts';
 import { CatalogError, type Catalog, type TableIdent } from './catalog.ts';
 import type { IcebergField, LoadedTable } from './iceberg/metadata.ts';
-import { tableSchemaFor, partitionSpecFor } from './iceberg/table-schema.ts';
+import { tableSchemaFor, partitionSpecFor, PLANT_COLUMN } from './iceberg/table-schema.ts';
 
 const EVOLVE_ATTEMPTS = 10;
 
@@ -65,7 +67,8 @@ export class TableSetup {
       const metadata = table.metadata;
       const current = metadata.schemas.find((s) => s['schema-id'] === metadata['current-schema-id']);
       if (!current) throw new CatalogError('CATALOG_BAD_METADATA', `table ${ident.name}: current schema ${metadata['current-schema-id']} missing from its metadata`, false);
-      const wanted = tableSchemaFor(dataset, 0).fields;
+      const hasPlant = current.fields.some((f) => f.name === PLANT_COLUMN && f.type === 'string');
+      const wanted = tableSchemaFor(dataset, 0).fields.filter((f) => !(f.name === PLANT_COLUMN && hasPlant));
       const byId = new Map(current.fields.map((f) => [f.id, f]));
       const missing: IcebergField[] = [];
       for (const field of wanted) {
