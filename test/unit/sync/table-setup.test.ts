@@ -10,7 +10,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../../agent/log.ts';
 import { resolveDataset } from '../../../config/dataset.ts';
 import { datasetSchema } from '../../../config/schema.ts';
-import type { CommitOptions, TableIdent } from '../../../sync/catalog.ts';
+import type { TableIdent } from '../../../sync/catalog.ts';
 import { FileSystemCatalog } from '../../../sync/fs-catalog.ts';
 import type { TableRequirement, TableUpdate } from '../../../sync/iceberg/metadata.ts';
 import { partitionSpecFor, PLANT_FIELD_ID, tableSchemaFor } from '../../../sync/iceberg/table-schema.ts';
@@ -29,9 +29,9 @@ const dataset = (columns: string[]) =>
 
 class CountingCatalog extends FileSystemCatalog {
   commits = 0;
-  override commit(t: TableIdent, r: TableRequirement[], u: TableUpdate[], o?: CommitOptions) {
+  override commit(t: TableIdent, r: TableRequirement[], u: TableUpdate[]) {
     this.commits++;
-    return super.commit(t, r, u, o);
+    return super.commit(t, r, u);
   }
 }
 
