@@ -218,10 +218,15 @@ export class Committer implements CatalogHandoff {
       else outbox.abandon(pending.seq, 'not in the catalog after a restart; the archiver retries it', this.nowMs() * 1000);
       pending = outbox.pendingCommit(name);
     }
+    // Another commit right away only for a backlog (a full batch, or what waited behind
+    // a pending commit); files that arrived during this commit wait for the next interval.
+    let backlog = pending !== undefined;
     for (;;) {
       if (!pending) {
-        const files = outbox.waitingFiles(name, this.options.config.max_files_per_commit);
+        const max = this.options.config.max_files_per_commit;
+        const files = outbox.waitingFiles(name, max);
         if (files.length === 0) return;
+        backlog = files.length >= max;
         const table = await this.table(dataset);
         const floor = newestMarker(table.metadata, this.options.agentId)?.seq ?? 0;
         pending = outbox.allocate(name, 'append', floor, files.map((f) => f.tier_id), {}, this.nowMs() * 1000);
@@ -230,7 +235,7 @@ export class Committer implements CatalogHandoff {
       if (!committed) return;
       this.lastCommitMs.set(name, this.nowMs());
       pending = undefined;
-      if (outbox.waitingFiles(name, 1).length === 0) break;
+      if (!backlog || outbox.waitingFiles(name, 1).length === 0) break;
     }
     await this.mergeManifestsIfNeeded(dataset);
   }

@@ -12,6 +12,7 @@ import type { Dataset, RowValue } from '../config/dataset.ts';
 import type { FileStats } from '../agent/hot/parquet-writer.ts';
 import type { TierRecord } from '../tiering/tier-map.ts';
 import { dataFileFor, splitOffsetsOf, type DataFile } from './iceberg/data-file.ts';
+import { plantFieldIdIn } from './iceberg/table-schema.ts';
 import type { LoadedTable } from './iceberg/metadata.ts';
 
 export interface FileEntryInput {
@@ -58,7 +59,8 @@ export function entryInputFor(db: Database.Database, stateDir: string, file: Tie
   };
 }
 
-export function toDataFile(dataset: Dataset, _table: LoadedTable, plant: string, location: string, entryJson: string): DataFile {
+/** The manifest entry of a file in `table` (stats keyed by the table's field ids: its `plant` id may be the catalog's own). */
+export function toDataFile(dataset: Dataset, table: LoadedTable, plant: string, location: string, entryJson: string): DataFile {
   const input = JSON.parse(entryJson) as FileEntryInput;
   return dataFileFor({
     dataset,
@@ -68,5 +70,6 @@ export function toDataFile(dataset: Dataset, _table: LoadedTable, plant: string,
     stats: input.stats,
     partitionValues: input.partitionValues,
     splitOffsets: input.splitOffsets ? input.splitOffsets.map((o) => BigInt(o)) : null,
+    plantFieldId: plantFieldIdIn(table.metadata.schemas.find((s) => s['schema-id'] === table.metadata['current-schema-id'])),
   });
 }

@@ -11,7 +11,9 @@
  *   (another plant) is fine: the catalog returns the existing table.
  * - Evolution only adds columns, with the dataset's field ids (never reuses or
  *   renumbers one), as one commit guarded by the current schema id and the last
- *   assigned field id; a conflict reloads and tries again.
+ *   assigned field id; a conflict reloads and tries again. The `plant` column is
+ *   matched by its reserved name: a REST catalog may have given it a fresh id at
+ *   creation (table-schema.ts).
  * - A table whose existing columns disagree with the dataset (same field id, another
  *   type) is refused with an error naming the column; lakeside never rewrites a schema.
  */

@@ -9,8 +9,9 @@
  *   Iceberg `timestamptz`; timestamp columns likewise; long → INT64, int → INT32,
  *   double → DOUBLE, boolean → BOOLEAN, string and blob (sha256 hex) → BYTE_ARRAY
  *   STRING (UTF-8). Strings are handed to the writer dictionary-encoded from typed
- *   arrays (fast); in the file they are ordinary UTF-8 columns (dictionary pages),
- *   only the embedded `ARROW:schema` remembers the Arrow dictionary type;
+ *   arrays (fast); in the file they are ordinary UTF-8 columns (dictionary pages,
+ *   plain where mostly unique), only the embedded `ARROW:schema` remembers the Arrow
+ *   dictionary type, the same in every file (readers merging files compare it);
  * - ZSTD, row groups of `rowGroupRows` rows, chunk-level Parquet statistics;
  *   timestamps and longs DELTA_BINARY_PACKED, doubles plain, the rest dictionary;
  *   nullability as declared.
@@ -105,6 +106,11 @@ function compactDictionary(column: DictColumn): DictColumn {
   return { kind: 'dict', codes, dictionary, valid };
 }
 
+/** More distinct values than half the rows: a dictionary page would not pay. */
+function mostlyUnique(column: DictColumn): boolean {
+  return column.dictionary.length > column.codes.length / 2;
+}
+
 /** Arrow Utf8 data from strings: one encode of the joined text instead of one per value. */
 function utf8Data(strings: string[], valid: Uint8Array | null): arrow.Data<arrow.Utf8> {
   const joined = strings.join('');
@@ -133,12 +139,10 @@ function arrowColumn(column: DatasetColumn, data: ColumnData, index: number): ar
   const nullCount = nullsOf(data);
   const nullBitmap = data.valid && nullCount > 0 ? packBits(data.valid) : null;
   if (data.kind === 'dict') {
-    // Mostly-unique strings (blob hashes) gain nothing from a dictionary.
-    if (data.dictionary.length > length / 2) {
-      const strings = new Array<string>(length);
-      for (let i = 0; i < length; i++) strings[i] = data.valid && data.valid[i] === 0 ? '' : (data.dictionary[data.codes[i] as number] as string);
-      return utf8Data(strings, data.valid);
-    }
+    // Always the Arrow dictionary type, whatever the file's values: the type is recorded
+    // in the file's ARROW:schema, and readers that honour it (PyIceberg over pyarrow)
+    // refuse to concatenate files whose types differ ("dictionary vs string"). Whether
+    // the column is dictionary-ENCODED in Parquet is decided apart (mostlyUnique).
     const type = new arrow.Dictionary(new arrow.Utf8(), new arrow.Int32(), index);
     const dictionary = arrow.makeVector(utf8Data(data.dictionary, null));
     return arrow.makeData({ type, length, nullCount, nullBitmap, data: data.codes, dictionary });
@@ -249,6 +253,11 @@ export function encodeParquet(dataset: Dataset, batch: ColumnBatch, options: Par
     .setMaxRowGroupSize(options.rowGroupRows)
     .setStatisticsEnabled(parquet.EnabledStatistics.Chunk)
     .setCreatedBy('lakeside');
+  dataset.columns.forEach((column, c) => {
+    const data = compacted.columns[c] as ColumnData;
+    // Mostly-unique strings (blob hashes) gain nothing from a dictionary page.
+    if (data.kind === 'dict' && mostlyUnique(data)) builder = builder.setColumnDictionaryEnabled(column.name, false);
+  });
   for (const column of dataset.columns) {
     // Dictionaries rarely pay for times and measurements and cost most of the write
     // time; delta encoding turns near-regular timestamps into almost nothing.

@@ -67,6 +67,8 @@ export interface DataFileInput {
   partitionValues: Record<string, RowValue>;
   /** Row-group start offsets (splitOffsetsOf), or null if unknown. */
   splitOffsets: bigint[] | null;
+  /** The table's id of the `plant` column (plantFieldIdIn); PLANT_FIELD_ID when left out. */
+  plantFieldId?: number;
 }
 
 function counts(map: Record<string, number>): MapEntry<bigint>[] {
@@ -81,7 +83,7 @@ function bound(type: IcebergPrimitive, value: number | string | boolean): Buffer
   return type === 'string' && bytes.length > MAX_STRING_BOUND_BYTES ? null : bytes;
 }
 
-function bounds(dataset: Dataset, map: FileStats['lower_bounds'], plant: string): MapEntry<Buffer>[] {
+function bounds(dataset: Dataset, map: FileStats['lower_bounds'], plant: string, plantFieldId: number): MapEntry<Buffer>[] {
   const out: MapEntry<Buffer>[] = [];
   for (const column of dataset.columns) {
     const value = map[String(column.fieldId)];
@@ -90,7 +92,7 @@ function bounds(dataset: Dataset, map: FileStats['lower_bounds'], plant: string)
     if (bytes) out.push({ key: column.fieldId, value: bytes });
   }
   const plantBytes = bound('string', plant);
-  if (plantBytes) out.push({ key: PLANT_FIELD_ID, value: plantBytes });
+  if (plantBytes) out.push({ key: plantFieldId, value: plantBytes });
   return out.sort((a, b) => a.key - b.key);
 }
 
@@ -122,7 +124,8 @@ export function dataFileFor(input: DataFileInput): DataFile {
     partition[column.name] = partitionValue(icebergTypeOf(column), input.partitionValues[column.name]);
   }
   const rows = BigInt(stats.record_count);
-  const plantCounts = (n: bigint): MapEntry<bigint>[] => [{ key: PLANT_FIELD_ID, value: n }];
+  const plantFieldId = input.plantFieldId ?? PLANT_FIELD_ID;
+  const plantCounts = (n: bigint): MapEntry<bigint>[] => [{ key: plantFieldId, value: n }];
   return {
     content: 0,
     file_path: input.path,
@@ -134,8 +137,8 @@ export function dataFileFor(input: DataFileInput): DataFile {
     value_counts: [...counts(stats.value_counts), ...plantCounts(rows)],
     null_value_counts: [...counts(stats.null_value_counts), ...plantCounts(0n)],
     nan_value_counts: counts(stats.nan_value_counts),
-    lower_bounds: bounds(dataset, stats.lower_bounds, plant),
-    upper_bounds: bounds(dataset, stats.upper_bounds, plant),
+    lower_bounds: bounds(dataset, stats.lower_bounds, plant, plantFieldId),
+    upper_bounds: bounds(dataset, stats.upper_bounds, plant, plantFieldId),
     key_metadata: null,
     split_offsets: input.splitOffsets,
     equality_ids: null,

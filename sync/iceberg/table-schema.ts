@@ -5,7 +5,10 @@
  * - Field ids are the dataset's own stable ids (config/dataset.ts); the table adds one
  *   column, `plant` (string; optional, see plantField), with the reserved id
  *   PLANT_FIELD_ID. Config validation keeps datasets off that name and off ids
- *   ≥ PLANT_FIELD_ID.
+ *   ≥ PLANT_FIELD_ID. A REST catalog may assign fresh ids when it creates the table
+ *   (the Apache fixture and every catalog built on Java's TableMetadata do: `plant`
+ *   becomes the next id after the dataset's columns); `plant` is found by its reserved
+ *   name in a table (plantFieldIdIn), never assumed to be PLANT_FIELD_ID.
  * - `plant` is never stored in the Parquet files: every file holds one plant's rows,
  *   and the value lives in the file's identity partition (readers project it).
  * - Column types: timestamp → timestamptz (µs, UTC), blob (sha256 hex) → string,
@@ -58,6 +61,11 @@ function fieldOf(column: DatasetColumn, index: number): IcebergField {
  * in the file"). Java/Spark/Trino project either way.
  */
 const plantField: IcebergField = { id: PLANT_FIELD_ID, name: PLANT_COLUMN, required: false, type: 'string' };
+
+/** The id of the `plant` column in a table schema (by its reserved name), or PLANT_FIELD_ID if it has none. */
+export function plantFieldIdIn(schema: IcebergSchema | undefined): number {
+  return schema?.fields.find((f) => f.name === PLANT_COLUMN)?.id ?? PLANT_FIELD_ID;
+}
 
 export function tableSchemaFor(dataset: Dataset, schemaId = 0): IcebergSchema {
   const conflict = plantColumnConflict(dataset);

@@ -5,7 +5,8 @@
  * output (JSON lines; seal-compact prints text lines, which are matched instead).
  *
  *   npm run bench                      all of them (≈ 1 + 2 + 1 minutes of measuring, plus
- *                                      ≈ 15 for sql-hot-tier's 10M/100M/300M rows)
+ *                                      ≈ 15 for sql-hot-tier's 10M/100M/300M rows, ≈ 2 for iceberg-commits
+ *                                      and ≈ 6 for each iceberg-latency run)
  *   npm run bench -- mqtt camera       only those whose name contains an argument
  */
 import { execFileSync, spawn } from 'node:child_process';
@@ -76,6 +77,28 @@ const BENCHES: Bench[] = [
             : `bandwidth cap ${r.capBytesPerSecond} B/s over ${r.windowSeconds} s: ${r.ratioToCap}× the cap, CPU ${r.cpuShareOfOneCore} of a core`,
         ),
   },
+  {
+    name: 'iceberg-commits',
+    args: ['test/bench/iceberg-commits.ts'],
+    headline: (lines) =>
+      json(lines)
+        .filter((r) => r.bench === 'iceberg-commits')
+        .map((r) => {
+          const t = r.handoffToCommittedMs as { p50: number; p95: number };
+          return `${r.agents} agents, one table, interval ${r.commitIntervalSeconds} s: ${r.commitsPerMinute} commits/min, ${r.conflictsPerCommit} conflicts/commit, ${r.commitsThatGaveUp} gave up (retried next pass), hand-off → committed p50 ${t.p50} ms / p95 ${t.p95} ms, ${r.cpuMsPerFile} ms CPU/file, table = outboxes: ${r.tableMatchesOutboxes}`;
+        }),
+  },
+  ...[[], ['--grace', '10', '--interval', '10']].map((extra) => ({
+    name: `iceberg-latency${extra.length ? ' (tuned)' : ''}`,
+    args: ['test/bench/iceberg-latency.ts', ...extra],
+    headline: (lines: string[]) =>
+      json(lines)
+        .filter((r) => r.bench === 'iceberg-latency')
+        .map((r) => {
+          const t = r.ackToVisibleSeconds as { p50: number; p95: number };
+          return `ack → visible in PyIceberg (W ${r.compactionWindowMinutes} min, grace ${r.compactionGraceSeconds} s, interval ${r.commitIntervalSeconds} s): p50 ${t.p50} s, p95 ${t.p95} s (target ${r.targetP95Seconds} s)`;
+        }),
+  })),
 ];
 
 function run(bench: Bench): Promise<{ lines: string[]; code: number | null }> {

@@ -44,6 +44,16 @@ describe('parquet writer', () => {
     expect(footer.rowGroups.map((g) => g.numRows)).toEqual([2, 2]);
   });
 
+  it('gives a string column the same Arrow type in every file, mostly-unique or repeated (PyIceberg merges files by it)', () => {
+    const repeated = [0, 1, 2, 3].map((i) => [T0 + i, i, i, 1, true, 'same', T0, sha(9)]);
+    const unique = [[T0, 1, 1, 1, true, 'only', T0, sha(1)]];
+    const typeOf = (b: Uint8Array) => readArrowTable(b).schema.fields.map((f) => String(f.type));
+    const a = typeOf(encodeParquet(dataset, columnsFromRows(dataset, repeated, 0), { rowGroupRows: 10 }).bytes);
+    const b = typeOf(encodeParquet(dataset, columnsFromRows(dataset, unique, 0), { rowGroupRows: 10 }).bytes);
+    expect(a).toEqual(b);
+    expect(batchToRows(dataset, decodeParquet(dataset, encodeParquet(dataset, columnsFromRows(dataset, unique, 0), { rowGroupRows: 10 }).bytes))).toEqual(unique);
+  });
+
   it('round-trips every value, µs exact', () => {
     const back = batchToRows(dataset, decodeParquet(dataset, bytes));
     expect(back).toEqual(rows);

@@ -146,6 +146,24 @@ describe('committer (file-system catalog, scripted outcomes)', () => {
     expect([...ancestry((await table()).metadata)]).toHaveLength(1);
   });
 
+  it('at most one commit per interval: a file handed in during a commit waits; only a full batch (a backlog) goes on at once', async () => {
+    const committer = await startCommitter({ config: config({ commit_interval_seconds: 3600, max_files_per_commit: 2 }) });
+    const first = [await uploadedFile(), await uploadedFile(), await uploadedFile()];
+    const late = await uploadedFile();
+    scripted.script = async (call, commit) => {
+      if (call === 1) await committer.commit([late]); // during the second commit, whose batch (one file) is not full
+      return commit();
+    };
+    await committer.commit(first);
+    await committer.pass();
+    // Three files, two per commit: the backlog takes two commits; the late file waits for the interval.
+    expect(scripted.commits).toBe(2);
+    expect(fx.map.get(late.id)!.state).toBe('uploaded');
+    await committer.pass();
+    expect(scripted.commits).toBe(2);
+    await expectOnce(first);
+  });
+
   it('an unknown outcome after the catalog applied the commit: found by its marker, not committed twice', async () => {
     const committer = await startCommitter();
     const files = [await uploadedFile(), await uploadedFile()];

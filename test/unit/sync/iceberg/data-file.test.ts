@@ -95,6 +95,15 @@ describe('dataFileFor', () => {
     expect(dataFile.nan_value_counts).toEqual([{ key: 3, value: 1n }]);
   });
 
+  it('keys the plant stats by the table\'s own plant id when a catalog assigned it (Java REST catalogs renumber at create)', () => {
+    const renumbered = dataFileFor({ dataset: lineDataset, plant: 'plant_a', path: 'file:///x', fileSizeBytes: 1, stats: parquet.stats, partitionValues: { line: 'l1' }, splitOffsets: null, plantFieldId: 8 });
+    expect(renumbered.value_counts!.at(-1)).toEqual({ key: 8, value: 4n });
+    expect(renumbered.null_value_counts!.at(-1)).toEqual({ key: 8, value: 0n });
+    expect(renumbered.lower_bounds!.map((e) => e.key)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+    expect(renumbered.upper_bounds!.find((e) => e.key === 8)!.value.toString()).toBe('plant_a');
+    expect([...renumbered.value_counts!, ...renumbered.lower_bounds!].some((e) => e.key === PLANT_FIELD_ID)).toBe(false);
+  });
+
   const stats = (patch: Partial<FileStats>): FileStats => ({ ...parquet.stats, ...patch });
   const build = (s: FileStats) =>
     dataFileFor({ dataset: lineDataset, plant: 'p', path: 'file:///x', fileSizeBytes: 1, stats: s, partitionValues: { line: 'l1' }, splitOffsets: null });
