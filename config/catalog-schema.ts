@@ -61,7 +61,7 @@ export const catalogSchema = z
     /** Files per commit at most; a bigger backlog takes several commits. */
     max_files_per_commit: positiveInt.default(500),
     /** Attempts of one commit on conflicts (409) before it waits for the next interval. */
-    max_conflict_retries: positiveInt.default(10),
+    max_conflict_retries: positiveInt.default(25),
     /** When this agent's manifests in a table outnumber this, they are merged into one. */
     manifest_merge_threshold: positiveInt.min(2).default(100),
     /**
