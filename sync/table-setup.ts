@@ -10,7 +10,8 @@
  *   renumbers one), as one commit guarded by the current schema id and the last
  *   assigned field id; a conflict reloads and tries again.
  * - A table whose existing columns disagree with the dataset (same field id, another
- *   type) is refused with an error naming the column; lakeside never rewrites a schema.
+ *   type or name; or the same name under another id) is refused with an error naming
+ *   the column; lakeside never rewrites a schema.
  */
 import type { Dataset } from '../config/dataset.ts';
 import type { Logger } from '../agent/log.ts';
@@ -67,9 +68,19 @@ export class TableSetup {
       if (!current) throw new CatalogError('CATALOG_BAD_METADATA', `table ${ident.name}: current schema ${metadata['current-schema-id']} missing from its metadata`, false);
       const wanted = tableSchemaFor(dataset, 0).fields;
       const byId = new Map(current.fields.map((f) => [f.id, f]));
+      const byName = new Map(current.fields.map((f) => [f.name, f]));
       const missing: IcebergField[] = [];
       for (const field of wanted) {
         const have = byId.get(field.id);
+        const named = byName.get(field.name);
+        if (!have && named) {
+          // E.g. a catalog that renumbered the columns at create: the Parquet files' field ids would not match.
+          throw new CatalogError(
+            'CATALOG_SCHEMA_MISMATCH',
+            `table ${ident.name}: column "${field.name}" has field id ${named.id} in the catalog but ${field.id} in dataset ${dataset.name} (and in its Parquet files)`,
+            false,
+          );
+        }
         if (!have) {
           missing.push({ ...field, required: false });
           continue;
