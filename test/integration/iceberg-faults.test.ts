@@ -36,6 +36,7 @@ import {
   expectExactlyOnce,
   frameNames,
   icebergDaemonConfig,
+  instanceId,
   outboxCommits,
   outboxFileStates,
   readTable,
@@ -136,6 +137,16 @@ async function proveExactlyOnce(a: Agent): Promise<void> {
 async function catalogSeqs(namespace: string): Promise<number[]> {
   const snapshots = await pyicebergClient(rest.clientProperties).snapshots(`${namespace}.frames`);
   return snapshots.filter((s) => s.summary['lakeside.agent-id'] === AGENT_ID).map((s) => Number(s.summary['lakeside.commit-seq']));
+}
+
+/** Null while the catalog is down (PyIceberg cannot reach it). */
+async function catalogSeqsWhenUp(): Promise<number[] | null> {
+  try {
+    await fetch(`${rest.uri}/v1/config`, { signal: AbortSignal.timeout(2_000) });
+  } catch {
+    return null;
+  }
+  return catalogSeqs('outage');
 }
 
 /** The commit seq a proxied commit request carries in its snapshot summary. */
@@ -290,17 +301,29 @@ describe('Iceberg commits under real faults (REST fixture on versitygw, PyIceber
         await new Promise((r) => setTimeout(r, 5_000));
       }
     };
+    const pendingFiles = (): number => {
+      const states = outboxFileStates(a.stateDir);
+      return (states.waiting ?? 0) + (states.batched ?? 0);
+    };
+    const unknownOutcomes = (): Record<string, unknown>[] => d.logs().filter((l) => l.msg === 'commit outcome unknown; reloading to look for our marker');
     await dropDuringOutage(outageStart + 35_000);
+    await until(() => pendingFiles() > 0 && unknownOutcomes().length > 0, 30_000, 'files waiting in the outbox behind a commit that timed out');
+    // A commit was sent into the partition: no answer, an unknown outcome.
+    expect(String(unknownOutcomes()[0]!.detail)).toMatch(/no answer within 3000 ms/);
+    const pendingInPartition = pendingFiles();
+    const logsBeforeKill = d.lines.length;
+
     await rest.kill('SIGKILL');
     tcp.setFault({ kind: 'pass' });
     await dropDuringOutage(outageStart + 65_000);
-    // Everything dropped during the outage was ingested and uploaded; none of it is committed.
-    await until(() => drained0(a) && dataTierRows(a.stateDir).filter((r) => r.state === 'uploaded').length >= 3, 60_000, 'frames of the outage ingested and uploaded');
+    // Everything dropped during the outage was ingested and uploaded, and waits in the
+    // outbox (which grew); none of it is committed.
+    await until(() => drained0(a) && pendingFiles() > pendingInPartition && dataTierRows(a.stateDir).every((r) => r.state !== 'local'), 60_000, 'frames of the outage ingested and uploaded');
     const duringOutage = dataTierRows(a.stateDir);
     expect(duringOutage.filter((r) => r.state === 'committed')).toHaveLength(committedBefore);
-    const waiting = outboxFileStates(a.stateDir);
-    expect((waiting.waiting ?? 0) + (waiting.batched ?? 0)).toBe(duringOutage.length - committedBefore);
-    expect(d.logs().some((l) => l.code === 'CATALOG_COMMIT_ERROR' || l.msg === 'commit outcome unknown; reloading to look for our marker')).toBe(true);
+    expect(pendingFiles()).toBe(duringOutage.length - committedBefore);
+    expect(d.lines.slice(logsBeforeKill).some((l) => l.json?.code === 'CATALOG_COMMIT_ERROR')).toBe(true);
+    expect(await catalogSeqsWhenUp()).toBeNull();
 
     await rest.restart();
     a.drop('l1', 'after', 2);
@@ -326,6 +349,8 @@ describe('Iceberg commits under real faults (REST fixture on versitygw, PyIceber
     const d2 = await second.start();
     const fenced = await d2.waitForLine((l) => l.json?.code === 'CATALOG_FENCED', 90_000);
     expect(fenced.json?.agent_id).toBe(AGENT_ID);
+    expect(fenced.json?.holder).toBe(instanceId(first.stateDir));
+    const firstSeqsAtFence = await catalogSeqs(first.namespace);
     await until(() => dataTierRows(second.stateDir).length > 0 && dataTierRows(second.stateDir).every((r) => r.state === 'uploaded'), 60_000, 'the second daemon uploaded its files');
 
     first.drop('a2', 'two', 4);
@@ -337,7 +362,13 @@ describe('Iceberg commits under real faults (REST fixture on versitygw, PyIceber
 
     expect(outboxCommits(second.stateDir).filter((c) => c.state === 'committed')).toEqual([]);
     expect(outboxCommits(first.stateDir).filter((c) => c.state !== 'committed')).toEqual([]);
+    // The first kept committing after the second was fenced.
+    expect((await catalogSeqs(first.namespace)).length).toBeGreaterThan(firstSeqsAtFence.length);
     // The table holds exactly the first daemon's files and frames: none of the second's.
     await proveExactlyOnce(first);
+    const secondPaths = dataTierRows(second.stateDir).map((r) => `s3://warm/${second.warmPrefix}/${r.object_key}`);
+    const inTable = new Set((await readTable(rest.clientProperties, first.namespace)).files.map((f) => f.file_path));
+    expect(secondPaths.filter((p) => inTable.has(p))).toEqual([]);
+    expect(dataTierRows(second.stateDir).every((r) => r.state === 'uploaded')).toBe(true);
   });
 });

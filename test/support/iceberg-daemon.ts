@@ -91,6 +91,11 @@ export function dataTierRows(stateDir: string): DataTierRow[] {
   );
 }
 
+/** The state directory's instance id (the fence's identity), from the outbox. */
+export function instanceId(stateDir: string): string {
+  return withDb(stateDir, (db) => db.prepare(`SELECT value FROM sync_state WHERE key = 'instance_id'`).pluck().get() as string);
+}
+
 export interface CommitRow {
   seq: number;
   kind: string;
