@@ -19,7 +19,7 @@ import { mkdirSync, readdirSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { startIcebergRest, type IcebergRest } from '../services/iceberg-rest.ts';
 import { pyicebergClient } from '../services/pyiceberg.ts';
 import { startS3Server, type S3Server } from '../services/s3-server.ts';
@@ -62,6 +62,16 @@ afterAll(async () => {
   await rest?.stop();
   await s3?.stop();
   if (root) await rm(root, { recursive: true, force: true });
+});
+
+// Every daemon reconciles its tier map with the catalog at start (none has a cold store).
+let firstDaemonOfTest = 0;
+beforeEach(() => {
+  firstDaemonOfTest = daemons.length;
+});
+afterEach(() => {
+  const failed = daemons.slice(firstDaemonOfTest).flatMap((d) => d.logs().filter((l) => String(l.msg).startsWith('reconciliation with the catalog failed')));
+  expect(failed.map((l) => l.err)).toEqual([]);
 });
 
 /** One agent's files: state dir, drop folder, config. */
