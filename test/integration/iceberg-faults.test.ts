@@ -10,7 +10,8 @@
 //      committed; and the catalog's answer held while the daemon is killed), and after
 //      the catalog applied it, before it is recorded (`catalog.after-commit`).
 //   2. The HTTP fault proxy answers 500, 502, 504 or resets AFTER the catalog applied the
-//      commit: the daemon logs the unknown outcome, finds its marker, commits nothing twice.
+//      commit: the daemon logs the unknown outcome, finds its marker, commits nothing twice
+//      (and a 502 after the catalog created the table: loaded, not created again).
 //   3. The catalog down ~70 s (blackholed, then its process killed) while frames keep
 //      arriving: ingestion goes on, the outbox grows, the agent catches up.
 //   4. A second daemon with the same agent id (its own state dir) is fenced.
@@ -27,7 +28,7 @@ import type { ChildDaemon } from '../support/child-daemon.ts';
 import { killHard, startFaultDaemon } from '../support/fault-scenario.ts';
 import { failpointEnv, until, waitForFailpoint, type FailpointName } from '../support/failpoint.ts';
 import { freePort } from '../support/free-port.ts';
-import { isSnapshotCommit, startHttpFaultProxy, type HttpExchange, type HttpFaultProxy } from '../support/http-fault-proxy.ts';
+import { isSnapshotCommit, isTableCommit, startHttpFaultProxy, type HttpExchange, type HttpFaultProxy } from '../support/http-fault-proxy.ts';
 import {
   AGENT_ID,
   dataTierRows,
@@ -257,19 +258,28 @@ describe('Iceberg commits under real faults (REST fixture on versitygw, PyIceber
     await proveExactlyOnce(a);
   });
 
-  it('500, 502, 504 and a reset after the catalog applied the commit: logged as unknown, found by marker, no duplicate', async () => {
+  it('500, 502, 504 and a reset after the catalog applied the commit (and a 502 after it created the table): logged as unknown, found by marker, no duplicate', async () => {
     const a = await agent('http', { namespace: 'http5xx', warmPrefix: 'http5xx', plant: 'httpplant' });
     const proxy = await httpProxy();
     await a.configure(proxy.url);
+    const isCreate = (method: string, path: string, body: string): boolean => isTableCommit(method, path) && body.includes('"assert-create"');
     const faults = [500, 502, 504, 'reset'] as const;
-    proxy.script(isSnapshotCommit, faults.map((f) => (f === 'reset' ? { kind: 'reset' as const } : { kind: 'status' as const, status: f })));
+    // First the table's create transaction, then four appends: each applied upstream, the answer replaced.
+    proxy.script(
+      (method, path, body) => isCreate(method, path, body) || isSnapshotCommit(method, path, body),
+      [{ kind: 'status', status: 502 }, ...faults.map((f) => (f === 'reset' ? { kind: 'reset' as const } : { kind: 'status' as const, status: f }))],
+    );
     const d = await a.start();
     for (let round = 0; proxy.remaining() > 0; round++) {
       expect(round).toBeLessThan(8);
       a.drop(round % 2 === 0 ? 'l1' : 'l2', `r${round}`, 3);
       await waitDrained(a);
     }
-    const faulted = proxy.exchanges.filter((e) => e.action === 'status' || e.action === 'reset');
+    const [create, ...faulted] = proxy.exchanges.filter((e) => e.action === 'status' || e.action === 'reset');
+    // The create was applied and answered 502: the table was loaded, never created twice.
+    expect(isCreate(create!.method, create!.path, create!.body)).toBe(true);
+    expect([create!.upstreamStatus, create!.clientGot]).toEqual([200, 502]);
+    expect(proxy.exchanges.filter((e) => isCreate(e.method, e.path, e.body))).toHaveLength(1);
     expect(faulted.map((e) => [e.upstreamStatus, e.clientGot])).toEqual([
       [200, 500],
       [200, 502],
