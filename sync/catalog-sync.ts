@@ -125,7 +125,7 @@ export class CatalogSync implements Component {
     db.pragma('busy_timeout = 10000');
     try {
       const reports = await reconcile(
-        { db, catalog: opened.catalog, io: opened.io, namespace: config.catalog.namespace, datasets, plant: config.plant, agentId: config.agent_id ?? config.plant, warmLocation: opened.warmLocation, coldLocation: opened.coldLocation },
+        { db, catalog: opened.catalog, io: opened.io, namespace: config.catalog.namespace, datasets, plant: config.plant, agentId: config.agent_id ?? config.plant, warmLocation: opened.warmLocation, coldLocation: this.cold ? opened.coldLocation : () => null },
         apply,
         Date.now() * 1000,
       );

@@ -38,7 +38,8 @@ export interface ReconcileContext {
   plant: string;
   agentId: string;
   warmLocation: (key: string) => string;
-  coldLocation: (key: string) => string;
+  /** Null: no cold store is configured. */
+  coldLocation: (key: string) => string | null;
 }
 
 export interface TableReconciliation {

@@ -223,34 +223,81 @@ export class RestCatalog implements Catalog {
     return this.loaded(res, what);
   }
 
+  /**
+   * Creates the table with OUR field ids. A plain create (`stage-create: false`) lets the
+   * server pick the ids: Java catalogs (the Apache fixture, Polaris, …) renumber every
+   * column 1..n (`TypeUtil.assignFreshIds`), so `plant` (100000) or a dataset with a gap
+   * in its ids would no longer match the `field_id`s in the Parquet files. So: stage
+   * the create (the server picks location and uuid, nothing is created), then commit
+   * the table as a create transaction (`assert-create`) whose `add-schema` and
+   * `add-spec` carry our ids; servers apply those updates as given. A server that
+   * refuses staging (400, 405, 406, 501) gets the plain create; TableSetup then refuses
+   * a table whose ids differ from the dataset's.
+   * Losing the race to another agent (409 at either step) loads the winner's table.
+   */
   async createTable(table: TableIdent, request: CreateTableRequest): Promise<LoadedTable> {
     const name = `${table.namespace.join('.')}.${table.name}`;
     const routes = await this.routes().catch((e: unknown) => {
       throw this.transportError(e, 'GET /v1/config');
     });
-    const body = stringifyIcebergJson({
-      name: table.name,
-      schema: request.schema,
-      'partition-spec': request.spec,
-      properties: request.properties,
-      'stage-create': false,
-      ...(request.location ? { location: request.location } : {}),
-    });
+    const body = (stage: boolean): string =>
+      stringifyIcebergJson({
+        name: table.name,
+        schema: request.schema,
+        'partition-spec': request.spec,
+        properties: request.properties,
+        'stage-create': stage,
+        ...(request.location ? { location: request.location } : {}),
+      });
     const url = `${routes}/namespaces/${RestCatalog.namespacePath(table.namespace)}/tables`;
-    let res = await this.call('POST', url, `create table ${name}`, body);
+    let res = await this.call('POST', url, `stage table ${name}`, body(true));
     if (res.status === 404) {
       // The namespace is missing: create it, then the table.
       await this.ensureNamespace(table.namespace);
-      res = await this.call('POST', url, `create table ${name}`, body);
+      res = await this.call('POST', url, `stage table ${name}`, body(true));
     }
-    if (res.status === 200) return this.loaded(res, `create table ${name}`);
-    if (res.status === 409) {
-      // Another agent created it first: its table is the table.
-      const existing = await this.loadTable(table);
-      if (existing) return existing;
-      throw new CatalogError('CATALOG_CREATE_RACE', `create table ${name}: exists, but could not be loaded`, true, 409);
+    if (res.status === 409) return this.existing(table, name);
+    if ([400, 405, 406, 501].includes(res.status)) {
+      res = await this.call('POST', url, `create table ${name}`, body(false));
+      if (res.status === 200) return this.loaded(res, `create table ${name}`);
+      if (res.status === 409) return this.existing(table, name);
+      throw this.failure(res, `create table ${name}`);
     }
-    throw this.failure(res, `create table ${name}`);
+    if (res.status !== 200) throw this.failure(res, `stage table ${name}`);
+    const staged = this.loaded(res, `stage table ${name}`).metadata;
+    const { 'format-version': formatVersion, ...properties } = request.properties;
+    const lastColumnId = Math.max(0, ...request.schema.fields.map((f) => f.id));
+    const create = stringifyIcebergJson({
+      requirements: [{ type: 'assert-create' }],
+      updates: [
+        { action: 'assign-uuid', uuid: staged['table-uuid'] },
+        { action: 'upgrade-format-version', 'format-version': Number(formatVersion ?? 2) },
+        { action: 'add-schema', schema: request.schema, 'last-column-id': lastColumnId },
+        { action: 'set-current-schema', 'schema-id': -1 },
+        { action: 'add-spec', spec: request.spec },
+        { action: 'set-default-spec', 'spec-id': -1 },
+        { action: 'add-sort-order', 'sort-order': { 'order-id': 0, fields: [] } },
+        { action: 'set-default-sort-order', 'sort-order-id': -1 },
+        { action: 'set-location', location: staged.location },
+        { action: 'set-properties', updates: properties },
+      ],
+    });
+    const created = await this.call('POST', await this.tableUrl(table), `create table ${name}`, create);
+    if (created.status === 200) return this.loaded(created, `create table ${name}`);
+    if (created.status === 409) return this.existing(table, name);
+    if (created.status >= 500) {
+      // Maybe created: whoever did, the table is the table.
+      const found = await this.loadTable(table);
+      if (found) return found;
+    }
+    throw this.failure(created, `create table ${name}`);
+  }
+
+  /** Another agent created the table first: its table is the table. */
+  private async existing(table: TableIdent, name: string): Promise<LoadedTable> {
+    const found = await this.loadTable(table);
+    if (found) return found;
+    throw new CatalogError('CATALOG_CREATE_RACE', `create table ${name}: exists, but could not be loaded`, true, 409);
   }
 
   async commit(table: TableIdent, requirements: TableRequirement[], updates: TableUpdate[], options: CommitOptions = {}): Promise<CommitOutcome> {

@@ -15,7 +15,8 @@
  *   matched by its reserved name: a REST catalog may have given it a fresh id at
  *   creation (table-schema.ts).
  * - A table whose existing columns disagree with the dataset (same field id, another
- *   type) is refused with an error naming the column; lakeside never rewrites a schema.
+ *   type or name; or the same name under another id) is refused with an error naming
+ *   the column; lakeside never rewrites a schema.
  */
 import type { Dataset } from '../config/dataset.ts';
 import type { Logger } from '../agent/log.ts';

@@ -19,7 +19,9 @@ export type FailpointName =
   | 'tiering.after-warm-delete'
   | 'kafka.after-landing'
   | 'merge.after-publish'
-  | 'merge.after-commit';
+  | 'merge.after-commit'
+  | 'catalog.before-commit'
+  | 'catalog.after-commit';
 
 /** Env for a child daemon with the given failpoints armed. */
 export function failpointEnv(...names: FailpointName[]): NodeJS.ProcessEnv {

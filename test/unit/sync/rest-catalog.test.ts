@@ -212,22 +212,55 @@ describe('RestCatalog', () => {
     expect(fake.seen.some((s) => s.url === '/v1/ws1/namespaces/plant%1Fline3')).toBe(true);
   });
 
-  it('createTable sends the schema and spec; a 409 (another agent won) loads the table', async () => {
+  it('createTable stages the create, then commits it with our field ids (assert-create); a 409 (another agent won) loads the table', async () => {
     const fake = await fakeCatalog();
     let exists = false;
-    fake.on('POST', /^\/v1\/ws1\/namespaces\/plant%1Fline3\/tables$/, (_req, reply) => {
+    fake.on('POST', /^\/v1\/ws1\/namespaces\/plant%1Fline3\/tables$/, (req, reply) => {
+      expect((req.body as Record<string, unknown>)['stage-create']).toBe(true);
       if (exists) return reply.code(409).send({ error: { message: 'Table already exists', type: 'AlreadyExistsException', code: 409 } });
+      return tableBody('s3://wh/ns/t/metadata/staged.metadata.json');
+    });
+    fake.on('POST', commitPath, (_req, reply) => {
+      if (exists) return reply.code(409).send({ error: { message: 'Requirement failed: table already exists', type: 'CommitFailedException', code: 409 } });
       exists = true;
       return tableBody();
     });
     fake.on('GET', commitPath, () => tableBody('s3://wh/ns/t/metadata/00002.metadata.json'));
     const c = catalog(fake);
-    const created = await c.createTable(ident, { schema, spec, properties: { 'lakeside.dataset': 'readings' } });
+    const created = await c.createTable(ident, { schema, spec, properties: { 'format-version': '2', 'lakeside.dataset': 'readings' } });
     expect(created.metadataLocation).toMatch(/00001/);
-    const body = fake.seen.find((s) => s.method === 'POST')!.body as Record<string, unknown>;
-    expect(body).toMatchObject({ name: 'readings', schema, 'partition-spec': spec, properties: { 'lakeside.dataset': 'readings' }, 'stage-create': false });
+    const [stage, create] = fake.seen.filter((s) => s.method === 'POST');
+    expect(stage!.body).toMatchObject({ name: 'readings', schema, 'partition-spec': spec, 'stage-create': true });
+    expect(create!.url).toBe('/v1/ws1/namespaces/plant%1Fline3/tables/readings');
+    const { requirements, updates } = create!.body as { requirements: unknown[]; updates: Record<string, unknown>[] };
+    expect(requirements).toEqual([{ type: 'assert-create' }]);
+    expect(updates).toEqual([
+      { action: 'assign-uuid', uuid: metadata['table-uuid'] },
+      { action: 'upgrade-format-version', 'format-version': 2 },
+      { action: 'add-schema', schema, 'last-column-id': Math.max(...schema.fields.map((f) => f.id)) },
+      { action: 'set-current-schema', 'schema-id': -1 },
+      { action: 'add-spec', spec },
+      { action: 'set-default-spec', 'spec-id': -1 },
+      { action: 'add-sort-order', 'sort-order': { 'order-id': 0, fields: [] } },
+      { action: 'set-default-sort-order', 'sort-order-id': -1 },
+      { action: 'set-location', location: metadata.location },
+      { action: 'set-properties', updates: { 'lakeside.dataset': 'readings' } },
+    ]);
+    // Exists now: the stage answers 409, the table is loaded.
     const again = await c.createTable(ident, { schema, spec, properties: {} });
     expect(again.metadataLocation).toMatch(/00002/);
+  });
+
+  it('createTable falls back to a plain create where the server refuses staging', async () => {
+    const fake = await fakeCatalog();
+    fake.on('POST', /^\/v1\/ws1\/namespaces\/plant%1Fline3\/tables$/, (req, reply) => {
+      if ((req.body as Record<string, unknown>)['stage-create']) return reply.code(406).send({ error: { message: 'staging not supported', type: 'UnsupportedOperationException', code: 406 } });
+      return tableBody();
+    });
+    const c = catalog(fake);
+    const created = await c.createTable(ident, { schema, spec, properties: {} });
+    expect(created.metadataLocation).toMatch(/00001/);
+    expect(fake.seen.filter((s) => s.method === 'POST').map((s) => (s.body as Record<string, unknown>)['stage-create'])).toEqual([true, false]);
   });
 
   describe('commit outcomes', () => {
