@@ -96,6 +96,7 @@ function resolvePaths(config: LakesideConfig, baseDir: string): void {
     if (store?.url.startsWith('file:')) store.url = pathToFileURL(fileStoreDir(store.url, baseDir, resolve)).href;
     if (store?.credentials?.file !== undefined) store.credentials.file = abs(store.credentials.file);
   }
+  if (config.policy?.store?.credentials?.file !== undefined) config.policy.store.credentials.file = abs(config.policy.store.credentials.file);
   for (const source of [...config.sources.mqtt, ...config.sources.kafka, ...(config.alerts.mqtt ? [config.alerts.mqtt] : [])]) {
     const tls = source.tls;
     if (!tls) continue;
