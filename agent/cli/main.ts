@@ -8,6 +8,7 @@ import { registerBackfillCommand } from './backfill-command.ts';
 import { registerClientCommands } from './client-commands.ts';
 import { registerConfigCommands } from './config-command.ts';
 import { registerDemoCommand } from './demo-command.ts';
+import { registerFleetCommand } from './fleet-command.ts';
 import { registerOpsCommands } from './ops-commands.ts';
 import { registerReconcileCommand } from './reconcile-command.ts';
 import { registerRunCommand } from './run-command.ts';
@@ -29,6 +30,7 @@ registerOpsCommands(program);
 registerTiersCommand(program);
 registerBackfillCommand(program);
 registerReconcileCommand(program);
+registerFleetCommand(program);
 
 program.exitOverride((error) => {
   process.exit(error.exitCode === 0 ? 0 : 2);
