@@ -46,6 +46,7 @@ import { acquireStateLock } from './state-lock.ts';
 import { deprioritizeThisThread } from './thread-priority.ts';
 import { ensureTierSchema } from '../tiering/tier-map.ts';
 import { Tiering } from '../tiering/tiering.ts';
+import { BLOBS_POLICY } from '../tiering/settings.ts';
 import { CatalogSync } from '../sync/catalog-sync.ts';
 import { loadPolicyChecker, type PolicyChecker } from '../sync/policy/check.ts';
 import { PolicyAgent } from '../sync/policy/policy-agent.ts';
@@ -223,8 +224,8 @@ export class Daemon {
         config: config.policy,
         plant: config.plant,
         stateDir: config.state_dir,
-        datasets: loaded.datasets.map((d) => d.name),
-        base: config.tiering,
+        datasets: [...loaded.datasets.map((d) => d.name), BLOBS_POLICY],
+        base: { tiering: config.tiering, hot: config.hot },
         check: async (input) => (await (checker ??= loadPolicyChecker()))(input),
         apply: (effective) => this.tiering.applyPolicy(effective),
         onApplied: (version) => this.observability.metrics.policyVersion.set(version),

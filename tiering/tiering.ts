@@ -40,6 +40,9 @@ import { TokenBucket } from './token-bucket.ts';
 import type { EffectivePolicy } from '../config/policy-schema.ts';
 import { Uploader, type TieringLogger } from './uploader.ts';
 
+/** The key of the blobs' bucket among the datasets' (not a dataset name: those are identifiers). */
+const BLOBS_KEY = '(blobs)';
+
 export interface TieringOptions {
   config: TieringConfig;
   dbPath: string;
@@ -110,7 +113,8 @@ export class Tiering implements Component {
     else if (this.plantBucket) this.plantBucket.setRate(cap);
     else this.plantBucket = new TokenBucket(cap);
     const shares = new Map<string, number>();
-    if (cap !== null) for (const [name, d] of settings.datasets) if (d.bandwidthShare !== null && d.bandwidthShare < 1) shares.set(name, Math.max(1, Math.floor(cap * d.bandwidthShare)));
+    const entries: [string, { bandwidthShare: number | null }][] = [...settings.datasets, ...(settings.blobs ? [[BLOBS_KEY, settings.blobs] as [string, { bandwidthShare: number | null }]] : [])];
+    if (cap !== null) for (const [name, d] of entries) if (d.bandwidthShare !== null && d.bandwidthShare < 1) shares.set(name, Math.max(1, Math.floor(cap * d.bandwidthShare)));
     for (const name of [...this.datasetBuckets.keys()]) if (!shares.has(name)) this.datasetBuckets.delete(name);
     for (const [name, rate] of shares) {
       const bucket = this.datasetBuckets.get(name);
@@ -121,7 +125,7 @@ export class Tiering implements Component {
 
   /** The buckets an upload of `dataset` (null: a blob) passes through: its share's, then the plant's cap. */
   private bucketsFor(dataset: string | null): TokenBucket[] {
-    const own = dataset !== null ? this.datasetBuckets.get(dataset) : undefined;
+    const own = this.datasetBuckets.get(dataset ?? BLOBS_KEY);
     return [own, this.plantBucket].filter((b): b is TokenBucket => b !== undefined && b !== null);
   }
 

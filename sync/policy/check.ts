@@ -21,10 +21,13 @@ export interface PolicyCheckInput {
   signature: Uint8Array;
   trustedKeys: AgentPolicyConfig['trusted_keys'];
   plant: string;
+  /** The plant's datasets, and `blobs` for the blob upload policy. */
   datasets: string[];
-  /** The config file's tiering settings: what the policy is resolved over. */
-  base: TieringConfig;
+  /** The config file's settings: what the policy is resolved over. */
+  base: { tiering: TieringConfig; hot: { compaction_window_minutes: number } };
   lastGoodVersion: number | null;
+  /** SHA-256 (hex) of the last good document: the same version with the same bytes is re-checked, not refused. */
+  lastGoodSha256?: string | null;
   floors: AgentPolicyConfig['floors'];
   diskBudgetBytes: number | null;
   estimatedHotBytesPerHour?: Record<string, number>;

@@ -21,12 +21,12 @@
  *   during a fetch runs one more right after.
  * - Log codes: POLICY_APPLIED, POLICY_REFUSED (with code and reason), POLICY_FETCH_FAILED.
  */
+import { createHash } from 'node:crypto';
 import type { MqttClient } from 'mqtt';
 import { onceStop, type Component } from '../../agent/lifecycle.ts';
 import { backoffDelay } from '../../agent/retry.ts';
 import type { AgentPolicyConfig, EffectivePolicy } from '../../config/policy-schema.ts';
-import type { TieringConfig } from '../../config/tiering-schema.ts';
-import type { PolicyChecker, PolicyCheckResult } from './check.ts';
+import type { PolicyChecker, PolicyCheckInput, PolicyCheckResult } from './check.ts';
 import { PolicySource, subscribeNudge, type FetchOutcome } from './fetch.ts';
 import { LastGoodStore, type PolicyState } from './last-good.ts';
 
@@ -41,8 +41,8 @@ export interface PolicyAgentOptions {
   plant: string;
   stateDir: string;
   datasets: string[];
-  /** The config file's tiering section (what the policy resolves over; its disk budget). */
-  base: TieringConfig;
+  /** The config file's tiering and hot sections (what the policy resolves over; the disk budget). */
+  base: PolicyCheckInput['base'];
   check: PolicyChecker;
   /** Applies a checked policy live (Tiering.applyPolicy); throws, changing nothing, if it cannot. */
   apply: (effective: EffectivePolicy) => void;
@@ -190,8 +190,9 @@ export class PolicyAgent implements Component {
         datasets: o.datasets,
         base: o.base,
         lastGoodVersion,
+        lastGoodSha256: lastGoodVersion !== null && this.inForce ? createHash('sha256').update(this.inForce.document).digest('hex') : null,
         floors: o.config.floors,
-        diskBudgetBytes: o.base.disk_budget.max_bytes ?? null,
+        diskBudgetBytes: o.base.tiering.disk_budget.max_bytes ?? null,
         ...(o.hotBytesPerHour ? { estimatedHotBytesPerHour: o.hotBytesPerHour() } : {}),
         nowMs,
       });
