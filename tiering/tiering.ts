@@ -129,6 +129,11 @@ export class Tiering implements Component {
     return [own, this.plantBucket].filter((b): b is TokenBucket => b !== undefined && b !== null);
   }
 
+  /** The rates (bytes/s) an upload of `dataset` (null: a blob) is held to now, its share's first. */
+  uploadRates(dataset: string | null): number[] {
+    return this.bucketsFor(dataset).map((b) => b.rateBytesPerSecond);
+  }
+
   /** Hot-tier bytes per hour per dataset, over the last day of event time (the policy's disk-budget check). */
   hotBytesPerHour(nowMs = Date.now()): Record<string, number> {
     if (!this.db?.open) return {};
