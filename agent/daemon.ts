@@ -48,7 +48,7 @@ import { ensureTierSchema } from '../tiering/tier-map.ts';
 import { Tiering } from '../tiering/tiering.ts';
 import { BLOBS_POLICY } from '../tiering/settings.ts';
 import { CatalogSync } from '../sync/catalog-sync.ts';
-import { loadPolicyChecker, type PolicyChecker } from '../sync/policy/check.ts';
+import { validatorChecker } from '../sync/policy/check.ts';
 import { PolicyAgent } from '../sync/policy/policy-agent.ts';
 import { StatusReporter } from '../sync/policy/status-report.ts';
 
@@ -218,7 +218,6 @@ export class Daemon {
       onPressure: (critical) => this.setPaused('disk_critical', critical),
     });
     if (config.policy) {
-      let checker: Promise<PolicyChecker> | null = null;
       const policyLogger = logger.child({ component: 'policy' });
       this.policy = new PolicyAgent({
         config: config.policy,
@@ -226,7 +225,7 @@ export class Daemon {
         stateDir: config.state_dir,
         datasets: [...loaded.datasets.map((d) => d.name), BLOBS_POLICY],
         base: { tiering: config.tiering, hot: config.hot },
-        check: async (input) => (await (checker ??= loadPolicyChecker()))(input),
+        check: validatorChecker,
         apply: (effective) => this.tiering.applyPolicy(effective),
         onApplied: (version) => this.observability.metrics.policyVersion.set(version),
         hotBytesPerHour: () => this.tiering.hotBytesPerHour(),

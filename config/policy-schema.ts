@@ -25,9 +25,12 @@
  * could delete uncommitted data.
  */
 import { z } from 'zod';
-import { storeSettingsSchema } from './tiering-schema.ts';
+import { cronProblem, storeSettingsSchema } from './tiering-schema.ts';
 
-const cron = z.string().min(1);
+const cron = z.string().superRefine((expression, ctx) => {
+  const problem = cronProblem(expression);
+  if (problem) ctx.addIssue({ code: 'custom', message: problem });
+});
 const identifier = z.string().regex(/^[a-z0-9][a-z0-9_-]*$/i, 'expected letters, digits, _ or -');
 
 export const datasetPolicySchema = z.strictObject({
@@ -58,6 +61,10 @@ export const policyDocumentSchema = z.strictObject({
   description: z.string().optional(),
   defaults: scopeSchema.default({ datasets: {} }),
   overrides: z.record(identifier, scopeSchema).default({}),
+}).superRefine((doc, ctx) => {
+  if (Date.parse(doc.expires_at) <= Date.parse(doc.issued_at)) {
+    ctx.addIssue({ code: 'custom', path: ['expires_at'], message: 'must be after issued_at' });
+  }
 });
 export type PolicyDocument = z.infer<typeof policyDocumentSchema>;
 

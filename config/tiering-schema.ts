@@ -76,7 +76,7 @@ export const storeSchema = storeObject
   });
 export type StoreConfig = z.infer<typeof storeSchema>;
 
-function cronProblem(expression: string): string | null {
+export function cronProblem(expression: string): string | null {
   if (expression.trim().split(/\s+/).length !== 5) return 'expected a 5-field cron expression (minute hour day month weekday)';
   try {
     CronExpressionParser.parse(expression, { strict: false });

@@ -10,6 +10,7 @@ import { registerConfigCommands } from './config-command.ts';
 import { registerDemoCommand } from './demo-command.ts';
 import { registerFleetCommand } from './fleet-command.ts';
 import { registerOpsCommands } from './ops-commands.ts';
+import { registerPolicyCommand } from './policy-command.ts';
 import { registerReconcileCommand } from './reconcile-command.ts';
 import { registerRunCommand } from './run-command.ts';
 import { registerTiersCommand } from './tiers-command.ts';
@@ -30,6 +31,7 @@ registerOpsCommands(program);
 registerTiersCommand(program);
 registerBackfillCommand(program);
 registerReconcileCommand(program);
+registerPolicyCommand(program);
 registerFleetCommand(program);
 
 program.exitOverride((error) => {

@@ -1,18 +1,13 @@
 /**
- * The agent's side of the contract with the policy validator (sync/policy/validate.ts,
- * written beside this on its own branch): what `checkPolicy` takes and answers, and a
- * loader that finds it at run time.
+ * The agent's side of the contract with the policy validator (validate.ts): what the
+ * agent gives `checkPolicy` and what it reads back, typed here so the agent's tests can
+ * use a stand-in, and checked against the real one below.
  *
- * Invariants:
- * - Every policy the agent applies went through `checkPolicy` (signature, schema,
- *   version, expiry, plant scope, safety) in this process: the one fetched, and the
- *   last good one re-read from disk at start.
- * - Without a validator module the agent refuses every policy (code
- *   POLICY_VALIDATOR_MISSING): it never applies an unchecked one.
- *
- * The import is dynamic so this branch builds before validate.ts lands; once both are
- * merged it may become a static `import { checkPolicy } from './validate.ts'`.
+ * Invariant: every policy the agent applies went through `checkPolicy` (signature,
+ * schema, version, expiry, plant scope, safety) in this process: the one fetched, and
+ * the last good one re-read from disk at start.
  */
+import { checkPolicy } from './validate.ts';
 import type { AgentPolicyConfig, EffectivePolicy, PolicyDocument } from '../../config/policy-schema.ts';
 import type { TieringConfig } from '../../config/tiering-schema.ts';
 
@@ -40,16 +35,5 @@ export type PolicyCheckResult =
 
 export type PolicyChecker = (input: PolicyCheckInput) => PolicyCheckResult | Promise<PolicyCheckResult>;
 
-const VALIDATOR_MODULE = './validate.ts';
-
-/** The validator's `checkPolicy`, or a checker that refuses everything when it is absent. */
-export async function loadPolicyChecker(): Promise<PolicyChecker> {
-  try {
-    const module = (await import(VALIDATOR_MODULE)) as { checkPolicy?: PolicyChecker };
-    if (typeof module.checkPolicy === 'function') return module.checkPolicy;
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code !== 'ERR_MODULE_NOT_FOUND') throw error;
-  }
-  return () => ({ ok: false, version: null, code: 'POLICY_VALIDATOR_MISSING', reason: 'this build has no policy validator (sync/policy/validate.ts): no policy is applied' });
-}
+/** The validator itself, typed as the agent uses it (the assignment checks the two contracts agree). */
+export const validatorChecker: PolicyChecker = checkPolicy;
