@@ -17,13 +17,13 @@ import { recordingLogger } from '../../tiering/fixture.ts';
 
 const NOW = Date.UTC(2026, 10, 21, 14, 0);
 
-export function policyBytes(version: number, hotHours = 10, expiresAt = '2027-01-01T00:00:00Z'): Uint8Array {
+function policyBytes(version: number, hotHours = 10, expiresAt = '2027-01-01T00:00:00Z'): Uint8Array {
   return Buffer.from(JSON.stringify({ version, expires_at: expiresAt, hot: hotHours }));
 }
-export const sign = (doc: Uint8Array): Uint8Array => Buffer.from(`ok:${createHash('sha256').update(doc).digest('hex')}`);
+const sign = (doc: Uint8Array): Uint8Array => Buffer.from(`ok:${createHash('sha256').update(doc).digest('hex')}`);
 
 /** The stand-in validator: signature, version (no rollback), expiry; resolves to one dataset. */
-export const standInChecker: PolicyChecker = (input) => {
+const standInChecker: PolicyChecker = (input) => {
   let doc: { version: number; expires_at: string; hot: number };
   const version = (() => {
     try {
