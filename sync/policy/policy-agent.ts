@@ -25,16 +25,14 @@ import { createHash } from 'node:crypto';
 import type { MqttClient } from 'mqtt';
 import { onceStop, type Component } from '../../agent/lifecycle.ts';
 import { backoffDelay } from '../../agent/retry.ts';
+import type { TieringLogger } from '../../tiering/uploader.ts';
 import type { AgentPolicyConfig, EffectivePolicy } from '../../config/policy-schema.ts';
 import type { PolicyChecker, PolicyCheckInput, PolicyCheckResult } from './check.ts';
 import { PolicySource, subscribeNudge, type FetchOutcome } from './fetch.ts';
 import { LastGoodStore, type PolicyState } from './last-good.ts';
 
-export interface PolicyLogger {
-  info(obj: object, msg?: string): void;
-  warn(obj: object, msg?: string): void;
-  error(obj: object, msg?: string): void;
-}
+/** The structured logger the tiering loops use (pino's shape). */
+export type PolicyLogger = TieringLogger;
 
 export interface PolicyAgentOptions {
   config: AgentPolicyConfig;
