@@ -2,7 +2,11 @@
 // one and survives a restart while the centre is unreachable; a refused one changes
 // nothing and says why. The validator is a stand-in here (its own tests live beside
 // validate.ts): "signed" means the signature is `ok:` + the document's SHA-256.
+import { Aedes } from 'aedes';
+import mqtt from 'mqtt';
 import { createHash } from 'node:crypto';
+import { createServer, type AddressInfo } from 'node:net';
+import { pathToFileURL } from 'node:url';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,6 +17,7 @@ import { tieringSchema } from '../../../../config/tiering-schema.ts';
 import type { PolicyChecker } from '../../../../sync/policy/check.ts';
 import { PolicyFetchError, type FetchOutcome } from '../../../../sync/policy/fetch.ts';
 import { PolicyAgent } from '../../../../sync/policy/policy-agent.ts';
+import { waitFor } from '../../../support/wait-for.ts';
 import { recordingLogger } from '../../tiering/fixture.ts';
 
 const NOW = Date.UTC(2026, 10, 21, 14, 0);
@@ -203,5 +208,53 @@ describe('PolicyAgent', () => {
     await run2.agent.stop();
     expect(applied.map((p) => p.version)).toEqual([2]);
     expect(readFileSync(join(dir, 'policy', 'current.yaml.sig'), 'utf8')).toBe(Buffer.from(sign(v2)).toString());
+  });
+});
+
+describe('PolicyAgent: the MQTT nudge', () => {
+  it('fetches at once when a message arrives on the nudge topic, long before the next poll', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'policy-nudge-'));
+    const broker = await Aedes.createBroker();
+    const server = createServer(broker.handle);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const url = `mqtt://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const applied: number[] = [];
+    const a = new PolicyAgent({
+      config: agentPolicyConfigSchema.parse({
+        url: pathToFileURL(join(dir, 'policy.json')).href,
+        poll_interval_seconds: 3600,
+        trusted_keys: [{ id: 'k1', public_key: 'x' }],
+        mqtt_nudge: { url, topic: 'central/policy' },
+      }),
+      plant: 'ulm',
+      stateDir: join(dir, 'state'),
+      datasets: ['readings'],
+      base: { tiering: tieringSchema.parse({}), hot: { compaction_window_minutes: 10 } },
+      check: standInChecker,
+      apply: (effective) => applied.push(effective.version),
+      logger: recordingLogger().logger,
+    });
+    const publisher = await mqtt.connectAsync(url);
+    try {
+      writeFileSync(join(dir, 'policy.json'), policyBytes(1));
+      writeFileSync(join(dir, 'policy.json.sig'), sign(policyBytes(1)));
+      await a.start();
+      await waitFor(() => applied.includes(1) || undefined, 'the first fetch at start');
+      await waitFor(() => broker.connectedClients >= 2 || undefined, 'the nudge subscriber to connect');
+      writeFileSync(join(dir, 'policy.json.sig'), sign(policyBytes(2)));
+      writeFileSync(join(dir, 'policy.json'), policyBytes(2));
+      // The subscription may be a moment behind the CONNACK: nudge until it lands.
+      await waitFor(async () => {
+        await publisher.publishAsync('central/policy', 'version 2', { qos: 1, retain: true });
+        return applied.includes(2) || undefined;
+      }, 'the nudged fetch to apply version 2');
+      expect(applied).toEqual([1, 2]);
+    } finally {
+      await publisher.endAsync();
+      await a.stop();
+      await new Promise<void>((resolve) => broker.close(() => resolve()));
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
