@@ -12,7 +12,7 @@
  */
 import type { Command } from 'commander';
 import { loadConfigFile } from '../../config/loader.ts';
-import type { AgentPolicyConfig } from '../../config/policy-schema.ts';
+import type { PolicyStoreSettings } from '../../sync/policy/fetch.ts';
 import { StatusLocation, type PlantStatus } from '../../sync/policy/status-report.ts';
 import { formatDuration } from '../../tiering/tiers-report.ts';
 import { formatTable } from './table.ts';
@@ -92,10 +92,12 @@ export function registerFleetCommand(program: Command): void {
     .option('--stale-seconds <n>', 'a status older than this is stale (default: three of its agent interval)', (v) => Number(v))
     .option('--json', 'print the rows as JSON')
     .action(async (options: { from: string; config?: string; endpoint?: string; region?: string; forcePathStyle?: boolean; staleSeconds?: number; json?: boolean }) => {
-      let store: AgentPolicyConfig['store'] = options.config ? (await loadConfigFile(options.config)).config.policy?.store : undefined;
-      if (options.endpoint || options.region || options.forcePathStyle) {
-        store = { ...(store ?? {}), ...(options.endpoint ? { endpoint: options.endpoint } : {}), ...(options.region ? { region: options.region } : {}), ...(options.forcePathStyle ? { force_path_style: true } : {}) } as AgentPolicyConfig['store'];
-      }
+      const store: PolicyStoreSettings = {
+        ...(options.config ? (await loadConfigFile(options.config)).config.policy?.store : {}),
+        ...(options.endpoint ? { endpoint: options.endpoint } : {}),
+        ...(options.region ? { region: options.region } : {}),
+        ...(options.forcePathStyle ? { force_path_style: true } : {}),
+      };
       const location = new StatusLocation(options.from, store);
       try {
         const read = await location.readAll();

@@ -41,9 +41,18 @@ interface Resource {
 
 const REQUEST_TIMEOUT_MS = 30_000;
 
-/** The S3 settings of the policy section as a store config for `url` (the policy's own bucket). */
-export function policyStoreConfig(url: string, store: AgentPolicyConfig['store']): StoreConfig {
-  return { ...storeSettingsSchema.parse(store ?? {}), url };
+const STORE_DEFAULTS = storeSettingsSchema.parse({});
+
+/** S3 settings as given: validated config, or a few flags of the CLI. */
+export type PolicyStoreSettings = Partial<NonNullable<AgentPolicyConfig['store']>>;
+
+/**
+ * The S3 settings of the policy section as a store config for `url` (the policy's own
+ * bucket). `store` is already validated (and its secrets resolved): only the defaults
+ * of absent keys are filled, nothing is parsed again.
+ */
+export function policyStoreConfig(url: string, store: PolicyStoreSettings | undefined): StoreConfig {
+  return { ...STORE_DEFAULTS, ...(store ?? {}), url };
 }
 
 class FileResource implements Resource {
@@ -148,13 +157,13 @@ export class PolicySource {
   private readonly signature: Resource;
   private readonly clients: S3Client[] = [];
 
-  constructor(config: Pick<AgentPolicyConfig, 'url' | 'signature_url' | 'store'>) {
+  constructor(config: Pick<AgentPolicyConfig, 'url' | 'signature_url'> & { store?: PolicyStoreSettings | undefined }) {
     this.description = redactUrl(config.url);
     this.document = this.resource(config.url, config.store);
     this.signature = this.resource(config.signature_url ?? `${config.url}.sig`, config.store);
   }
 
-  private resource(url: string, store: AgentPolicyConfig['store']): Resource {
+  private resource(url: string, store: PolicyStoreSettings | undefined): Resource {
     if (url.startsWith('file:')) return new FileResource(url);
     if (/^https?:\/\//.test(url)) return new HttpResource(url);
     const client = new S3Client(s3ClientConfig(policyStoreConfig(url, store)));

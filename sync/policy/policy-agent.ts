@@ -22,6 +22,7 @@
  * - Log codes: POLICY_APPLIED, POLICY_REFUSED (with code and reason), POLICY_FETCH_FAILED.
  */
 import { createHash } from 'node:crypto';
+import { statfs } from 'node:fs/promises';
 import type { MqttClient } from 'mqtt';
 import { onceStop, type Component } from '../../agent/lifecycle.ts';
 import { backoffDelay } from '../../agent/retry.ts';
@@ -190,12 +191,24 @@ export class PolicyAgent implements Component {
         lastGoodVersion,
         lastGoodSha256: lastGoodVersion !== null && this.inForce ? createHash('sha256').update(this.inForce.document).digest('hex') : null,
         floors: o.config.floors,
-        diskBudgetBytes: o.base.tiering.disk_budget.max_bytes ?? null,
+        diskBudgetBytes: await this.diskBudgetBytes(),
         ...(o.hotBytesPerHour ? { estimatedHotBytesPerHour: o.hotBytesPerHour() } : {}),
         nowMs,
       });
     } catch (error) {
       return { ok: false, version: null, code: 'POLICY_CHECK_FAILED', reason: `the validator failed: ${(error as Error).message}` };
+    }
+  }
+
+  /** The disk budget the hot window must fit: `disk_budget.max_bytes`, else the size of state_dir's filesystem. */
+  private async diskBudgetBytes(): Promise<number | null> {
+    const max = this.options.base.tiering.disk_budget.max_bytes;
+    if (max !== undefined) return max;
+    try {
+      const fs = await statfs(this.options.stateDir);
+      return fs.blocks * fs.bsize;
+    } catch {
+      return null;
     }
   }
 

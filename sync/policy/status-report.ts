@@ -27,7 +27,7 @@ import type { AgentPolicyConfig } from '../../config/policy-schema.ts';
 import { Periodic } from '../../tiering/periodic.ts';
 import { joinKey } from '../../tiering/stores/object-store.ts';
 import { parseS3Url, s3ClientConfig } from '../../tiering/stores/s3-store.ts';
-import { policyStoreConfig } from './fetch.ts';
+import { policyStoreConfig, type PolicyStoreSettings } from './fetch.ts';
 import type { PolicyLogger, PolicyStatus } from './policy-agent.ts';
 
 export interface DatasetLag {
@@ -130,7 +130,7 @@ export class StatusLocation {
   private readonly dir: string | null = null;
   private readonly s3: { client: S3Client; bucket: string; prefix: string } | null = null;
 
-  constructor(url: string, store?: AgentPolicyConfig['store']) {
+  constructor(url: string, store?: PolicyStoreSettings) {
     this.description = url;
     if (url.startsWith('file:')) {
       this.dir = url.startsWith('file://') ? fileURLToPath(url) : url.slice('file:'.length);
