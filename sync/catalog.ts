@@ -51,6 +51,12 @@ export interface CommitOptions {
 export interface Catalog {
   /** Safe for logs: never a token or a secret. */
   readonly description: string;
+  /**
+   * The catalog gives a new table field ids of its own (Iceberg Java's catalogs
+   * renumber from 1 on every create): tables are then created unpartitioned and get
+   * the dataset's ids and spec in their first commit (table-setup.ts).
+   */
+  readonly renumbersFieldsOnCreate?: boolean;
   /** Creates the namespace if missing (already existing is success). */
   ensureNamespace(namespace: string[]): Promise<void>;
   /** Null when the table does not exist. */

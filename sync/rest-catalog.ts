@@ -64,6 +64,8 @@ type Method = 'GET' | 'POST';
 
 export class RestCatalog implements Catalog {
   readonly description: string;
+  /** A REST server may be any implementation; the Java ones renumber, so assume it does. */
+  readonly renumbersFieldsOnCreate = true;
   private readonly config: RestCatalogConfig;
   private readonly base: string;
   private readonly http: HttpClient;

@@ -20,17 +20,18 @@
  */
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Command } from 'commander';
 import { z } from 'zod';
 import { ConfigError, loadConfigFile, type LoadedConfig } from '../../config/loader.ts';
 import { agentPolicyConfigSchema, policyDocumentSchema, type EffectivePolicy } from '../../config/policy-schema.ts';
 import { configSchema } from '../../config/schema.ts';
-import { DEFAULT_TIERING, storeSchema } from '../../config/tiering-schema.ts';
+import { DEFAULT_TIERING } from '../../config/tiering-schema.ts';
 import { diffPolicies } from '../../sync/policy/diff.ts';
 import { parsePolicyDocument } from '../../sync/policy/parse.ts';
 import { publishPolicy } from '../../sync/policy/publish.ts';
+import { policyStoreConfig } from '../../sync/policy/store-config.ts';
 import type { PolicyBase } from '../../sync/policy/resolve.ts';
 import { encodeSignatureFile, generateSigningKeyPair, parsePublicKey, signDocument, verifySignature, type TrustedKey } from '../../sync/policy/signature.ts';
 import { checkPolicyDocument } from '../../sync/policy/validate.ts';
@@ -68,9 +69,9 @@ async function readInput(path: string, what: string): Promise<Buffer> {
   }
 }
 
-async function loadConfig(path: string, resolveSecrets = false): Promise<LoadedConfig> {
+async function loadConfig(path: string): Promise<LoadedConfig> {
   try {
-    return await loadConfigFile(path, { resolveSecrets });
+    return await loadConfigFile(path, { resolveSecrets: false });
   } catch (error) {
     if (error instanceof ConfigError) throw new CliFailure(2, error.message);
     throw error;
@@ -137,6 +138,8 @@ export function renderEffective(effective: EffectivePolicy): string {
 /** `s3://bucket/a/b.yaml` → store `s3://bucket`, key `a/b.yaml`; `file:///d/p.yaml` → `file:///d`, `p.yaml`. */
 function splitTarget(target: string): { storeUrl: string; key: string } {
   if (target.startsWith('file:')) {
+    // Only file:///absolute: the URL parser would read file:relative/x as /relative/x.
+    if (!target.startsWith('file:///')) throw new CliFailure(2, `--to ${target}: expected an absolute file:///dir/name`);
     const path = fileURLToPath(target);
     return { storeUrl: pathToFileURL(dirname(path)).href, key: basename(path) };
   }
@@ -165,20 +168,20 @@ async function publish(file: string, options: PublishOptions, io: CliIo): Promis
   const doc = parseOrFail(document, file);
   const { storeUrl, key } = splitTarget(options.to);
   let settings: Record<string, unknown> = {};
-  if (options.config) settings = { ...((await loadConfig(options.config, true)).config.policy?.store ?? {}) };
-  if (storeUrl.startsWith('s3:')) {
-    if (options.endpoint) settings.endpoint = options.endpoint;
-    if (options.region) settings.region = options.region;
-    if (options.forcePathStyle) settings.force_path_style = true;
-  } else {
-    settings = {};
+  let baseDir = process.cwd();
+  if (options.config) {
+    settings = { ...((await loadConfig(options.config)).config.policy?.store ?? {}) };
+    baseDir = dirname(resolve(options.config));
   }
-  const parsed = storeSchema.safeParse({ ...settings, url: storeUrl });
-  if (!parsed.success) throw new CliFailure(2, `store settings: ${parsed.error.issues.map((i) => `${i.path.join('.') || 'url'}: ${i.message}`).join('; ')}`);
-  const store = await openStore(parsed.data);
+  if (options.endpoint) settings.endpoint = options.endpoint;
+  if (options.region) settings.region = options.region;
+  if (options.forcePathStyle) settings.force_path_style = true;
+  const storeConfig = policyStoreConfig(storeUrl, settings, { baseDir, env: process.env });
+  if (!storeConfig.ok) throw new CliFailure(2, `store settings: ${storeConfig.problems.join('; ')}`);
+  const store = await openStore(storeConfig.store);
   try {
     const results = await publishPolicy(store, key, document, signature);
-    for (const r of results) io.out(`${r.unchanged ? 'unchanged' : r.replaced ? 'replaced' : 'created'} ${store.description}/${r.key}\n`);
+    for (const r of results) io.out(`${r.unchanged ? 'unchanged' : r.replaced ? 'replaced' : 'created'} ${store.description.replace(/\/+$/, '')}/${r.key}\n`);
     io.out(`published version ${doc.version} signed by ${signed.keyId}\n`);
   } catch (error) {
     throw new CliFailure(1, `publish to ${options.to} failed: ${(error as Error).message}`);

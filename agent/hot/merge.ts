@@ -82,7 +82,12 @@ export interface MergeResult {
   /** Paths (relative to the state dir) of the files replaced. */
   removed: string[];
   errors: { spanStartUs: number; message: string }[];
+  /** Groups given up because the tiering took one of their files meanwhile (a benign race: they stay as they are). */
+  raced: number;
 }
+
+/** The tiering registered a merge input while the merge ran: the group stays unmerged, nothing is lost. */
+class TakenByTiering extends Error {}
 
 /** Unlinks a file (`path` relative to the state dir) and the directories that emptied, up to hot/<dataset>/<level dir>. */
 export function unlinkHotFile(stateDir: string, path: string): void {
@@ -199,7 +204,7 @@ function publish(step: Step, inputs: HotFileRecord[], write: (pending: NewHotFil
       for (const input of inputs) {
         // Another writer (none today) retiring an input first must not leave its rows twice.
         if (remove.run(input.id, input.path).changes !== 1) throw new Error(`merge input ${input.path} is no longer registered`);
-        if (isTiered?.get(input.path) !== undefined) throw new Error(`merge input ${input.path} was taken by the tiering meanwhile`);
+        if (isTiered?.get(input.path) !== undefined) throw new TakenByTiering(`merge input ${input.path} was taken by the tiering meanwhile`);
       }
       return insertHotFiles(db, pending);
     }).immediate();
@@ -362,7 +367,7 @@ function mergeRollups(step: Step, schema: RollupSchema, group: Group, letter: Me
 
 /** `recentPaths`: files the same step's compaction just added (their spans wait). */
 export function mergeDataset(db: Database.Database, dataset: Dataset, stateDir: string, options: MergeOptions, nowUs: number, recentPaths: ReadonlySet<string> = new Set()): MergeResult {
-  const result: MergeResult = { dataset: dataset.name, merges: 0, added: [], removed: [], errors: [] };
+  const result: MergeResult = { dataset: dataset.name, merges: 0, added: [], removed: [], errors: [], raced: 0 };
   const step: Step = { db, dataset, stateDir, options, result };
   const settleUs = options.compactionWindowMinutes * 60_000_000 + options.compactionGraceSeconds * 1_000_000;
   const maxRows = options.mergeMaxRows ?? 2 * options.l1MaxRows;
@@ -382,6 +387,10 @@ export function mergeDataset(db: Database.Database, dataset: Dataset, stateDir: 
     try {
       merge();
     } catch (error) {
+      if (error instanceof TakenByTiering) {
+        result.raced++;
+        return;
+      }
       // One bad span (e.g. a registered file missing on disk) must not stop the others.
       result.errors.push({ spanStartUs: group.spanStartUs, message: (error as Error).message });
     }

@@ -95,6 +95,7 @@ export function applyUpdates(base: TableMetadata, updates: TableUpdate[], option
   let lastUpdated = Math.max(options.nowMs, base['last-updated-ms']);
   for (const u of updates) if (u.action === 'add-snapshot') lastUpdated = Math.max(lastUpdated, u.snapshot['timestamp-ms']);
   let lastAddedSchemaId: number | null = null;
+  let lastAddedSpecId: number | null = null;
 
   for (const u of updates) {
     switch (u.action) {
@@ -116,6 +117,30 @@ export function applyUpdates(base: TableMetadata, updates: TableUpdate[], option
         if (id === null) throw new UpdateRejected('set-current-schema -1: no schema was added in this commit');
         if (!m.schemas.some((s) => s['schema-id'] === id)) throw new UpdateRejected(`set-current-schema: no schema with id ${id}`);
         m['current-schema-id'] = id;
+        break;
+      }
+      case 'add-spec': {
+        const fields = u.spec.fields;
+        const existing = m['partition-specs'].find((s) => JSON.stringify(s.fields) === JSON.stringify(fields));
+        if (existing) {
+          lastAddedSpecId = existing['spec-id'];
+          break;
+        }
+        const current = m.schemas.find((s) => s['schema-id'] === m['current-schema-id']);
+        for (const f of fields) {
+          if (!current?.fields.some((c) => c.id === f['source-id'])) throw new UpdateRejected(`add-spec: partition field ${f.name} has source id ${f['source-id']}, not in the current schema`);
+        }
+        const id = Math.max(-1, ...m['partition-specs'].map((s) => s['spec-id'])) + 1;
+        m['partition-specs'].push({ 'spec-id': id, fields: structuredClone(fields) });
+        m['last-partition-id'] = Math.max(m['last-partition-id'], ...fields.map((f) => f['field-id']));
+        lastAddedSpecId = id;
+        break;
+      }
+      case 'set-default-spec': {
+        const id = u['spec-id'] === -1 ? lastAddedSpecId : u['spec-id'];
+        if (id === null) throw new UpdateRejected('set-default-spec -1: no spec was added in this commit');
+        if (!m['partition-specs'].some((s) => s['spec-id'] === id)) throw new UpdateRejected(`set-default-spec: no spec with id ${id}`);
+        m['default-spec-id'] = id;
         break;
       }
       case 'add-snapshot': {

@@ -104,6 +104,8 @@ export type TableRequirement =
 export type TableUpdate =
   | { action: 'add-schema'; schema: IcebergSchema; 'last-column-id'?: number }
   | { action: 'set-current-schema'; 'schema-id': number }
+  | { action: 'add-spec'; spec: PartitionSpec }
+  | { action: 'set-default-spec'; 'spec-id': number }
   | { action: 'add-snapshot'; snapshot: Snapshot }
   | { action: 'set-snapshot-ref'; 'ref-name': string; type: 'branch'; 'snapshot-id': SnapshotId }
   | { action: 'set-properties'; updates: Record<string, string> };

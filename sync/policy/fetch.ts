@@ -47,11 +47,13 @@ const STORE_DEFAULTS = storeSettingsSchema.parse({});
 export type PolicyStoreSettings = Partial<NonNullable<AgentPolicyConfig['store']>>;
 
 /**
- * The S3 settings of the policy section as a store config for `url` (the policy's own
- * bucket). `store` is already validated (and its secrets resolved): only the defaults
- * of absent keys are filled, nothing is parsed again.
+ * The S3 settings of a loaded config's policy section as a store config for `url` (the
+ * policy's or status reports' own bucket). The loader already validated `policy.store`
+ * and resolved its secrets, so only the defaults of absent keys are filled and nothing
+ * is parsed again (store-config.ts does validate-then-resolve for settings read with
+ * `resolveSecrets: false`, as `lakeside policy publish` reads them).
  */
-export function policyStoreConfig(url: string, store: PolicyStoreSettings | undefined): StoreConfig {
+export function loadedStoreConfig(url: string, store: PolicyStoreSettings | undefined): StoreConfig {
   return { ...STORE_DEFAULTS, ...(store ?? {}), url };
 }
 
@@ -166,7 +168,7 @@ export class PolicySource {
   private resource(url: string, store: PolicyStoreSettings | undefined): Resource {
     if (url.startsWith('file:')) return new FileResource(url);
     if (/^https?:\/\//.test(url)) return new HttpResource(url);
-    const client = new S3Client(s3ClientConfig(policyStoreConfig(url, store)));
+    const client = new S3Client(s3ClientConfig(loadedStoreConfig(url, store)));
     this.clients.push(client);
     return new S3Resource(url, client);
   }

@@ -27,7 +27,7 @@ import type { AgentPolicyConfig } from '../../config/policy-schema.ts';
 import { Periodic } from '../../tiering/periodic.ts';
 import { joinKey } from '../../tiering/stores/object-store.ts';
 import { parseS3Url, s3ClientConfig } from '../../tiering/stores/s3-store.ts';
-import { policyStoreConfig, type PolicyStoreSettings } from './fetch.ts';
+import { loadedStoreConfig, type PolicyStoreSettings } from './fetch.ts';
 import type { PolicyLogger, PolicyStatus } from './policy-agent.ts';
 
 export interface DatasetLag {
@@ -136,7 +136,7 @@ export class StatusLocation {
       this.dir = url.startsWith('file://') ? fileURLToPath(url) : url.slice('file:'.length);
     } else {
       const { bucket, prefix } = parseS3Url(url);
-      this.s3 = { client: new S3Client(s3ClientConfig(policyStoreConfig(url, store))), bucket, prefix };
+      this.s3 = { client: new S3Client(s3ClientConfig(loadedStoreConfig(url, store))), bucket, prefix };
     }
   }
 

@@ -2,7 +2,11 @@
 // time, then the state it leaves behind. Every dataset has rows in the hot tier, every
 // camera frame is a stored PNG blob, nothing was quarantined, and the printed operator
 // questions, asked with `lakeside query` against the running demo's API, return rows.
-import { readFileSync } from 'node:fs';
+// The demo's file-system Iceberg catalog (in its warm directory) is read by PyIceberg:
+// every dataset's table holds exactly the rows of the files the tier map says are
+// committed, with the demo's plant. The run lasts long enough for the first minute
+// windows to be compacted (grace 10 s), uploaded and committed (every 5 s).
+import { readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,11 +20,13 @@ import { OPERATOR_QUESTIONS } from '../../agent/demo/questions.ts';
 import { nodeBinary, REPO_ROOT, spawnDaemon } from '../support/child-daemon.ts';
 
 import { waitFor } from '../support/wait-for.ts';
+import { tierProgress } from '../support/iceberg-daemon-config.ts';
+import { pyicebergLocal } from '../services/pyiceberg.ts';
 
 const execFileAsync = promisify(execFile);
 import { readHotTier } from '../support/hot-tier-reader.ts';
 
-const DURATION_S = 45;
+const DURATION_S = 110;
 let dir: string | undefined;
 
 afterAll(async () => {
@@ -82,5 +88,16 @@ describe('lakeside demo', () => {
     } finally {
       db.close();
     }
-  });
+
+    // The file-system catalog: PyIceberg reads each table's newest metadata version.
+    const committed = tierProgress(stateDir, ['committed']).rows;
+    for (const dataset of ['sensor_readings', 'inspections', 'camera_frames']) {
+      const metadataDir = join(dir, 'warm', 'iceberg', 'lakeside', dataset, 'metadata');
+      const versions = readdirSync(metadataDir).flatMap((name) => /^v(\d+)\.metadata\.json$/.exec(name)?.[1] ?? []).map(Number);
+      const table = await pyicebergLocal<{ rows: Array<Record<string, unknown>> }>({ metadata: join(metadataDir, `v${Math.max(...versions)}.metadata.json`), scan: true });
+      expect(committed[dataset], dataset).toBeGreaterThan(0);
+      expect(table.rows.length, dataset).toBe(committed[dataset]);
+      expect(new Set(table.rows.map((r) => r.plant))).toEqual(new Set(['demo']));
+    }
+  }, (DURATION_S + 180) * 1000);
 });

@@ -60,9 +60,9 @@ describe('lakeside policy publish to S3 (versitygw)', () => {
         },
       }),
     );
-    const store = new S3ObjectStore(
-      storeSchema.parse({ url: 's3://central', endpoint: server.endpoint, region: server.region, force_path_style: true, credentials: { access_key_id: server.accessKeyId, secret_access_key: server.secretAccessKey } }),
-    );
+    // Reading back with the server's keys (as the loader leaves a config: references resolved).
+    const settings = storeSchema.parse({ url: 's3://central', endpoint: server.endpoint, region: server.region, force_path_style: true });
+    const store = new S3ObjectStore({ ...settings, credentials: { access_key_id: server.accessKeyId, secret_access_key: server.secretAccessKey } });
     try {
       for (const version of [1, 2]) {
         const file = join(dir, `v${version}.yaml`);
@@ -76,6 +76,9 @@ describe('lakeside policy publish to S3 (versitygw)', () => {
         expect(document).toEqual(await readFile(file));
         expect(verifySignature(document, signature, [{ id: 'central-1', public_key: publicKey }]).ok).toBe(true);
       }
+      // Publishing the same pair again changes nothing (the stored sha256 matches).
+      const again = await lakeside('publish', join(dir, 'v2.yaml'), '--to', 's3://central/policies/fleet.yaml', '--config', config);
+      expect(again.out).toMatch(/^unchanged s3:\/\/central\/policies\/fleet\.yaml\.sig\nunchanged s3:\/\/central\/policies\/fleet\.yaml\n/);
     } finally {
       await store.close();
       delete process.env.LAKESIDE_POLICY_TEST_KEY;

@@ -6,7 +6,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PolicySource, policyStoreConfig } from '../../sync/policy/fetch.ts';
+import { PolicySource, loadedStoreConfig } from '../../sync/policy/fetch.ts';
 import { buildPlantStatus, StatusLocation } from '../../sync/policy/status-report.ts';
 import { s3ClientConfig } from '../../tiering/stores/s3-store.ts';
 import { startS3Server, type S3Server } from '../services/s3-server.ts';
@@ -25,7 +25,7 @@ describe('central policy and status over S3 (versitygw)', () => {
 
   it('fetches the pair conditionally, writes status reports, and fleet status reads them', async () => {
     const store = { endpoint: server.endpoint, region: server.region, force_path_style: true, credentials: { access_key_id: server.accessKeyId, secret_access_key: server.secretAccessKey } };
-    const client = new S3Client(s3ClientConfig(policyStoreConfig('s3://central', store)));
+    const client = new S3Client(s3ClientConfig(loadedStoreConfig('s3://central', store)));
     const put = (key: string, body: string) => client.send(new PutObjectCommand({ Bucket: 'central', Key: key, Body: body }));
     try {
       await put('policies/fleet.yaml', 'version: 1\n');

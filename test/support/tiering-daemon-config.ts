@@ -35,3 +35,8 @@ sources:
 tiering:
 `;
 }
+
+/** The warm store also holds the file-system catalog's table metadata (catalog.root_prefix, `iceberg/`): data and blob keys are the rest. */
+export function withoutCatalogKeys(keys: string[]): string[] {
+  return keys.filter((key) => !key.startsWith('iceberg/'));
+}

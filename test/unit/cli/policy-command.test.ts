@@ -148,8 +148,16 @@ describe('lakeside policy', () => {
     expect(invalid.err).toMatch(/invalid policy .*bad\.yaml: defaults\.datasets\.frames\.priority: .*\(line \d+\)/);
     const noKeys = await lakeside('verify', bad);
     expect(noKeys.code).toBe(2);
-    const target = await lakeside('publish', bad, '--to', 'http://x/y', '--trusted', 'x.pub');
-    expect(target.code).toBe(2);
+    const keys = join(dir, 'keys');
+    await lakeside('keygen', '--out', keys, '--key-id', 'k');
+    await writeFile(bad, policy(1));
+    await lakeside('sign', bad, '--key', join(keys, 'k.pem'), '--key-id', 'k');
+    for (const to of ['http://x/y', 's3://bucket-only', 'file:relative/p.yaml']) {
+      const target = await lakeside('publish', bad, '--to', to, '--trusted', join(keys, 'k.pub'));
+      expect(target).toMatchObject({ code: 2, err: expect.stringContaining(`--to ${to}: expected`) });
+    }
+    const wrongKey = await lakeside('sign', bad, '--key', join(keys, 'k.pub.pem'), '--key-id', 'k');
+    expect(wrongKey).toMatchObject({ code: 2, err: expect.stringMatching(/^private key .*k\.pub\.pem: /) });
   });
 
   it('prints a JSON Schema that describes the document', async () => {

@@ -60,6 +60,29 @@ describe('merge and tiering coordination', () => {
     expect(map.register([{ kind: 'blob', dataset: null, local_path: 'blobs/ab/abc', object_key: 'ulm/blobs/ab/abc', size_bytes: 1, sha256: 'a'.repeat(64), event_time_us: 0 }], MID)).toBe(1);
   });
 
+  it('a discovery racing a merge wins: the merge gives up that group quietly (no error), every row stays in one registered file', async () => {
+    const c = compactedMetrics();
+    fx = c.fx;
+    ensureTierSchema(fx.db);
+    const map = new TierMap(fx.db);
+    const db = fx.db;
+    // The tiering registers one of the group's inputs after the merge read them, before its swap.
+    const result = mergeDataset(db, c.metrics, fx.stateDir, {
+      ...compactOptions,
+      beforeCommit: () => {
+        if (map.all().length > 0) return;
+        const input = hotFilesOf(db, 'metrics').find((f) => f.level === 1 && !f.path.includes('-h'))!;
+        map.register([{ kind: 'data', dataset: 'metrics', local_path: input.path, object_key: `ulm/metrics/data/x/${input.path}`, size_bytes: 1, sha256: '0'.repeat(64), event_time_us: 0 }], MID);
+      },
+    }, MID);
+    expect(result.raced).toBeGreaterThanOrEqual(1);
+    expect(result.errors).toEqual([]);
+    const taken = map.all()[0]!.local_path;
+    const after = hotFilesOf(db, 'metrics').filter((f) => f.level === 1);
+    expect(after.some((f) => f.path === taken)).toBe(true);
+    expect(after.reduce((n, f) => n + f.record_count, 0)).toBe(c.rows.length);
+  });
+
   it('with an hour settle, discovers only the L1 files of hours closed that long ago', async () => {
     const c = compactedMetrics();
     fx = c.fx;
