@@ -19,6 +19,9 @@
  * - Fetch failures back off with jitter (up to the poll interval); the regular poll is
  *   jittered by ±10 % so a fleet does not poll in step. One fetch at a time; a nudge
  *   during a fetch runs one more right after.
+ * - Every setting applies live (Tiering.applyPolicy) except a dataset's
+ *   compaction_window_minutes and target_file_bytes, which the agent does not apply:
+ *   the applied state's warnings name them when the policy sets them.
  * - Log codes: POLICY_APPLIED, POLICY_REFUSED (with code and reason), POLICY_FETCH_FAILED.
  */
 import { createHash } from 'node:crypto';
@@ -160,10 +163,10 @@ export class PolicyAgent implements Component {
       this.inForce = { document: Buffer.from(pair.document), signature: Buffer.from(pair.signature) };
       if (pair.name !== 'current.yaml + current.yaml.sig') await this.store.save(pair.document, pair.signature);
       await this.store.clearPending();
-      this.state.applied = { version: result.effective.version, applied_at: applied?.applied_at ?? new Date(asOf).toISOString(), expires_at: result.effective.expiresAt, warnings: result.effective.warnings };
+      this.state.applied = { version: result.effective.version, applied_at: applied?.applied_at ?? new Date(asOf).toISOString(), expires_at: result.effective.expiresAt, warnings: this.warningsOf(result.effective) };
       const expired = Date.parse(result.effective.expiresAt) <= this.nowMs();
       this.options.logger.info(
-        { code: 'POLICY_APPLIED', version: result.effective.version, from: 'last good on disk', expires_at: result.effective.expiresAt, ...(expired ? { expired: true } : {}), warnings: result.effective.warnings },
+        { code: 'POLICY_APPLIED', version: result.effective.version, from: 'last good on disk', expires_at: result.effective.expiresAt, ...(expired ? { expired: true } : {}), warnings: this.warningsOf(result.effective) },
         expired ? 'last good policy applied (it has expired: it stays in force until the centre sends a newer one)' : 'last good policy applied',
       );
       this.options.onApplied?.(result.effective.version);
@@ -198,6 +201,20 @@ export class PolicyAgent implements Component {
     } catch (error) {
       return { ok: false, version: null, code: 'POLICY_CHECK_FAILED', reason: `the validator failed: ${(error as Error).message}` };
     }
+  }
+
+  /**
+   * The validator's warnings, plus the settings this agent does not apply: the hot
+   * tier's compaction window is one for all datasets, fixed at start (windows already
+   * sealed depend on it), and the target file size has no writer here yet.
+   */
+  private warningsOf(effective: EffectivePolicy): string[] {
+    const windowMinutes = this.options.base.hot.compaction_window_minutes;
+    const ignored = Object.entries(effective.datasets).flatMap(([name, d]) => [
+      ...(d.compaction_window_minutes !== windowMinutes ? [`${name}.compaction_window_minutes ${d.compaction_window_minutes} (the hot tier keeps ${windowMinutes})`] : []),
+      ...(d.target_file_bytes !== null ? [`${name}.target_file_bytes ${d.target_file_bytes}`] : []),
+    ]);
+    return ignored.length === 0 ? effective.warnings : [...effective.warnings, `not applied by this agent: ${ignored.join(', ')}`];
   }
 
   /** The disk budget the hot window must fit: `disk_budget.max_bytes`, else the size of state_dir's filesystem. */
@@ -239,11 +256,11 @@ export class PolicyAgent implements Component {
       return;
     }
     const effective = (result as Extract<PolicyCheckResult, { ok: true }>).effective;
-    this.state.applied = { version: effective.version, applied_at: new Date(nowMs).toISOString(), expires_at: effective.expiresAt, warnings: effective.warnings };
+    this.state.applied = { version: effective.version, applied_at: new Date(nowMs).toISOString(), expires_at: effective.expiresAt, warnings: this.warningsOf(effective) };
     this.state.refused = null;
     this.inForce = { document: Buffer.from(document), signature: Buffer.from(signature) };
     this.options.onApplied?.(effective.version);
-    logger.info({ code: 'POLICY_APPLIED', from, version: effective.version, previous: inForce, expires_at: effective.expiresAt, warnings: effective.warnings }, 'policy applied');
+    logger.info({ code: 'POLICY_APPLIED', from, version: effective.version, previous: inForce, expires_at: effective.expiresAt, warnings: this.warningsOf(effective) }, 'policy applied');
     try {
       await this.store.save(document, signature);
     } catch (error) {

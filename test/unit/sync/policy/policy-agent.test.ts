@@ -22,14 +22,14 @@ import { recordingLogger } from '../../tiering/fixture.ts';
 
 const NOW = Date.UTC(2026, 10, 21, 14, 0);
 
-function policyBytes(version: number, hotHours = 10, expiresAt = '2027-01-01T00:00:00Z'): Uint8Array {
-  return Buffer.from(JSON.stringify({ version, expires_at: expiresAt, hot: hotHours }));
+function policyBytes(version: number, hotHours = 10, expiresAt = '2027-01-01T00:00:00Z', compactionWindow = 10): Uint8Array {
+  return Buffer.from(JSON.stringify({ version, expires_at: expiresAt, hot: hotHours, cw: compactionWindow }));
 }
 const sign = (doc: Uint8Array): Uint8Array => Buffer.from(`ok:${createHash('sha256').update(doc).digest('hex')}`);
 
 /** The stand-in validator: signature, version (no rollback), expiry; resolves to one dataset. */
 const standInChecker: PolicyChecker = (input) => {
-  let doc: { version: number; expires_at: string; hot: number };
+  let doc: { version: number; expires_at: string; hot: number; cw: number };
   const version = (() => {
     try {
       doc = JSON.parse(Buffer.from(input.document).toString('utf8'));
@@ -48,7 +48,7 @@ const standInChecker: PolicyChecker = (input) => {
     bandwidthBytesPerSecond: null,
     warnings: [],
     datasets: {
-      readings: { hot_retention_hours: d.hot, warm_retention_days: 90, cold_retention_days: null, cold_storage_class: null, compaction_window_minutes: 10, target_file_bytes: null, priority: 0, bandwidth_share: null, upload_windows: [], overflow: 'keep' },
+      readings: { hot_retention_hours: d.hot, warm_retention_days: 90, cold_retention_days: null, cold_storage_class: null, compaction_window_minutes: d.cw, target_file_bytes: null, priority: 0, bandwidth_share: null, upload_windows: [], overflow: 'keep' },
     },
   };
   return { ok: true, document: {} as never, effective };
@@ -114,6 +114,7 @@ describe('PolicyAgent', () => {
     expect(a.status.applied?.version).toBe(3);
     expect(readFileSync(join(dir, 'policy', 'current.yaml'), 'utf8')).toBe(Buffer.from(policyBytes(3, 5)).toString());
     expect(log.records.find((r) => r.obj.code === 'POLICY_APPLIED')?.obj.version).toBe(3);
+    expect(a.status.applied?.warnings).toEqual([]); // the stand-in's compaction window is the base's
 
     // Tampered: the signature no longer matches. Then an older version. Then one the tiering cannot apply.
     const tampered = policyBytes(4, 1);
@@ -138,10 +139,12 @@ describe('PolicyAgent', () => {
     // The same refused document again is not logged again; a newer valid one clears the refusal.
     await a.pollOnce();
     expect(log.records.filter((r) => r.obj.code === 'POLICY_REFUSED')).toHaveLength(3);
-    source.serve(policyBytes(6, 2));
+    source.serve(policyBytes(6, 2, undefined, 5));
     await a.pollOnce();
     expect(a.status).toMatchObject({ applied: { version: 6 }, refused: null });
     expect(versions).toEqual([3, 6]);
+    // The one setting the agent does not apply is named, not silently dropped.
+    expect(a.status.applied?.warnings).toEqual(['not applied by this agent: readings.compaction_window_minutes 5 (the hot tier keeps 10)']);
   });
 
   it('re-applies the last good policy at start, before any fetch, while the centre is unreachable', async () => {
