@@ -5,7 +5,8 @@
  * recovery → landing log → sealer (hot-tier recovery, then seal/compact timers) →
  * observability (metrics, feed-gap alerts) → on-site reads (their own worker: query
  * engine, latest cache, HTTP API; fed by the landing writer directly) → tiering
- * (uploads, eviction, disk budget, archive) → sources → health loop, then READY=1 to
+ * (uploads, eviction, disk budget, archive) → central policy (the last good one applied
+ * before the first fetch, then polled; sync/policy/) and its status reports → sources → health loop, then READY=1 to
  * systemd. Health and readiness live here; every change is pushed to the reads worker,
  * which serves /healthz and /readyz (and asks this thread for /metrics, /v1/status and
  * evicted blobs). Stop sends STOPPING=1 and runs the other way: sources stop taking new
@@ -45,7 +46,11 @@ import { acquireStateLock } from './state-lock.ts';
 import { deprioritizeThisThread } from './thread-priority.ts';
 import { ensureTierSchema } from '../tiering/tier-map.ts';
 import { Tiering } from '../tiering/tiering.ts';
+import { BLOBS_POLICY } from '../tiering/settings.ts';
 import { CatalogSync } from '../sync/catalog-sync.ts';
+import { validatorChecker } from '../sync/policy/check.ts';
+import { PolicyAgent } from '../sync/policy/policy-agent.ts';
+import { StatusReporter } from '../sync/policy/status-report.ts';
 
 /** Without a systemd watchdog: how often liveness is checked, and how long a landing commit may hang. */
 const DEFAULT_HEALTH_INTERVAL_MS = 10_000;
@@ -72,6 +77,9 @@ export class Daemon {
   readonly stallMs: number;
   readonly tiering: Tiering;
   readonly catalogSync: CatalogSync;
+  /** Central policies (null: no `policy` section) and the status reports to the centre. */
+  readonly policy: PolicyAgent | null = null;
+  readonly policyStatus: StatusReporter | null = null;
   /** Why the sources are paused; they resume when it is empty. */
   private readonly pauseReasons = new Set<'landing_blocked' | 'disk_critical'>();
   private readonly started: Component[] = [];
@@ -171,6 +179,7 @@ export class Daemon {
       watermark: () => (this.landing.blocked ? 'critical' : (this.tiering.evictor?.watermark ?? 'ok')),
       catalog: () => this.tiering.catalogConfigured,
       catalogStatus: () => this.catalogSync.status(),
+      policyStatus: () => this.policy?.status ?? null,
     });
     this.reads = new OnSiteReads({
       loaded,
@@ -208,6 +217,36 @@ export class Daemon {
       hourSettleUs: (config.hot.compaction_window_minutes * 60 + config.hot.compaction_grace_seconds) * 1_000_000 + 2 * config.hot.compaction_interval_ms * 1000,
       onPressure: (critical) => this.setPaused('disk_critical', critical),
     });
+    if (config.policy) {
+      const policyLogger = logger.child({ component: 'policy' });
+      this.policy = new PolicyAgent({
+        config: config.policy,
+        plant: config.plant,
+        stateDir: config.state_dir,
+        datasets: [...loaded.datasets.map((d) => d.name), BLOBS_POLICY],
+        base: { tiering: config.tiering, hot: config.hot },
+        check: validatorChecker,
+        apply: (effective) => this.tiering.applyPolicy(effective),
+        onApplied: (version) => this.observability.metrics.policyVersion.set(version),
+        hotBytesPerHour: () => this.tiering.hotBytesPerHour(),
+        logger: policyLogger,
+      });
+      if (config.policy.status) {
+        this.policyStatus = new StatusReporter({
+          config: config.policy.status,
+          ...(config.policy.store ? { store: config.policy.store } : {}),
+          plant: config.plant,
+          agentId: loaded.config.agent_id,
+          dbPath: this.dbPath,
+          policy: () => this.policy?.status ?? null,
+          snapshot: async () => {
+            const status = await this.observability.statusPort.status();
+            return { disk: status.disk as { size_bytes: number | null; free_bytes: number | null; watermark: string }, alerts: status.alerts as unknown[] };
+          },
+          logger: policyLogger,
+        });
+      }
+    }
     this.landing.on('blocked', () => this.setPaused('landing_blocked', true));
     this.landing.on('unblocked', () => this.setPaused('landing_blocked', false));
   }
@@ -234,7 +273,7 @@ export class Daemon {
     this.releaseLock = await acquireStateLock(config.state_dir);
     try {
       await this.recoverBlobs();
-      for (const component of [this.landing, this.sealer, this.observability, this.reads, this.catalogSync, this.tiering, ...this.sources]) {
+      for (const component of [this.landing, this.sealer, this.observability, this.reads, this.catalogSync, this.tiering, ...(this.policy ? [this.policy] : []), ...(this.policyStatus ? [this.policyStatus] : []), ...this.sources]) {
         await component.start();
         this.started.push(component);
       }

@@ -37,6 +37,8 @@ export interface ObservabilityOptions {
   catalog?: () => boolean;
   /** The catalog committer's state for /v1/status (null: no catalog). */
   catalogStatus?: () => Record<string, unknown> | null;
+  /** The central policy's state for /v1/status (null: no policy section). */
+  policyStatus?: () => unknown;
 }
 
 export class Observability implements Component {
@@ -127,6 +129,7 @@ export class Observability implements Component {
         streams: { watched: snapshot.streams.watched, stalest_seconds: snapshot.streams.stalestSeconds },
         alerts: this.alerts.openAlerts(),
         catalog: this.options.catalogStatus?.() ?? null,
+        policy: this.options.policyStatus?.() ?? null,
       };
     },
   };

@@ -96,6 +96,15 @@ function resolvePaths(config: LakesideConfig, baseDir: string): void {
     if (store?.url.startsWith('file:')) store.url = pathToFileURL(fileStoreDir(store.url, baseDir, resolve)).href;
     if (store?.credentials?.file !== undefined) store.credentials.file = abs(store.credentials.file);
   }
+  const policy = config.policy;
+  const fileUrl = (url: string): string => (url.startsWith('file:') && !url.startsWith('file://') ? pathToFileURL(abs(url.slice('file:'.length))).href : url);
+  if (policy) {
+    policy.url = fileUrl(policy.url);
+    if (policy.signature_url !== undefined) policy.signature_url = fileUrl(policy.signature_url);
+    if (policy.status) policy.status.url = fileUrl(policy.status.url);
+    if (policy.mqtt_nudge?.ca_file !== undefined) policy.mqtt_nudge.ca_file = abs(policy.mqtt_nudge.ca_file);
+  }
+  if (config.policy?.store?.credentials?.file !== undefined) config.policy.store.credentials.file = abs(config.policy.store.credentials.file);
   for (const source of [...config.sources.mqtt, ...config.sources.kafka, ...(config.alerts.mqtt ? [config.alerts.mqtt] : [])]) {
     const tls = source.tls;
     if (!tls) continue;

@@ -25,7 +25,7 @@
  * could delete uncommitted data.
  */
 import { z } from 'zod';
-import { cronProblem } from './tiering-schema.ts';
+import { cronProblem, storeSettingsSchema } from './tiering-schema.ts';
 
 const cron = z.string().superRefine((expression, ctx) => {
   const problem = cronProblem(expression);
@@ -107,7 +107,7 @@ export const agentPolicyConfigSchema = z.strictObject({
   url: z.string().regex(/^(file:|https?:\/\/|s3:\/\/)/, 'expected file:…, https://… or s3://bucket/key'),
   signature_url: z.string().regex(/^(file:|https?:\/\/|s3:\/\/)/).optional(),
   /** S3 connection settings for s3:// policy and status locations (same keys as tiering.warm, url ignored). */
-  store: z.record(z.string(), z.unknown()).optional(),
+  store: storeSettingsSchema.optional(),
   poll_interval_seconds: z.number().int().positive().default(300),
   /** Public keys this agent trusts (several, for rotation): Ed25519, base64 of the raw 32 bytes or PEM (SPKI). */
   trusted_keys: z.array(z.strictObject({ id: z.string().min(1), public_key: z.string().min(1) })).min(1),

@@ -41,8 +41,7 @@ const credentialsSchema = z
     if (c.profile !== undefined && c.file === undefined) ctx.addIssue({ code: 'custom', path: ['profile'], message: 'profile applies to a credentials file (set file)' });
   });
 
-export const storeSchema = z
-  .strictObject({
+const storeObject = z.strictObject({
     /** `file:///dir`, `file:relative/dir` or `s3://bucket/prefix`. */
     url: z.string().regex(STORE_URL, 'expected file:///absolute/dir, file:relative/dir or s3://bucket[/prefix]'),
     /** S3 only: a custom endpoint (an S3-compatible server), e.g. http://127.0.0.1:9000. */
@@ -61,7 +60,12 @@ export const storeSchema = z
     part_concurrency: positiveInt.max(16).default(2),
     /** A request with no bytes moving either way for this long fails (and is retried). */
     request_timeout_ms: positiveInt.default(60_000),
-  })
+});
+
+/** A store's connection settings without its url (the policy section's S3 settings). */
+export const storeSettingsSchema = storeObject.omit({ url: true });
+
+export const storeSchema = storeObject
   .superRefine((store, ctx) => {
     const s3Only = ['endpoint', 'storage_class', 'credentials'] as const;
     if (store.url.startsWith('file:')) {

@@ -1,5 +1,6 @@
 /**
- * Warm → cold, then expiry: after the warm retention (by the file's newest event time)
+ * Warm → cold, then expiry: after the warm retention (by the file's newest event time;
+ * per dataset from the settings in force, settings.ts, read once per pass)
  * a committed object is copied to the cold store (its storage class, same key),
  * verified, handed to the catalog to re-point the table, and only then deleted from
  * warm (`archived`). After the cold retention, when set, it is deleted from cold
@@ -22,6 +23,7 @@ import type { TieringConfig } from '../config/tiering-schema.ts';
 import type { CatalogHandoff } from './catalog-handoff.ts';
 import { hashingStream } from './stores/hashing.ts';
 import { ObjectNotFoundError, ObjectStoreError, type ObjectStore } from './stores/object-store.ts';
+import { anyColdRetention, buildSettings, coldCutoffSql, coldStorageClass, warmCutoffSql, type TieringSettings } from './settings.ts';
 import type { TierMap, TierRecord } from './tier-map.ts';
 import type { TieringLogger } from './uploader.ts';
 
@@ -34,6 +36,8 @@ export interface ArchiverOptions {
   stateDir: string;
   logger: TieringLogger;
   nowMs?: () => number;
+  /** The settings in force (a policy swaps them live); default: built from `config`. */
+  settings?: () => TieringSettings;
 }
 
 export interface ArchiveReport {
@@ -43,32 +47,38 @@ export interface ArchiveReport {
 }
 
 const BATCH = 100;
-const DAY_US = 86_400_000_000;
 
 export class Archiver {
   private readonly options: ArchiverOptions;
   private readonly nowMs: () => number;
   private readonly tmpDir: string;
+  private readonly settings: () => TieringSettings;
 
   constructor(options: ArchiverOptions) {
     this.options = options;
+    if (options.settings) this.settings = options.settings;
+    else {
+      const fixed = buildSettings(options.config, null);
+      this.settings = () => fixed;
+    }
     this.nowMs = options.nowMs ?? Date.now;
     this.tmpDir = join(options.stateDir, 'tiering', 'tmp');
   }
 
   async pass(): Promise<ArchiveReport> {
-    const { map, config } = this.options;
+    const { map } = this.options;
+    const settings = this.settings();
     const report: ArchiveReport = { archived: 0, expired: 0, failed: 0 };
     await rm(this.tmpDir, { recursive: true, force: true });
     await mkdir(this.tmpDir, { recursive: true });
     const failed = new Set<number>();
-    const archiveBefore = () => this.nowMs() * 1000 - config.warm_retention_days * DAY_US;
+    const archiveBefore = () => warmCutoffSql(settings, this.nowMs() * 1000);
     for (;;) {
       const batch = map.dueForArchive(archiveBefore(), BATCH + failed.size).filter((r) => !failed.has(r.id));
       if (batch.length === 0) break;
       for (const record of batch) {
         try {
-          await this.archiveOne(record);
+          await this.archiveOne(record, coldStorageClass(settings, record.kind === 'data' ? record.dataset : null));
           report.archived++;
         } catch (error) {
           failed.add(record.id);
@@ -77,8 +87,8 @@ export class Archiver {
         }
       }
     }
-    if (config.cold_retention_days !== undefined) {
-      const expireBefore = this.nowMs() * 1000 - config.cold_retention_days * DAY_US;
+    if (anyColdRetention(settings)) {
+      const expireBefore = coldCutoffSql(settings, this.nowMs() * 1000);
       const refused = new Set<number>();
       for (;;) {
         const batch = map.dueForExpiry(expireBefore, BATCH + refused.size).filter((r) => !refused.has(r.id));
@@ -102,8 +112,8 @@ export class Archiver {
     return report;
   }
 
-  private async archiveOne(record: TierRecord): Promise<void> {
-    const { warm, cold, catalog, map, config } = this.options;
+  private async archiveOne(record: TierRecord, storageClass: string | undefined): Promise<void> {
+    const { warm, cold, catalog, map } = this.options;
     const temp = join(this.tmpDir, `${record.id}-${randomBytes(4).toString('hex')}`);
     try {
       let copied = false;
@@ -114,7 +124,7 @@ export class Archiver {
         if (!(error instanceof ObjectNotFoundError)) throw error;
       }
       if (copied) {
-        await cold.put(record.object_key, { path: temp, sizeBytes: record.size_bytes, sha256: record.sha256, ...(config.cold?.storage_class ? { storageClass: config.cold.storage_class } : {}) });
+        await cold.put(record.object_key, { path: temp, sizeBytes: record.size_bytes, sha256: record.sha256, ...(storageClass ? { storageClass } : {}) });
         failpoint('tiering.after-cold-put', [{ path: record.local_path }]); // crash tests: in cold (verified), warm not yet deleted
       } else {
         // Warm is gone: only acceptable if a previous pass already put it in cold.

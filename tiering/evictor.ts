@@ -6,8 +6,10 @@
  *   (safe in warm/cold and in the catalog), with one exception: a dataset (or the
  *   blobs) whose policy says `overflow: drop_oldest` may lose its oldest uncommitted
  *   files at the critical watermark; they become `dropped`, counted and logged.
- * - Retention: a committed file goes once its newest event time is older than
- *   `hot_retention_hours`. Rollup files (local summaries, never uploaded) go by age.
+ * - Retention: a committed file goes once its newest event time is older than its
+ *   dataset's hot retention (settings.ts: the policy's, else `hot_retention_hours`).
+ *   Rollup files (local summaries, never uploaded) go by the config's age. A pass reads
+ *   the settings once: a policy swapped during it applies from the next pass.
  * - Above the high watermark, committed files go oldest first until usage is back
  *   under it (the hot window shrinks: an alert says to what).
  * - At or above the critical watermark `onPressure(true)` pauses the sources; the
@@ -28,6 +30,7 @@ import { statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { TieringConfig } from '../config/tiering-schema.ts';
 import { Periodic } from './periodic.ts';
+import { buildSettings, hotCutoffSql, type TieringSettings } from './settings.ts';
 import { SAFE_ELSEWHERE, type TierMap, type TierRecord } from './tier-map.ts';
 import type { TieringLogger } from './uploader.ts';
 
@@ -73,6 +76,8 @@ export interface EvictorOptions {
   /** true at the critical watermark (pause sources), false once below it again (resume). */
   onPressure: (critical: boolean) => void;
   nowMs?: () => number;
+  /** The settings in force (a policy swaps them live); default: built from `config`. */
+  settings?: () => TieringSettings;
 }
 
 export interface EvictionReport {
@@ -94,10 +99,16 @@ export class Evictor {
   private critical = false;
   private watermarkState: 'ok' | 'high' | 'critical' = 'ok';
   private readonly loop: Periodic;
+  private readonly settings: () => TieringSettings;
 
   constructor(options: EvictorOptions) {
     this.options = options;
     this.nowMs = options.nowMs ?? Date.now;
+    if (options.settings) this.settings = options.settings;
+    else {
+      const fixed = buildSettings(options.config, null);
+      this.settings = () => fixed;
+    }
     this.loop = new Periodic(() => this.pass(), options.config.eviction_interval_ms, (error) =>
       options.logger.error({ code: 'EVICTION_FAILED', err: error.message }, 'eviction pass failed'),
     );
@@ -121,16 +132,18 @@ export class Evictor {
   }
 
   async pass(): Promise<EvictionReport> {
-    const { config, db, logger } = this.options;
+    const { db, logger } = this.options;
+    const settings = this.settings();
+    const { config } = settings;
     const report: EvictionReport = { retention: 0, pressure: 0, dropped: 0, rollups: 0, freedBytes: 0, usedBytes: 0, budgetBytes: 0, critical: false };
     await this.finishEvicting();
     const nowUs = this.nowMs() * 1000;
     const cutoffUs = nowUs - config.hot_retention_hours * 3_600_000_000;
     const safe = SAFE_ELSEWHERE.map((s) => `'${s}'`).join(', ');
     const oldCommitted = db.prepare(
-      `SELECT * FROM tier_files WHERE local_state = 'present' AND state IN (${safe}) AND event_time_us < ? ORDER BY event_time_us, id LIMIT ${BATCH}`,
+      `SELECT * FROM tier_files WHERE local_state = 'present' AND state IN (${safe}) AND event_time_us < ${hotCutoffSql(settings, nowUs)} ORDER BY event_time_us, id LIMIT ${BATCH}`,
     );
-    for (let batch = oldCommitted.all(cutoffUs) as TierRecord[]; batch.length > 0; batch = oldCommitted.all(cutoffUs) as TierRecord[]) {
+    for (let batch = oldCommitted.all() as TierRecord[]; batch.length > 0; batch = oldCommitted.all() as TierRecord[]) {
       report.freedBytes += await this.evict(batch, 'safe');
       report.retention += batch.length;
     }
@@ -162,7 +175,7 @@ export class Evictor {
       }
     }
     if (over(criticalPct) >= 0) {
-      report.dropped = await this.dropOldest(() => over(criticalPct), async () => (usage = await this.options.measure()));
+      report.dropped = await this.dropOldest(config, () => over(criticalPct), async () => (usage = await this.options.measure()));
     }
     report.usedBytes = usage.usedBytes;
     report.budgetBytes = usage.budgetBytes;
@@ -193,8 +206,8 @@ export class Evictor {
   }
 
   /** Uncommitted files of drop_oldest datasets (and blobs), oldest first, until `over()` < 0. */
-  private async dropOldest(over: () => number, remeasure: () => Promise<unknown>): Promise<number> {
-    const { config, db, logger } = this.options;
+  private async dropOldest(config: TieringConfig, over: () => number, remeasure: () => Promise<unknown>): Promise<number> {
+    const { db, logger } = this.options;
     const datasets = Object.entries(config.datasets)
       .filter(([, p]) => p.overflow === 'drop_oldest')
       .map(([name]) => name);

@@ -215,18 +215,25 @@ export class TierMap {
     return this.db.prepare(`SELECT * FROM tier_files WHERE state = 'uploaded' ORDER BY id LIMIT ?`).all(limit) as TierRecord[];
   }
 
-  /** Committed files whose data is older than `beforeUs` (warm retention over): archive candidates, oldest first. */
-  dueForArchive(beforeUs: number, limit: number): TierRecord[] {
-    return this.db
-      .prepare(`SELECT * FROM tier_files WHERE state = 'committed' AND event_time_us < ? ORDER BY event_time_us, id LIMIT ?`)
-      .all(beforeUs, limit) as TierRecord[];
+  /**
+   * Committed files whose data is older than `before` (warm retention over): archive
+   * candidates, oldest first. `before`: event time in µs, or an SQL expression over the
+   * row (per-dataset cutoffs, tiering/settings.ts).
+   */
+  dueForArchive(before: number | string, limit: number): TierRecord[] {
+    return this.dueBefore('committed', before, limit);
   }
 
-  /** Archived files whose data is older than `beforeUs` (cold retention over), oldest first. */
-  dueForExpiry(beforeUs: number, limit: number): TierRecord[] {
+  /** Archived files whose data is older than `before` (cold retention over), oldest first. */
+  dueForExpiry(before: number | string, limit: number): TierRecord[] {
+    return this.dueBefore('archived', before, limit);
+  }
+
+  private dueBefore(state: 'committed' | 'archived', before: number | string, limit: number): TierRecord[] {
+    const cutoff = typeof before === 'number' ? '@before' : `(${before})`;
     return this.db
-      .prepare(`SELECT * FROM tier_files WHERE state = 'archived' AND event_time_us < ? ORDER BY event_time_us, id LIMIT ?`)
-      .all(beforeUs, limit) as TierRecord[];
+      .prepare(`SELECT * FROM tier_files WHERE state = '${state}' AND event_time_us < ${cutoff} ORDER BY event_time_us, id LIMIT @limit`)
+      .all(typeof before === 'number' ? { before, limit } : { limit }) as TierRecord[];
   }
 
   /**

@@ -7,7 +7,16 @@
  * Lifecycle: the constructor does no I/O; `start()` creates the tier-map table,
  * opens the stores, finishes evictions a crash interrupted and starts the timers;
  * `stop()` stops the timers, lets running uploads finish, closes the stores and the
- * connection. Start it after the sealer (hot-tier recovery ran) and the query engine
+ * connection.
+ *
+ * Live settings: every pass of the uploader, evictor and archiver reads one
+ * `TieringSettings` (settings.ts) from a cell; `applyPolicy` builds the next one whole
+ * (a policy that cannot apply throws and changes nothing), then swaps it and the
+ * bandwidth buckets' rates in one synchronous step, so no pass sees a mix. A running
+ * upload keeps the bucket objects it started with (their rates follow the change;
+ * a cap removed applies to uploads started after).
+ *
+ * Start it after the sealer (hot-tier recovery ran) and the query engine
  * (evictions refresh its views), before the sources.
  */
 import Database from 'better-sqlite3';
@@ -26,8 +35,13 @@ import { ObjectStoreError, type ObjectStore } from './stores/object-store.ts';
 import { ensureTierSchema, TierMap } from './tier-map.ts';
 import { DataReadCache, WarmUnavailableError, type FetchProgress, type RangeReport, type TimeRange } from './data-cache.ts';
 import { DATA_CACHE_DIR } from './data-cache-dir.ts';
+import { buildSettings, SettingsCell, type TieringSettings } from './settings.ts';
 import { TokenBucket } from './token-bucket.ts';
+import type { EffectivePolicy } from '../config/policy-schema.ts';
 import { Uploader, type TieringLogger } from './uploader.ts';
+
+/** The key of the blobs' bucket among the datasets' (not a dataset name: those are identifiers). */
+const BLOBS_KEY = '(blobs)';
 
 export interface TieringOptions {
   config: TieringConfig;
@@ -65,9 +79,68 @@ export class Tiering implements Component {
   private archiveLoop: Periodic | null = null;
   private blobCache: BlobReadCache | null = null;
   private dataCache: DataReadCache | null = null;
+  private readonly settings: SettingsCell;
+  /** The plant's cap (null: none) and the per-dataset shares of it. */
+  private plantBucket: TokenBucket | null = null;
+  private readonly datasetBuckets = new Map<string, TokenBucket>();
 
   constructor(options: TieringOptions) {
     this.options = options;
+    this.settings = new SettingsCell(buildSettings(options.config, null));
+    this.updateBuckets(this.settings.current);
+  }
+
+  /** The settings in force (the config file's, or a policy's over them). */
+  get currentSettings(): TieringSettings {
+    return this.settings.current;
+  }
+
+  /**
+   * Applies a central policy (null: back to the config file's settings) live. Throws,
+   * changing nothing, when the policy cannot apply; otherwise the next pass of every
+   * loop runs on it. Returns the settings now in force.
+   */
+  applyPolicy(policy: EffectivePolicy | null): TieringSettings {
+    const next = buildSettings(this.options.config, policy);
+    this.settings.swap(next);
+    this.updateBuckets(next);
+    return next;
+  }
+
+  private updateBuckets(settings: TieringSettings): void {
+    const cap = settings.config.bandwidth_bytes_per_second ?? null;
+    if (cap === null) this.plantBucket = null;
+    else if (this.plantBucket) this.plantBucket.setRate(cap);
+    else this.plantBucket = new TokenBucket(cap);
+    const shares = new Map<string, number>();
+    const entries: [string, { bandwidthShare: number | null }][] = [...settings.datasets, ...(settings.blobs ? [[BLOBS_KEY, settings.blobs] as [string, { bandwidthShare: number | null }]] : [])];
+    if (cap !== null) for (const [name, d] of entries) if (d.bandwidthShare !== null && d.bandwidthShare < 1) shares.set(name, Math.max(1, Math.floor(cap * d.bandwidthShare)));
+    for (const name of [...this.datasetBuckets.keys()]) if (!shares.has(name)) this.datasetBuckets.delete(name);
+    for (const [name, rate] of shares) {
+      const bucket = this.datasetBuckets.get(name);
+      if (bucket) bucket.setRate(rate);
+      else this.datasetBuckets.set(name, new TokenBucket(rate));
+    }
+  }
+
+  /** The buckets an upload of `dataset` (null: a blob) passes through: its share's, then the plant's cap. */
+  private bucketsFor(dataset: string | null): TokenBucket[] {
+    const own = this.datasetBuckets.get(dataset ?? BLOBS_KEY);
+    return [own, this.plantBucket].filter((b): b is TokenBucket => b !== undefined && b !== null);
+  }
+
+  /** The rates (bytes/s) an upload of `dataset` (null: a blob) is held to now, its share's first. */
+  uploadRates(dataset: string | null): number[] {
+    return this.bucketsFor(dataset).map((b) => b.rateBytesPerSecond);
+  }
+
+  /** Hot-tier bytes per hour per dataset, over the last day of event time (the policy's disk-budget check). */
+  hotBytesPerHour(nowMs = Date.now()): Record<string, number> {
+    if (!this.db?.open) return {};
+    const rows = this.db
+      .prepare(`SELECT dataset, coalesce(sum(file_size_bytes), 0) AS bytes FROM hot_files WHERE max_ts_us >= ? GROUP BY dataset`)
+      .all((nowMs - 86_400_000) * 1000) as { dataset: string; bytes: number }[];
+    return Object.fromEntries(rows.map((r) => [r.dataset, r.bytes / 24]));
   }
 
   async start(): Promise<void> {
@@ -86,17 +159,17 @@ export class Tiering implements Component {
     this.map = map;
     const catalog = o.catalog ?? NO_CATALOG;
     const clock = o.nowMs ? { nowMs: o.nowMs } : {};
+    const settings = () => this.settings.current;
     const shared = o.sharedStores?.();
     this.ownsStores = !shared;
     this.warm = o.warmStore ?? (shared ? shared.warm : o.config.warm ? await openStore(o.config.warm) : null);
     this.cold = o.coldStore ?? (shared ? shared.cold : o.config.cold ? await openStore(o.config.cold) : null);
     if (this.warm) {
-      const bucket = o.config.bandwidth_bytes_per_second ? new TokenBucket(o.config.bandwidth_bytes_per_second) : null;
       const hourSettleUs = o.config.wait_for_hour_merge ? (o.hourSettleUs ?? 0) : null;
-      this.uploader = new Uploader({ db, map, store: this.warm, catalog, config: o.config, stateDir: o.stateDir, context: o.context, logger: o.logger, bucket, hourSettleUs, ...clock });
+      this.uploader = new Uploader({ db, map, store: this.warm, catalog, config: o.config, stateDir: o.stateDir, context: o.context, logger: o.logger, settings, buckets: (d) => this.bucketsFor(d), hourSettleUs, ...clock });
     }
     if (this.warm && this.cold) {
-      this.archiver = new Archiver({ map, warm: this.warm, cold: this.cold, catalog, config: o.config, stateDir: o.stateDir, logger: o.logger, ...clock });
+      this.archiver = new Archiver({ map, warm: this.warm, cold: this.cold, catalog, config: o.config, stateDir: o.stateDir, logger: o.logger, settings, ...clock });
     }
     if (this.warm || this.cold) {
       this.blobCache = new BlobReadCache({ dir: join(o.stateDir, 'cache', 'blobs'), maxBytes: o.config.read_cache_max_bytes, map, warm: this.warm, cold: this.cold });
@@ -113,6 +186,7 @@ export class Tiering implements Component {
       measure: o.measure ?? measureDisk(db, o.stateDir, o.config.disk_budget.max_bytes),
       beforeUnlink: o.beforeUnlink ?? (async () => {}),
       onPressure: o.onPressure ?? (() => {}),
+      settings,
       ...clock,
     });
     this.uploader?.start();

@@ -5,6 +5,9 @@
  * - Over any interval of length T, the bytes granted are at most `burstBytes + rate × T`.
  * - Requests are served in arrival order (FIFO), so one large file cannot starve the
  *   others; a request larger than the burst is granted in burst-sized slices.
+ * - `setRate` changes the rate live (a central policy): tokens earned so far are
+ *   counted at the old rate, the burst follows the new rate, and requests already
+ *   sleeping wake at their old time and then wait at the new rate.
  * - The clock and the sleep are injectable, so tests measure bytes against a clock
  *   they drive, not against wall time.
  */
@@ -20,20 +23,43 @@ export interface BucketClock {
 const REAL_CLOCK: BucketClock = { now: () => performance.now(), sleep: (ms) => realSleep(ms) };
 
 export class TokenBucket {
-  readonly rateBytesPerSecond: number;
-  readonly burstBytes: number;
+  private rate: number;
+  private burst: number;
+  private readonly fixedBurst: number | undefined;
   private tokens: number;
   private last: number;
   private tail: Promise<void> = Promise.resolve();
   private readonly clock: BucketClock;
 
   constructor(rateBytesPerSecond: number, options: { burstBytes?: number; clock?: BucketClock } = {}) {
-    this.rateBytesPerSecond = rateBytesPerSecond;
-    // A quarter second of burst: smooth enough for a ±5 % cap over a minute, large enough for 64 KiB reads.
-    this.burstBytes = options.burstBytes ?? Math.max(64 * 1024, Math.ceil(rateBytesPerSecond / 4));
+    this.rate = rateBytesPerSecond;
+    this.fixedBurst = options.burstBytes;
+    this.burst = TokenBucket.burstFor(rateBytesPerSecond, options.burstBytes);
     this.clock = options.clock ?? REAL_CLOCK;
     this.tokens = this.burstBytes;
     this.last = this.clock.now();
+  }
+
+  // A quarter second of burst: smooth enough for a ±5 % cap over a minute, large enough for 64 KiB reads.
+  private static burstFor(rate: number, fixed: number | undefined): number {
+    return fixed ?? Math.max(64 * 1024, Math.ceil(rate / 4));
+  }
+
+  get rateBytesPerSecond(): number {
+    return this.rate;
+  }
+
+  get burstBytes(): number {
+    return this.burst;
+  }
+
+  /** Changes the rate from now on (see the header). */
+  setRate(rateBytesPerSecond: number): void {
+    if (!(rateBytesPerSecond > 0)) throw new RangeError(`bandwidth rate must be positive, got ${rateBytesPerSecond}`);
+    this.refill();
+    this.rate = rateBytesPerSecond;
+    this.burst = TokenBucket.burstFor(rateBytesPerSecond, this.fixedBurst);
+    this.tokens = Math.min(this.tokens, this.burst);
   }
 
   /** Resolves once `bytes` may be sent. */

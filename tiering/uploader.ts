@@ -32,7 +32,7 @@ import { Periodic } from './periodic.ts';
 import type { ObjectStore } from './stores/object-store.ts';
 import type { TierMap, TierRecord } from './tier-map.ts';
 import type { TokenBucket } from './token-bucket.ts';
-import { UploadWindows } from './upload-windows.ts';
+import { buildSettings, type TieringSettings } from './settings.ts';
 
 export interface TieringLogger {
   info(obj: object, msg?: string): void;
@@ -50,6 +50,10 @@ export interface UploaderOptions {
   context: KeyContext;
   logger: TieringLogger;
   bucket?: TokenBucket | null;
+  /** The settings in force, read once per upload start (a policy swaps them live); default: built from `config`. */
+  settings?: () => TieringSettings;
+  /** The buckets an upload of a dataset (null: a blob) passes through, read at its start; default: `bucket`. */
+  buckets?: (dataset: string | null) => TokenBucket[];
   /** tiering.wait_for_hour_merge: how long after its hour ends an L1 file may be uploaded (null: at once). */
   hourSettleUs?: number | null;
   /** Wall clock in ms (windows, backoff, ages); injectable for tests. */
@@ -71,18 +75,10 @@ const COMMIT_EVERY_MS = 1000;
 /** Bounds the exclusion list of a pass; past it the pass ends and the next one starts afresh. */
 const MAX_FAILED_PER_PASS = 500;
 
-/** SQL giving a tier_files row its upload priority (config-derived, so a policy change applies at once). */
-export function priorityCase(config: Pick<TieringConfig, 'datasets' | 'blobs'>): string {
-  const whens = Object.entries(config.datasets).map(([name, p]) => `WHEN '${name.replaceAll("'", "''")}' THEN ${p.priority}`);
-  const data = whens.length ? `CASE dataset ${whens.join(' ')} ELSE 0 END` : '0';
-  return `CASE WHEN kind = 'blob' THEN ${config.blobs.priority} ELSE ${data} END`;
-}
-
 export class Uploader {
   readonly stats: UploadStats = { uploaded: 0, uploadedBytes: 0, alreadyThere: 0, failures: 0, setAside: 0, committed: 0 };
   private readonly options: UploaderOptions;
-  private readonly windows: UploadWindows;
-  private readonly priority: string;
+  private readonly settings: () => TieringSettings;
   private readonly nowMs: () => number;
   private readonly inFlight = new Map<number, Promise<void>>();
   private readonly loop: Periodic;
@@ -97,8 +93,11 @@ export class Uploader {
 
   constructor(options: UploaderOptions) {
     this.options = options;
-    this.windows = new UploadWindows(options.config, options.config.upload_window_timezone);
-    this.priority = priorityCase(options.config);
+    if (options.settings) this.settings = options.settings;
+    else {
+      const fixed = buildSettings(options.config, null);
+      this.settings = () => fixed;
+    }
     this.nowMs = options.nowMs ?? Date.now;
     this.loop = new Periodic(() => this.pass(), options.config.scan_interval_ms, (error) =>
       options.logger.error({ code: 'UPLOAD_PASS_FAILED', err: error.message }, 'upload pass failed'),
@@ -142,14 +141,15 @@ export class Uploader {
   }
 
   private fillSlots(): void {
-    const free = this.options.config.upload_concurrency - this.inFlight.size;
+    const settings = this.settings();
+    const free = settings.config.upload_concurrency - this.inFlight.size;
     if (free <= 0 || this.stopping) return;
     const now = this.nowMs();
     const next = this.options.map.nextToUpload({
       nowUs: now * 1000,
       limit: free,
-      priorityCase: this.priority,
-      closed: this.windows.closedAt(new Date(now)),
+      priorityCase: settings.priorityCase,
+      closed: settings.windows.closedAt(new Date(now)),
       exclude: [...this.inFlight.keys(), ...this.failedThisPass],
     });
     for (const record of next) {
@@ -160,7 +160,7 @@ export class Uploader {
 
   private async uploadOne(record: TierRecord): Promise<void> {
     const { options } = this;
-    const bucket = options.bucket;
+    const buckets = options.buckets ? options.buckets(record.kind === 'data' ? record.dataset : null) : options.bucket ? [options.bucket] : [];
     try {
       const result = await options.store.put(record.object_key, {
         path: join(options.stateDir, record.local_path),
@@ -171,7 +171,7 @@ export class Uploader {
           // Kept so stop() can cut the upload short instead of waiting for a slow, capped one.
           this.sources.add(source);
           source.once('close', () => this.sources.delete(source));
-          return bucket ? bucket.throttle(source) : source;
+          return buckets.reduce<Readable>((stream, bucket) => bucket.throttle(stream), source);
         },
       });
       failpoint('tiering.after-put', [{ path: record.local_path }]); // crash tests: object stored, not yet marked
@@ -188,7 +188,8 @@ export class Uploader {
   }
 
   private recordFailure(record: TierRecord, error: unknown): void {
-    const { config, logger, map } = this.options;
+    const { logger, map } = this.options;
+    const { config } = this.settings();
     this.failedThisPass.add(record.id);
     const e = error as { message?: string; retriable?: boolean; code?: string };
     const attempts = record.attempts + 1;

@@ -8,6 +8,7 @@ import { registerBackfillCommand } from './backfill-command.ts';
 import { registerClientCommands } from './client-commands.ts';
 import { registerConfigCommands } from './config-command.ts';
 import { registerDemoCommand } from './demo-command.ts';
+import { registerFleetCommand } from './fleet-command.ts';
 import { registerOpsCommands } from './ops-commands.ts';
 import { registerPolicyCommand } from './policy-command.ts';
 import { registerReconcileCommand } from './reconcile-command.ts';
@@ -31,6 +32,7 @@ registerTiersCommand(program);
 registerBackfillCommand(program);
 registerReconcileCommand(program);
 registerPolicyCommand(program);
+registerFleetCommand(program);
 
 program.exitOverride((error) => {
   process.exit(error.exitCode === 0 ? 0 : 2);

@@ -20,6 +20,13 @@ export interface StatusReport {
   streams: { watched: number; stalest_seconds: number | null };
   alerts: { code: string; message: string; opened_at: string }[];
   catalog?: { catalog: string; waiting_files: number; committed_files: number; pending_commits: number; oldest_waiting_seconds: number; fenced_tables: Record<string, string> } | null;
+  /** sync/policy/policy-agent.ts PolicyStatus; null without a policy section. */
+  policy?: {
+    source: string;
+    applied: { version: number; expires_at: string; warnings: string[] } | null;
+    refused: { version: number | null; code: string; reason: string } | null;
+    last_fetch: { at: string; ok: boolean; error: string | null } | null;
+  } | null;
 }
 
 export interface DatasetLine {
@@ -83,6 +90,13 @@ export function formatStatus(url: string, status: StatusReport, datasets: Datase
     const text = `${catalog.catalog}: ${catalog.committed_files} files committed, ${catalog.waiting_files} waiting${catalog.waiting_files > 0 ? ` (oldest ${formatDuration(catalog.oldest_waiting_seconds)})` : ''}`;
     const fenced = Object.keys(catalog.fenced_tables);
     lines.push(label('catalog') + (fenced.length > 0 ? style.fail(`${text}; FENCED on ${fenced.join(', ')} (another instance commits as this agent)`) : text));
+  }
+  const policy = status.policy;
+  if (policy) {
+    const applied = policy.applied ? `version ${policy.applied.version} (expires ${policy.applied.expires_at})` : 'none (the config file rules)';
+    lines.push(label('policy') + applied + (policy.applied?.warnings.length ? style.warn(`; ${policy.applied.warnings.join('; ')}`) : ''));
+    if (policy.refused) lines.push(label('policy') + style.warn(`refused version ${policy.refused.version ?? '?'}: ${policy.refused.code}: ${policy.refused.reason}`));
+    if (policy.last_fetch && !policy.last_fetch.ok) lines.push(label('policy') + style.warn(`fetch from ${policy.source} failing: ${policy.last_fetch.error ?? ''}`));
   }
   if (status.alerts.length === 0) lines.push(label('alerts') + style.ok('none'));
   else {

@@ -66,7 +66,7 @@ export class LakesideMetrics {
   readonly uploadBacklogAge = this.gauge('lakeside_upload_backlog_oldest_age_seconds', 'Seconds the oldest file waiting for upload has waited since it was registered, per dataset (0 when none waits); blobs as dataset="".', ['dataset'], 'tier_files at scrape');
   readonly commitLag = this.gauge('lakeside_catalog_commit_lag_seconds', 'Age of the oldest uploaded file not yet committed to the Iceberg catalog, per dataset; 0 with no catalog configured (uploaded counts as committed).', ['dataset'], 'tier_files at scrape');
   readonly catalogErrors = this.counter('lakeside_catalog_errors_total', 'Failed catalog requests, per kind (conflict, unavailable, rejected); fed once the catalog layer (Iceberg issue) exists.', ['kind'], null);
-  readonly policyVersion = this.gauge('lakeside_policy_version', 'Version of the tiering policy in force; fed once central policies (policy issue) exist.', [], null);
+  readonly policyVersion = this.gauge('lakeside_policy_version', 'Version of the central tiering policy in force (absent until one applies).', [], 'policy component on apply');
 
   // disk
   readonly diskSize = this.gauge('lakeside_disk_size_bytes', 'Size of the file system holding the state directory.', [], 'statfs at scrape');

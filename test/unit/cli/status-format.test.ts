@@ -38,6 +38,11 @@ describe('status summary', () => {
     expect(text).toMatch(/streams +7 watched, stalest silent for 1 min 35 s/);
     expect(text).toMatch(/alerts +1 open\n +! FEED_GAP feed gap: no rows from readings\{line=l9\} for 95 s \(since 2026-11-21T10:00:00.000Z\)/);
     expect(text).not.toContain('\u001b[');
+    expect(text).not.toContain('policy');
+    const withPolicy = formatStatus('http://x', { ...report, policy: { source: 'https://centre/p.yaml', applied: { version: 4, expires_at: '2027-01-01T00:00:00Z', warnings: [] }, refused: { version: 5, code: 'POLICY_UNSAFE', reason: 'hot window under the floor' }, last_fetch: { at: '', ok: false, error: 'HTTP 503' } } }, [], PLAIN);
+    expect(withPolicy).toMatch(/policy +version 4 \(expires 2027-01-01T00:00:00Z\)/);
+    expect(withPolicy).toMatch(/policy +refused version 5: POLICY_UNSAFE: hot window under the floor/);
+    expect(withPolicy).toMatch(/policy +fetch from https:\/\/centre\/p.yaml failing: HTTP 503/);
     const coloured = formatStatus('u', report, [], COLOUR);
     expect(coloured).toContain('\u001b[31mBLOCKED');
     expect(coloured).toContain('\u001b[33m1 open');

@@ -62,6 +62,16 @@ describe('parseConfigText', () => {
     expect(loaded.config.state_dir).toBe('/opt/plant/var/lakeside');
   });
 
+  it('resolves relative file: policy and status locations, and checks the policy store keys', () => {
+    const policy = `policy:\n  url: file:centre/policy.yaml\n  trusted_keys: [{ id: k1, public_key: abc }]\n  status: { url: file:reports }\n  store: { region: eu-central-1 }\n`;
+    const loaded = parseConfigText(configText((t) => `${policy}${t}`), '/opt/plant/lakeside.yaml', { env: { MQTT_PASSWORD: SECRET } });
+    expect(loaded.config.policy?.url).toBe('file:///opt/plant/centre/policy.yaml');
+    expect(loaded.config.policy?.status?.url).toBe('file:///opt/plant/reports');
+    expect(loaded.config.policy?.store?.region).toBe('eu-central-1');
+    const error = issuesOf(configText((t) => `${policy.replace('region: eu-central-1', 'url: s3://x')}${t}`));
+    expect(error.message).toMatch(/policy\.store\.url: unknown key/);
+  });
+
   it('names a bad URL by its path', () => {
     const error = issuesOf(configText((t) => t.replace('mqtt://127.0.0.1:1883', 'http://broker')));
     expect(error.issues).toEqual([{ path: 'sources.mqtt[0].url', message: 'expected an mqtt:// or mqtts:// URL', line: 12 }]);

@@ -37,10 +37,16 @@ import { MqttSource } from '../../../agent/sources/mqtt-source.ts';
 import { tieringSchema } from '../../../config/tiering-schema.ts';
 import { ensureTierSchema } from '../../../tiering/tier-map.ts';
 import { Tiering } from '../../../tiering/tiering.ts';
+import { agentPolicyConfigSchema } from '../../../config/policy-schema.ts';
+import { validatorChecker } from '../../../sync/policy/check.ts';
+import { PolicyAgent } from '../../../sync/policy/policy-agent.ts';
+import { encodeSignatureFile, generateSigningKeyPair, signDocument } from '../../../sync/policy/signature.ts';
+import { StatusReporter } from '../../../sync/policy/status-report.ts';
 import { cameraFolderConfig, framesDaemonConfigText, framesDataset, newFolderSource, testLandingLog } from '../../support/folder-source.ts';
 import { waitFor } from '../../support/wait-for.ts';
 
 const REPO_ROOT = new URL('../../../', import.meta.url);
+const POLICY_KEY = generateSigningKeyPair();
 
 const frames = framesDataset();
 const readings: DatasetConfig = datasetSchema.parse({
@@ -210,6 +216,47 @@ const cases: Case[] = [
       } finally {
         db.close();
       }
+    },
+    around: withLandingSchema,
+  },
+  {
+    name: 'PolicyAgent',
+    build: (dir) =>
+      new PolicyAgent({
+        config: agentPolicyConfigSchema.parse({ url: pathToFileURL(join(dir, 'centre', 'policy.yaml')).href, poll_interval_seconds: 1, trusted_keys: [{ id: 'k1', public_key: POLICY_KEY.publicKeyRaw }] }),
+        plant: 'p',
+        stateDir: join(dir, 'state'),
+        datasets: ['frames'],
+        base: { tiering: tieringSchema.parse({}), hot },
+        check: validatorChecker,
+        apply: () => {},
+        logger: silentLogger(),
+      }),
+    paths: (dir) => [join(dir, 'state', 'policy')],
+    async ready(component, dir) {
+      // A policy published after start is fetched by the running component and applied.
+      const doc = Buffer.from(`version: 1\nissued_at: "2026-01-01T00:00:00Z"\nexpires_at: "2099-01-01T00:00:00Z"\nplants: ["*"]\n`);
+      await mkdir(join(dir, 'centre'), { recursive: true });
+      await writeFile(join(dir, 'centre', 'policy.yaml.sig'), encodeSignatureFile(signDocument(doc, POLICY_KEY.privateKeyPem, 'k1')));
+      await writeFile(join(dir, 'centre', 'policy.yaml'), doc);
+      await waitFor(() => (component as PolicyAgent).status.applied?.version === 1, 'the published policy to be applied', 10_000);
+    },
+  },
+  {
+    name: 'StatusReporter',
+    build: (dir) =>
+      new StatusReporter({
+        config: { url: pathToFileURL(join(dir, 'reports')).href, interval_seconds: 1 },
+        plant: 'p',
+        agentId: 'p',
+        dbPath: join(dir, 'state', 'landing.db'),
+        policy: () => null,
+        snapshot: async () => ({ disk: { size_bytes: null, free_bytes: null, watermark: 'ok' }, alerts: [] }),
+        logger: silentLogger(),
+      }),
+    paths: (dir) => [join(dir, 'reports')],
+    async ready(_component, dir) {
+      await waitFor(() => existsSync(join(dir, 'reports', 'status', 'p.json')), 'the first status report', 10_000);
     },
     around: withLandingSchema,
   },

@@ -19,7 +19,7 @@ describe('metric catalog', () => {
       expect(m.name.endsWith('_total')).toBe(m.type === 'counter');
       expect(m.help.length).toBeGreaterThan(10);
     }
-    expect(metrics.unfed().sort()).toEqual(['lakeside_catalog_errors_total', 'lakeside_policy_version']);
+    expect(metrics.unfed().sort()).toEqual(['lakeside_catalog_errors_total']);
     const table = metricsTable(metrics);
     expect(table.split('\n')).toHaveLength(names.length + 2);
     expect(table).toContain('| `lakeside_ingest_rows_total` | counter | `dataset`, `source` |');
