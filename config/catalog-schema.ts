@@ -57,7 +57,7 @@ export const catalogSchema = z
     /** Extra properties of tables lakeside creates. */
     table_properties: z.record(z.string(), z.string()).default({}),
     /** At most one commit per table per this many seconds (files batch up in between). */
-    commit_interval_seconds: z.number().positive().default(30),
+    commit_interval_seconds: z.number().positive().default(10),
     /** Files per commit at most; a bigger backlog takes several commits. */
     max_files_per_commit: positiveInt.default(500),
     /** Attempts of one commit on conflicts (409) before it waits for the next interval. */

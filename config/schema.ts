@@ -365,8 +365,12 @@ const hotSchema = z.strictObject({
   seal_interval_ms: positiveInt.default(1000),
   /** Event-time window compacted into one L1 file per dataset and partition. */
   compaction_window_minutes: positiveInt.default(10),
-  /** A window is compacted this long after it ends (room for late rows). */
-  compaction_grace_seconds: nonNegativeInt.default(60),
+  /**
+   * A window is compacted this long after it ends (room for late rows; a row later
+   * than this goes to a small extra file of its window). Part of the delay before the
+   * centre sees a row: window + grace + a compaction step + a commit interval.
+   */
+  compaction_grace_seconds: nonNegativeInt.default(15),
   compaction_interval_ms: positiveInt.default(10_000),
   /** Rows per Parquet row group. */
   row_group_rows: positiveInt.default(128 * 1024),

@@ -4,14 +4,12 @@
  * The daemon runs in this process (agent/daemon.ts, as bench-daemon.ts runs it) with an
  * MQTT source on a real Mosquitto, S3 warm tier on versitygw, the Apache Iceberg REST
  * fixture as catalog: `hot.compaction_window_minutes: W` (`--window`, default 1),
- * `tiering.wait_for_hour_merge: false` (with the default `true` an L1 file waits for
- * its hour to close and be merged before upload, so rows take up to an hour more),
- * `hot.compaction_grace_seconds` (`--grace`, default 60 as in the config), catalog
- * defaults otherwise (`commit_interval_seconds: 30` unless `--interval`). A row waits
- * for its window to end, then the grace, the compaction step, the upload scan and the
- * commit interval: with the default 60 s grace the p95 cannot be under W + 60 s (the
- * earliest rows of a window alone wait W + 60 s); `--grace 10 --interval 10` shows
- * what a config tuned for the target gives.
+ * `tiering.wait_for_hour_merge: false` (the default: each L1 file is uploaded once
+ * compacted), `hot.compaction_grace_seconds` (`--grace`, default: the config default)
+ * and `catalog.commit_interval_seconds` (`--interval`, default: the config default). A
+ * row waits for its window to end, then the grace, the compaction step, the upload scan
+ * and the commit interval; with a 60 s grace the p95 cannot be under W + 60 s (the
+ * earliest rows of a window alone wait W + 60 s).
  *
  * - Acknowledgement of a message = the moment lakeside sends its PUBACK to the broker
  *   (QoS 1, `ack_mode: after_commit`: after the row is durably committed to
@@ -24,7 +22,7 @@
  * Messages are published at `--rate` msg/s for `--seconds`, event time = now; then
  * polling continues until every acknowledged row is visible (or W + 5 min pass).
  *
- *   node test/bench/iceberg-latency.ts [--window 1] [--seconds 180] [--rate 20] [--interval 30] [--grace 60]
+ *   node test/bench/iceberg-latency.ts [--window 1] [--seconds 180] [--rate 20] [--interval S] [--grace S]
  *
  * Prints one JSON line: p50/p95/max of (visible − acknowledged) in seconds, the target
  * W + 60 s, rows, poll period.
@@ -37,6 +35,8 @@ import { connectAsync } from 'mqtt';
 import { Daemon } from '../../agent/daemon.ts';
 import { createLogger } from '../../agent/log.ts';
 import { loadConfigFile } from '../../config/loader.ts';
+import { catalogSchema } from '../../config/catalog-schema.ts';
+import { configSchema } from '../../config/schema.ts';
 import { startIcebergRest } from '../services/iceberg-rest.ts';
 import { startMosquitto } from '../services/mosquitto.ts';
 import { pyiceberg } from '../services/pyiceberg.ts';
@@ -47,8 +47,8 @@ const { values } = parseArgs({
     window: { type: 'string', default: '1' },
     seconds: { type: 'string', default: '180' },
     rate: { type: 'string', default: '20' },
-    interval: { type: 'string', default: '30' },
-    grace: { type: 'string', default: '60' },
+    interval: { type: 'string', default: String(catalogSchema.parse({}).commit_interval_seconds) },
+    grace: { type: 'string', default: String(configSchema.shape.hot.parse(undefined).compaction_grace_seconds) },
   },
 });
 const WINDOW_MIN = Number(values.window);

@@ -6,7 +6,7 @@
  *
  *   npm run bench                      all of them (≈ 1 + 2 + 1 minutes of measuring, plus
  *                                      ≈ 15 for sql-hot-tier's 10M/100M/300M rows, ≈ 2 for iceberg-commits
- *                                      and ≈ 6 for each iceberg-latency run)
+ *                                      and ≈ 6 for the iceberg-latency run)
  *   npm run bench -- mqtt camera       only those whose name contains an argument
  */
 import { execFileSync, spawn } from 'node:child_process';
@@ -88,8 +88,8 @@ const BENCHES: Bench[] = [
           return `${r.agents} agents, one table, interval ${r.commitIntervalSeconds} s: ${r.commitsPerMinute} commits/min, ${r.conflictsPerCommit} conflicts/commit, ${r.commitsThatGaveUp} gave up (retried next pass), hand-off → committed p50 ${t.p50} ms / p95 ${t.p95} ms, ${r.cpuMsPerFile} ms CPU/file, table = outboxes: ${r.tableMatchesOutboxes}`;
         }),
   },
-  ...[[], ['--grace', '10', '--interval', '10']].map((extra) => ({
-    name: `iceberg-latency${extra.length ? ' (tuned)' : ''}`,
+  ...[[]].map((extra) => ({
+    name: 'iceberg-latency',
     args: ['test/bench/iceberg-latency.ts', ...extra],
     headline: (lines: string[]) =>
       json(lines)
