@@ -105,3 +105,37 @@ describe('TableSetup with a catalog that renumbers fields on create', () => {
     await expect(setup.ensure(dataset)).rejects.toMatchObject({ code: 'CATALOG_SCHEMA_MISMATCH' });
   });
 });
+
+describe('TableSetup schema evolution', () => {
+  it('adds a column the dataset gained, with its field id and optional, keeping every existing id; then commits nothing more', async () => {
+    const { catalog, setup } = await setUp();
+    const ident = { namespace: ['lakeside'], name: 'readings' };
+    const first = await setup.ensure(dataset);
+    // Data written under the first schema (a snapshot), so the new column must be optional.
+    expect((await catalog.commit(ident, [], append(1n, 1, null))).kind).toBe('committed');
+    const commitsBefore = catalog.commits;
+    const grown = resolveDataset(
+      datasetSchema.parse({
+        name: 'readings',
+        time_column: 'ts',
+        time_field_id: 10,
+        columns: [
+          { name: 'line', type: 'string', nullable: false, field_id: 11 },
+          { name: 'value', type: 'double', field_id: 12 },
+          { name: 'unit', type: 'string', nullable: false, field_id: 13 },
+        ],
+        partition_by: ['line'],
+      }),
+    );
+    const evolved = await new TableSetup({ catalog, namespace: ['lakeside'], properties: {}, logger: silentLogger() }).ensure(grown);
+    const m = evolved.metadata;
+    const current = m.schemas.find((s) => s['schema-id'] === m['current-schema-id'])!;
+    expect(m['current-schema-id']).not.toBe(first.metadata['current-schema-id']);
+    expect(current.fields.find((f) => f.name === 'unit')).toEqual({ id: 13, name: 'unit', required: false, type: 'string' });
+    const before = first.metadata.schemas.find((s) => s['schema-id'] === first.metadata['current-schema-id'])!;
+    for (const f of before.fields) expect(current.fields.find((g) => g.id === f.id)).toEqual(f);
+    expect(catalog.commits).toBe(commitsBefore + 1);
+    await new TableSetup({ catalog, namespace: ['lakeside'], properties: {}, logger: silentLogger() }).ensure(grown);
+    expect(catalog.commits).toBe(commitsBefore + 1);
+  });
+});
