@@ -42,6 +42,8 @@ export interface OpenedCatalog {
   io: TableFileIO;
   warmLocation: (key: string) => string;
   coldLocation: (key: string) => string;
+  /** The cold location, or null with no cold store (what reconciliation asks for). */
+  coldLocationIfAny: (key: string) => string | null;
 }
 
 /** The catalog and file IO a config names (null: no catalog). The caller closes them. */
@@ -64,6 +66,7 @@ export function openCatalog(config: LakesideConfig, warm: ObjectStore | null, co
       if (!coldBase) throw new Error('no cold store configured');
       return locationOf(coldBase, key);
     },
+    coldLocationIfAny: (key) => (coldBase ? locationOf(coldBase, key) : null),
   };
 }
 
@@ -125,7 +128,7 @@ export class CatalogSync implements Component {
     db.pragma('busy_timeout = 10000');
     try {
       const reports = await reconcile(
-        { db, catalog: opened.catalog, io: opened.io, namespace: config.catalog.namespace, datasets, plant: config.plant, agentId: config.agent_id ?? config.plant, warmLocation: opened.warmLocation, coldLocation: this.cold ? opened.coldLocation : () => null },
+        { db, catalog: opened.catalog, io: opened.io, namespace: config.catalog.namespace, datasets, plant: config.plant, agentId: config.agent_id ?? config.plant, warmLocation: opened.warmLocation, coldLocation: opened.coldLocationIfAny },
         apply,
         Date.now() * 1000,
       );

@@ -95,7 +95,7 @@ export function registerReconcileCommand(program: Command): void {
         }
         process.stderr.write(`reconciling ${datasets.length} table(s) with ${opened.catalog.description}…\n`);
         const reports = await reconcile(
-          { db, catalog: opened.catalog, io: opened.io, namespace: config.catalog.namespace, datasets, plant: config.plant, agentId: config.agent_id, warmLocation: opened.warmLocation, coldLocation: opened.coldLocation },
+          { db, catalog: opened.catalog, io: opened.io, namespace: config.catalog.namespace, datasets, plant: config.plant, agentId: config.agent_id, warmLocation: opened.warmLocation, coldLocation: opened.coldLocationIfAny },
           !options.dryRun,
           Date.now() * 1000,
         );

@@ -14,7 +14,7 @@ import { readManifestList } from '../../../sync/iceberg/manifest-list.ts';
 import { refHead, ancestry, type TableRequirement, type TableUpdate, type LoadedTable } from '../../../sync/iceberg/metadata.ts';
 import { locationOf, storeLocation, StoreTableFileIO } from '../../../sync/table-io-stores.ts';
 import { FileObjectStore } from '../../../tiering/stores/file-store.ts';
-import { dataKey } from '../../../tiering/layout.ts';
+import { uploadedFile as makeUploadedFile } from './uploaded-file.ts';
 import type { TierRecord } from '../../../tiering/tier-map.ts';
 import { createTieringFixture, DATASETS, type TieringFixture } from '../tiering/fixture.ts';
 
@@ -79,25 +79,7 @@ describe('committer (file-system catalog, scripted outcomes)', () => {
     return committer;
   };
 
-  /** An L1 file with real stats, registered in the tier map as uploaded (and put in warm). */
-  const uploadedFile = async (dataset = 'inspections', agentId = 'ulm-1', on: TieringFixture = fx): Promise<TierRecord> => {
-    const hot = on.addL1(dataset, { ageHours: 1 });
-    const stats = {
-      record_count: 10,
-      value_counts: { '1': 10, '2': 10, '3': 10 },
-      null_value_counts: { '1': 0, '2': 0, '3': 0 },
-      nan_value_counts: { '3': 0 },
-      lower_bounds: { '1': hot.min_ts_us, '2': 'l1', '3': 1.5 },
-      upper_bounds: { '1': hot.max_ts_us, '2': 'l1', '3': 9.5 },
-      column_sizes: { '1': 100, '2': 20, '3': 80 },
-    };
-    on.db.prepare('UPDATE hot_files SET stats_json = ? WHERE id = ?').run(JSON.stringify(stats), hot.id);
-    const key = dataKey({ plant: PLANT, agentId }, hot.path);
-    on.map.register([{ kind: 'data', dataset, local_path: hot.path, object_key: key, size_bytes: hot.file_size_bytes, sha256: 'x'.repeat(64), event_time_us: hot.max_ts_us, min_event_time_us: hot.min_ts_us }], on.nowMs() * 1000);
-    const record = on.map.byPath(hot.path)!;
-    on.map.markUploaded(record.id, on.nowMs() * 1000);
-    return on.map.get(record.id)!;
-  };
+  const uploadedFile = async (dataset = 'inspections', agentId = 'ulm-1', on: TieringFixture = fx): Promise<TierRecord> => makeUploadedFile(on, { dataset, agentId, plant: PLANT });
 
   const table = async (dataset = 'inspections'): Promise<LoadedTable> => (await fsCatalog.loadTable({ namespace: ['lakeside'], name: dataset }))!;
 
