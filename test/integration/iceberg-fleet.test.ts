@@ -1,6 +1,6 @@
 // Three agents (three plants, three child daemons, each with its own state directory and
 // warm prefix on the same S3 server) commit to the SAME table of the Apache Iceberg REST
-// fixture at once, for about two minutes of continuous ingest, with
+// fixture at once, for about three minutes of continuous ingest, with
 // `commit_interval_seconds: 1` (and a low `manifest_merge_threshold`, so manifest merges
 // race the other agents' appends too). Camera frames are dropped into each plant's
 // folder throughout, mtime 5 minutes back, so every compaction step makes late L1 files
@@ -27,7 +27,7 @@ import { startDaemon, type ChildDaemon } from '../support/child-daemon.ts';
 import { until } from '../support/failpoint.ts';
 import { freePort } from '../support/free-port.ts';
 
-const INGEST_MS = Number(process.env.LAKESIDE_FLEET_INGEST_MS ?? 120_000);
+const INGEST_MS = Number(process.env.LAKESIDE_FLEET_INGEST_MS ?? 180_000);
 const DROP_EVERY_MS = 700;
 const LINES = ['l1', 'l2'];
 const TOKEN = 'fleet-read-token';
