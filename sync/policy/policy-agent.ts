@@ -23,8 +23,7 @@
  *   compaction_window_minutes and target_file_bytes through the hot tier
  *   (`hot`, Sealer.applyDatasetSettings), checked before either applies, so a refusal
  *   changes neither. A dataset the policy no longer sets falls back to the config
- *   file's values (resolve.ts). The applied state shows the hot settings in force;
- *   without a `hot` target its warnings name them as not applied.
+ *   file's values (resolve.ts). The applied state shows the hot settings in force.
  * - Log codes: POLICY_APPLIED, POLICY_REFUSED (with code and reason), POLICY_FETCH_FAILED.
  */
 import { createHash } from 'node:crypto';
@@ -53,7 +52,7 @@ export interface PolicyAgentOptions {
   /** Applies a checked policy live (Tiering.applyPolicy); throws, changing nothing, if it cannot. */
   apply: (effective: EffectivePolicy) => void;
   /** The hot tier (Sealer): takes each dataset's compaction window and target file size, returns what is in force. */
-  hot?: HotSettingsTarget;
+  hot: HotSettingsTarget;
   logger: PolicyLogger;
   /** Called with the version in force after every apply (the lakeside_policy_version metric). */
   onApplied?: (version: number) => void;
@@ -186,10 +185,10 @@ export class PolicyAgent implements Component {
       this.inForce = { document: Buffer.from(pair.document), signature: Buffer.from(pair.signature) };
       if (pair.name !== 'current.yaml + current.yaml.sig') await this.store.save(pair.document, pair.signature);
       await this.store.clearPending();
-      this.state.applied = { version: result.effective.version, applied_at: applied?.applied_at ?? new Date(asOf).toISOString(), expires_at: result.effective.expiresAt, warnings: this.warningsOf(result.effective), ...outcome.hot };
+      this.state.applied = { version: result.effective.version, applied_at: applied?.applied_at ?? new Date(asOf).toISOString(), expires_at: result.effective.expiresAt, warnings: result.effective.warnings, hot: outcome.hot };
       const expired = Date.parse(result.effective.expiresAt) <= this.nowMs();
       this.options.logger.info(
-        { code: 'POLICY_APPLIED', version: result.effective.version, from: 'last good on disk', expires_at: result.effective.expiresAt, ...(expired ? { expired: true } : {}), warnings: this.warningsOf(result.effective) },
+        { code: 'POLICY_APPLIED', version: result.effective.version, from: 'last good on disk', expires_at: result.effective.expiresAt, ...(expired ? { expired: true } : {}), warnings: result.effective.warnings },
         expired ? 'last good policy applied (it has expired: it stays in force until the centre sends a newer one)' : 'last good policy applied',
       );
       this.options.onApplied?.(result.effective.version);
@@ -226,20 +225,6 @@ export class PolicyAgent implements Component {
     }
   }
 
-  /**
-   * The validator's warnings, plus, without a hot tier to apply them to (`hot`), the
-   * compaction windows and target sizes the policy sets but this agent does not apply.
-   */
-  private warningsOf(effective: EffectivePolicy): string[] {
-    if (this.options.hot) return effective.warnings;
-    const windowMinutes = this.options.base.hot.compaction_window_minutes;
-    const ignored = Object.entries(effective.datasets).flatMap(([name, d]) => [
-      ...(d.compaction_window_minutes !== windowMinutes ? [`${name}.compaction_window_minutes ${d.compaction_window_minutes} (the hot tier keeps ${windowMinutes})`] : []),
-      ...(d.target_file_bytes !== null ? [`${name}.target_file_bytes ${d.target_file_bytes}`] : []),
-    ]);
-    return ignored.length === 0 ? effective.warnings : [...effective.warnings, `not applied by this agent: ${ignored.join(', ')}`];
-  }
-
   /** The disk budget the hot window must fit: `disk_budget.max_bytes`, else the size of state_dir's filesystem. */
   private async diskBudgetBytes(): Promise<number | null> {
     const max = this.options.base.tiering.disk_budget.max_bytes;
@@ -256,14 +241,13 @@ export class PolicyAgent implements Component {
    * Applies tiering, then the hot tier's settings; the hot settings are checked first,
    * so a refusal changes nothing. Returns the hot settings in force (for the state).
    */
-  private tryApply(effective: EffectivePolicy): { error: string } | { hot: { hot?: AppliedHot } } {
+  private tryApply(effective: EffectivePolicy): { error: string } | { hot: AppliedHot } {
     try {
       const hot = hotSettingsOf(effective);
       const problem = hotSettingsProblem(hot);
       if (problem) throw new Error(problem);
       this.options.apply(effective);
-      const inForce = this.options.hot?.applyDatasetSettings(hot);
-      return { hot: inForce ? { hot: appliedHot(inForce) } : {} };
+      return { hot: appliedHot(this.options.hot.applyDatasetSettings(hot)) };
     } catch (error) {
       return { error: (error as Error).message };
     }
@@ -276,7 +260,7 @@ export class PolicyAgent implements Component {
     const result = await this.check(document, signature, nowMs, inForce);
     let refusal: { version: number | null; code: string; reason: string } | null = result.ok ? null : result;
     if (result.ok && result.effective.version === inForce) return; // the same policy again (re-signed): nothing to do
-    let hot: { hot?: AppliedHot } = {};
+    let hot: AppliedHot = {};
     if (result.ok) {
       const outcome = this.tryApply(result.effective);
       if ('error' in outcome) refusal = { version: result.effective.version, code: 'POLICY_APPLY_FAILED', reason: outcome.error };
@@ -289,11 +273,11 @@ export class PolicyAgent implements Component {
       return;
     }
     const effective = (result as Extract<PolicyCheckResult, { ok: true }>).effective;
-    this.state.applied = { version: effective.version, applied_at: new Date(nowMs).toISOString(), expires_at: effective.expiresAt, warnings: this.warningsOf(effective), ...hot };
+    this.state.applied = { version: effective.version, applied_at: new Date(nowMs).toISOString(), expires_at: effective.expiresAt, warnings: effective.warnings, hot };
     this.state.refused = null;
     this.inForce = { document: Buffer.from(document), signature: Buffer.from(signature) };
     this.options.onApplied?.(effective.version);
-    logger.info({ code: 'POLICY_APPLIED', from, version: effective.version, previous: inForce, expires_at: effective.expiresAt, warnings: this.warningsOf(effective) }, 'policy applied');
+    logger.info({ code: 'POLICY_APPLIED', from, version: effective.version, previous: inForce, expires_at: effective.expiresAt, warnings: effective.warnings }, 'policy applied');
     try {
       await this.store.save(document, signature);
     } catch (error) {

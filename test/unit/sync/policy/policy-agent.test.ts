@@ -76,7 +76,7 @@ describe('PolicyAgent', () => {
     for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
   });
 
-  function agent(stateDir: string, source: FakeSource, applied: EffectivePolicy[], log = recordingLogger(), nowMs = NOW, hot?: HotSettingsTarget) {
+  function agent(stateDir: string, source: FakeSource, applied: EffectivePolicy[], log = recordingLogger(), nowMs = NOW, hot: HotSettingsTarget = { applyDatasetSettings: (s) => s }) {
     const versions: number[] = [];
     const a = new PolicyAgent({
       config: agentPolicyConfigSchema.parse({ url: 'file:///nowhere/policy.yaml', trusted_keys: [{ id: 'k1', public_key: 'x' }], poll_interval_seconds: 3600 }),
@@ -90,7 +90,7 @@ describe('PolicyAgent', () => {
         applied.push(effective);
       },
       onApplied: (v) => versions.push(v),
-      ...(hot ? { hot } : {}),
+      hot,
       logger: log.logger,
       source,
       nowMs: () => nowMs,
@@ -145,8 +145,9 @@ describe('PolicyAgent', () => {
     await a.pollOnce();
     expect(a.status).toMatchObject({ applied: { version: 6 }, refused: null });
     expect(versions).toEqual([3, 6]);
-    // The one setting the agent does not apply is named, not silently dropped.
-    expect(a.status.applied?.warnings).toEqual(['not applied by this agent: readings.compaction_window_minutes 5 (the hot tier keeps 10)']);
+    // The compaction window applies (through the hot tier): no warning, the state says what is in force.
+    expect(a.status.applied?.warnings).toEqual([]);
+    expect(a.status.applied?.hot).toEqual({ readings: { compaction_window_minutes: 5, target_file_bytes: null } });
   });
 
   it('applies each dataset\'s compaction window and target file size through the hot tier, restores the defaults, refuses a window that does not divide a day', async () => {
@@ -280,6 +281,7 @@ describe('PolicyAgent: the MQTT nudge', () => {
       base: { tiering: tieringSchema.parse({}), hot: { compaction_window_minutes: 10 } },
       check: standInChecker,
       apply: (effective) => applied.push(effective.version),
+      hot: { applyDatasetSettings: (settings) => settings },
       logger: recordingLogger().logger,
     });
     const publisher = await mqtt.connectAsync(url);
