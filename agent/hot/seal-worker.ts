@@ -44,7 +44,9 @@ function sealAll(): SealAllResult {
 const retired = new RetiredFiles(config.stateDir, config.retiredUnlinkDelayMs);
 // ≈ 1 s of merging per compaction step at most, so a seal waits at most that long behind it.
 const MERGE_ROWS_PER_STEP = 1_000_000;
-const mergeOptions = { ...config, retire: (paths: string[]) => retired.add(paths), mergeRowsPerStep: MERGE_ROWS_PER_STEP };
+// The memory bound of a merge stays the configured one whatever a dataset's target size
+// makes of its L1 row cap (a policy must not make merges decode more rows at once).
+const mergeOptions = { ...config, retire: (paths: string[]) => retired.add(paths), mergeRowsPerStep: MERGE_ROWS_PER_STEP, mergeMaxRows: 2 * config.l1MaxRows };
 
 /** Compaction, then the merges of closed hours and days (merge.ts), dataset by dataset. */
 function compactAll(nowUs: number): CompactAllResult {
