@@ -214,7 +214,8 @@ export class Daemon {
       context: { plant: config.plant, agentId: loaded.config.agent_id },
       logger: logger.child({ component: 'tiering' }),
       beforeUnlink: () => this.reads.refreshViews(),
-      hourSettleUs: (config.hot.compaction_window_minutes * 60 + config.hot.compaction_grace_seconds) * 1_000_000 + 2 * config.hot.compaction_interval_ms * 1000,
+      // The largest window in force (a policy changes them per dataset, live).
+      hourSettleUs: () => (this.sealer.maxCompactionWindowMinutes() * 60 + config.hot.compaction_grace_seconds) * 1_000_000 + 2 * config.hot.compaction_interval_ms * 1000,
       onPressure: (critical) => this.setPaused('disk_critical', critical),
     });
     if (config.policy) {
@@ -227,6 +228,7 @@ export class Daemon {
         base: { tiering: config.tiering, hot: config.hot },
         check: validatorChecker,
         apply: (effective) => this.tiering.applyPolicy(effective),
+        hot: this.sealer,
         onApplied: (version) => this.observability.metrics.policyVersion.set(version),
         hotBytesPerHour: () => this.tiering.hotBytesPerHour(),
         logger: policyLogger,

@@ -363,8 +363,12 @@ const landingSchema = z.strictObject({
 const hotSchema = z.strictObject({
   /** Landed rows become L0 Parquet files this often. */
   seal_interval_ms: positiveInt.default(1000),
-  /** Event-time window compacted into one L1 file per dataset and partition. */
-  compaction_window_minutes: positiveInt.default(10),
+  /**
+   * Event-time window compacted into one L1 file per dataset and partition. Must divide
+   * a day (1, 5, 10, 15, 20, 30, 60, …): a file holds rows of one UTC day. A central
+   * policy may set it per dataset (agent/hot/dataset-settings.ts).
+   */
+  compaction_window_minutes: positiveInt.default(10).refine((m) => 1440 % m === 0, { message: 'must divide a day (1440 minutes): a window may not span two UTC days' }),
   /**
    * A window is compacted this long after it ends (room for late rows; a row later
    * than this goes to a small extra file of its window). Part of the delay before the

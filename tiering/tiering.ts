@@ -52,8 +52,11 @@ export interface TieringOptions {
   catalog?: CatalogHandoff;
   /** Refresh the query views (files about to be unlinked are no longer registered). */
   beforeUnlink?: (paths: string[]) => Promise<void>;
-  /** How long after its hour ends the merge has had its turn (hot.compaction window + grace + two steps). */
-  hourSettleUs?: number;
+  /**
+   * How long after its hour ends the merge has had its turn (the largest compaction
+   * window in force + grace + two steps); a function when windows change live (policy).
+   */
+  hourSettleUs?: number | (() => number);
   /** Pause (true) or resume (false) the sources at the critical watermark. */
   onPressure?: (critical: boolean) => void;
   /** Stores opened (and closed) by another component (sync/catalog-sync.ts), read at start. */
@@ -165,7 +168,8 @@ export class Tiering implements Component {
     this.warm = o.warmStore ?? (shared ? shared.warm : o.config.warm ? await openStore(o.config.warm) : null);
     this.cold = o.coldStore ?? (shared ? shared.cold : o.config.cold ? await openStore(o.config.cold) : null);
     if (this.warm) {
-      const hourSettleUs = o.config.wait_for_hour_merge ? (o.hourSettleUs ?? 0) : null;
+      const settle = o.hourSettleUs ?? 0;
+      const hourSettleUs = o.config.wait_for_hour_merge ? (typeof settle === 'number' ? () => settle : settle) : null;
       this.uploader = new Uploader({ db, map, store: this.warm, catalog, config: o.config, stateDir: o.stateDir, context: o.context, logger: o.logger, settings, buckets: (d) => this.bucketsFor(d), hourSettleUs, ...clock });
     }
     if (this.warm && this.cold) {

@@ -54,8 +54,8 @@ export interface UploaderOptions {
   settings?: () => TieringSettings;
   /** The buckets an upload of a dataset (null: a blob) passes through, read at its start; default: `bucket`. */
   buckets?: (dataset: string | null) => TokenBucket[];
-  /** tiering.wait_for_hour_merge: how long after its hour ends an L1 file may be uploaded (null: at once). */
-  hourSettleUs?: number | null;
+  /** tiering.wait_for_hour_merge: how long after its hour ends an L1 file may be uploaded (null: at once), read at each discovery. */
+  hourSettleUs?: (() => number) | null;
   /** Wall clock in ms (windows, backoff, ages); injectable for tests. */
   nowMs?: () => number;
 }
@@ -127,7 +127,7 @@ export class Uploader {
     for (;;) {
       if (this.stopping || this.failedThisPass.size >= MAX_FAILED_PER_PASS) break;
       if (this.nowMs() - lastScan >= options.config.scan_interval_ms) {
-        await discoverNewFiles(options.db, options.map, options.stateDir, options.context, this.nowMs() * 1000, 500, options.hourSettleUs ?? null);
+        await discoverNewFiles(options.db, options.map, options.stateDir, options.context, this.nowMs() * 1000, 500, options.hourSettleUs ? options.hourSettleUs() : null);
         lastScan = this.nowMs();
       }
       this.fillSlots();

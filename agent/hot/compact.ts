@@ -7,6 +7,10 @@
  * - A window is compacted once its end + grace has passed, and once its oldest
  *   pending L0 file is at least `grace` old (so late rows arriving in a trickle are
  *   gathered into one extra file instead of many).
+ * - The window size and `l1MaxRows` are the dataset's in force at this step (a policy
+ *   changes them live, dataset-settings.ts): L0 files sealed with an older size are
+ *   compacted with the rest of their window start, closed by the current size. Every
+ *   size divides a day, so the L0 files of one window start hold rows of one day.
  * - Compaction never rewrites an L1 file: late L0 files of an already compacted
  *   window become additional L1 files. Once the window's hour is closed, merge.ts
  *   merges the hour's L1 files (late ones included) into hourly files.

@@ -14,8 +14,10 @@
  * - A span is closed once its end + one compaction window + grace has passed (the
  *   last window starting in it has been compacted) and no L0 file of the dataset
  *   waits in it. Late rows compacted afterwards become another file in the span,
- *   which the next pass merges with the merged file(s) again. A span that just got a
- *   file from the same step's compaction (`recentPaths`) waits for the next step: with
+ *   which the next pass merges with the merged file(s) again. The settle time uses
+ *   the dataset's window in force (dataset-settings.ts); after a change, a file of an
+ *   older window compacted later is such a late file, merged again. A span that just
+ *   got a file from the same step's compaction (`recentPaths`) waits for the next step: with
  *   rows still flowing into a closed hour (a gateway replaying a backlog), some L0
  *   file waits in it or it was just compacted, so it is not rewritten over and over.
  * - A span is merged iff it holds a file that is not a merged file of that span (by

@@ -4,6 +4,7 @@
  */
 import type { DatasetConfig } from '../../config/schema.ts';
 import type { CompactResult } from './compact.ts';
+import type { DatasetHotSettings } from './dataset-settings.ts';
 import type { MergeResult } from './merge.ts';
 import type { RecoveryReport } from './recovery.ts';
 import type { SealResult } from './seal.ts';
@@ -17,6 +18,8 @@ export interface SealWorkerData {
   rowGroupRows: number;
   sealMaxRows: number;
   l1MaxRows: number;
+  /** Per-dataset settings in force when the worker starts (a respawn keeps them); absent: the defaults above. */
+  datasetSettings: Record<string, DatasetHotSettings>;
   /** How long merge inputs stay on disk after they were unregistered (running queries). */
   retiredUnlinkDelayMs: number;
 }
@@ -25,6 +28,8 @@ export type SealRequest =
   | { id: number; op: 'recover' }
   | { id: number; op: 'seal' }
   | { id: number; op: 'compact'; nowUs: number }
+  /** Replaces the per-dataset settings (a dataset not named: the defaults) from the next step on. */
+  | { id: number; op: 'settings'; datasets: Record<string, DatasetHotSettings> }
   | { id: number; op: 'close' };
 
 export interface DatasetFailure {

@@ -11,11 +11,18 @@
  * Emits `files-changed` after every step that added or removed registered files, so
  * the query engine can refresh its views, and `step-done` after every step (metrics).
  * The compaction step also merges closed hours and days into fewer files (merge.ts).
+ *
+ * `applyDatasetSettings` changes a dataset's compaction window and L1 target size
+ * live (a central policy, dataset-settings.ts): validated whole first (a refusal
+ * changes nothing), kept here (a respawned worker starts with them) and sent to the
+ * worker in step order, so a seal or compaction step runs wholly on the old values or
+ * wholly on the new ones.
  */
 import { Worker } from 'node:worker_threads';
 import type { DatasetConfig, LakesideConfig } from '../../config/schema.ts';
 import type { HotFileRecord } from '../landing/schema.ts';
 import { onceStop, type Component } from '../lifecycle.ts';
+import { hotSettingsProblem, type DatasetHotSettings } from './dataset-settings.ts';
 import type { RecoveryReport } from './recovery.ts';
 import type { CompactAllResult, SealAllResult, SealRequest, SealResponse, SealWorkerData } from './seal-protocol.ts';
 
@@ -108,6 +115,8 @@ export class Sealer extends TypedEmitter<SealerEvents> implements Component {
   private started = false;
   /** The last start-up (or respawn) recovery report. */
   lastRecovery: RecoveryReport | null = null;
+  /** Per-dataset settings in force (datasets not named use the config's). */
+  private datasetSettings: Record<string, DatasetHotSettings> = {};
 
   constructor(options: SealerOptions) {
     super();
@@ -142,6 +151,40 @@ export class Sealer extends TypedEmitter<SealerEvents> implements Component {
       this.worker = null;
     }
   });
+
+  /**
+   * Replaces the per-dataset settings: a dataset not named (or named with the config's
+   * values) goes back to the config's window and row cap; names that are not datasets
+   * of this sealer (the `blobs` policy) are ignored. Throws, changing nothing, on a
+   * window that does not divide a day. Returns what is now in force.
+   */
+  applyDatasetSettings(settings: Record<string, DatasetHotSettings>): Record<string, DatasetHotSettings> {
+    const known = new Set(this.options.datasets.map((d) => d.name));
+    const next = Object.fromEntries(Object.entries(settings).filter(([name]) => known.has(name)).map(([name, s]) => [name, { ...s }]));
+    const problem = hotSettingsProblem(next);
+    if (problem) throw new Error(problem);
+    this.datasetSettings = next;
+    if (this.started && !this.stopping) {
+      // In step order; with no live worker, the next one starts with `datasetSettings`.
+      void this.run(async () => {
+        const worker = this.worker ? await this.worker.catch(() => null) : null;
+        if (worker) await this.post(worker, { id: 0, op: 'settings', datasets: next });
+      }).catch((error) => this.options.logger.error({ err: error, code: 'SEAL_FAILED' }, 'sending dataset settings to the seal worker failed'));
+    }
+    return this.currentDatasetSettings();
+  }
+
+  /** Every dataset's window and target size in force (the config's where no setting names it). */
+  currentDatasetSettings(): Record<string, DatasetHotSettings> {
+    return Object.fromEntries(
+      this.options.datasets.map((d) => [d.name, this.datasetSettings[d.name] ?? { compactionWindowMinutes: this.options.hot.compaction_window_minutes, targetFileBytes: null }]),
+    );
+  }
+
+  /** The largest compaction window in force over all datasets (the tiering waits that long for an hour's merge). */
+  maxCompactionWindowMinutes(): number {
+    return Math.max(this.options.hot.compaction_window_minutes, ...Object.values(this.currentDatasetSettings()).map((s) => s.compactionWindowMinutes));
+  }
 
   /** Seals every dataset now (after any running step). */
   sealNow(): Promise<SealAllResult> {
@@ -234,6 +277,7 @@ export class Sealer extends TypedEmitter<SealerEvents> implements Component {
       rowGroupRows: o.hot.row_group_rows,
       sealMaxRows: o.hot.seal_max_rows,
       l1MaxRows: o.l1_max_rows ?? 4_000_000,
+      datasetSettings: this.datasetSettings,
       retiredUnlinkDelayMs: o.retired_unlink_delay_ms ?? 60_000,
     };
     const worker = new Worker(WORKER_URL, { workerData: data });

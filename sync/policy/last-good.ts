@@ -24,7 +24,14 @@ export interface PolicyRefusal {
 }
 
 export interface PolicyState {
-  applied: { version: number; applied_at: string; expires_at: string; warnings: string[] } | null;
+  applied: {
+    version: number;
+    applied_at: string;
+    expires_at: string;
+    warnings: string[];
+    /** Per dataset, the hot tier's compaction window and target file size in force (when the agent applies them). */
+    hot?: Record<string, { compaction_window_minutes: number; target_file_bytes: number | null }>;
+  } | null;
   refused: PolicyRefusal | null;
   last_fetch: { at: string; ok: boolean; changed: boolean; error: string | null } | null;
 }

@@ -19,9 +19,11 @@
  * - Fetch failures back off with jitter (up to the poll interval); the regular poll is
  *   jittered by ±10 % so a fleet does not poll in step. One fetch at a time; a nudge
  *   during a fetch runs one more right after.
- * - Every setting applies live (Tiering.applyPolicy) except a dataset's
- *   compaction_window_minutes and target_file_bytes, which the agent does not apply:
- *   the applied state's warnings name them when the policy sets them.
+ * - Every setting applies live: tiering's through Tiering.applyPolicy, a dataset's
+ *   compaction_window_minutes and target_file_bytes through the hot tier
+ *   (`hot`, Sealer.applyDatasetSettings), checked before either applies, so a refusal
+ *   changes neither. A dataset the policy no longer sets falls back to the config
+ *   file's values (resolve.ts). The applied state shows the hot settings in force.
  * - Log codes: POLICY_APPLIED, POLICY_REFUSED (with code and reason), POLICY_FETCH_FAILED.
  */
 import { createHash } from 'node:crypto';
@@ -31,6 +33,7 @@ import { onceStop, type Component } from '../../agent/lifecycle.ts';
 import { backoffDelay } from '../../agent/retry.ts';
 import type { TieringLogger } from '../../tiering/uploader.ts';
 import type { AgentPolicyConfig, EffectivePolicy } from '../../config/policy-schema.ts';
+import { hotSettingsProblem, type DatasetHotSettings } from '../../agent/hot/dataset-settings.ts';
 import type { PolicyChecker, PolicyCheckInput, PolicyCheckResult } from './check.ts';
 import { PolicySource, subscribeNudge, type FetchOutcome } from './fetch.ts';
 import { LastGoodStore, type PolicyState } from './last-good.ts';
@@ -48,6 +51,8 @@ export interface PolicyAgentOptions {
   check: PolicyChecker;
   /** Applies a checked policy live (Tiering.applyPolicy); throws, changing nothing, if it cannot. */
   apply: (effective: EffectivePolicy) => void;
+  /** The hot tier (Sealer): takes each dataset's compaction window and target file size, returns what is in force. */
+  hot: HotSettingsTarget;
   logger: PolicyLogger;
   /** Called with the version in force after every apply (the lakeside_policy_version metric). */
   onApplied?: (version: number) => void;
@@ -58,12 +63,29 @@ export interface PolicyAgentOptions {
   nowMs?: () => number;
 }
 
+export interface HotSettingsTarget {
+  applyDatasetSettings(settings: Record<string, DatasetHotSettings>): Record<string, DatasetHotSettings>;
+}
+
+/** A policy's hot settings per dataset (every dataset it resolved; the config's values where it sets none). */
+export function hotSettingsOf(effective: EffectivePolicy): Record<string, DatasetHotSettings> {
+  return Object.fromEntries(
+    Object.entries(effective.datasets).map(([name, d]) => [name, { compactionWindowMinutes: d.compaction_window_minutes, targetFileBytes: d.target_file_bytes }]),
+  );
+}
+
 /** What /v1/status and the status report show. */
 export interface PolicyStatus {
   source: string;
   applied: PolicyState['applied'];
   refused: PolicyState['refused'];
   last_fetch: PolicyState['last_fetch'];
+}
+
+type AppliedHot = NonNullable<NonNullable<PolicyState['applied']>['hot']>;
+
+function appliedHot(settings: Record<string, DatasetHotSettings>): AppliedHot {
+  return Object.fromEntries(Object.entries(settings).map(([name, s]) => [name, { compaction_window_minutes: s.compactionWindowMinutes, target_file_bytes: s.targetFileBytes }]));
 }
 
 export class PolicyAgent implements Component {
@@ -155,18 +177,18 @@ export class PolicyAgent implements Component {
         problem = result;
         continue;
       }
-      const error = this.tryApply(result.effective);
-      if (error) {
-        problem = { ok: false, version: result.effective.version, code: 'POLICY_APPLY_FAILED', reason: error };
+      const outcome = this.tryApply(result.effective);
+      if ('error' in outcome) {
+        problem = { ok: false, version: result.effective.version, code: 'POLICY_APPLY_FAILED', reason: outcome.error };
         continue;
       }
       this.inForce = { document: Buffer.from(pair.document), signature: Buffer.from(pair.signature) };
       if (pair.name !== 'current.yaml + current.yaml.sig') await this.store.save(pair.document, pair.signature);
       await this.store.clearPending();
-      this.state.applied = { version: result.effective.version, applied_at: applied?.applied_at ?? new Date(asOf).toISOString(), expires_at: result.effective.expiresAt, warnings: this.warningsOf(result.effective) };
+      this.state.applied = { version: result.effective.version, applied_at: applied?.applied_at ?? new Date(asOf).toISOString(), expires_at: result.effective.expiresAt, warnings: result.effective.warnings, hot: outcome.hot };
       const expired = Date.parse(result.effective.expiresAt) <= this.nowMs();
       this.options.logger.info(
-        { code: 'POLICY_APPLIED', version: result.effective.version, from: 'last good on disk', expires_at: result.effective.expiresAt, ...(expired ? { expired: true } : {}), warnings: this.warningsOf(result.effective) },
+        { code: 'POLICY_APPLIED', version: result.effective.version, from: 'last good on disk', expires_at: result.effective.expiresAt, ...(expired ? { expired: true } : {}), warnings: result.effective.warnings },
         expired ? 'last good policy applied (it has expired: it stays in force until the centre sends a newer one)' : 'last good policy applied',
       );
       this.options.onApplied?.(result.effective.version);
@@ -203,20 +225,6 @@ export class PolicyAgent implements Component {
     }
   }
 
-  /**
-   * The validator's warnings, plus the settings this agent does not apply: the hot
-   * tier's compaction window is one for all datasets, fixed at start (windows already
-   * sealed depend on it), and the target file size has no writer here yet.
-   */
-  private warningsOf(effective: EffectivePolicy): string[] {
-    const windowMinutes = this.options.base.hot.compaction_window_minutes;
-    const ignored = Object.entries(effective.datasets).flatMap(([name, d]) => [
-      ...(d.compaction_window_minutes !== windowMinutes ? [`${name}.compaction_window_minutes ${d.compaction_window_minutes} (the hot tier keeps ${windowMinutes})`] : []),
-      ...(d.target_file_bytes !== null ? [`${name}.target_file_bytes ${d.target_file_bytes}`] : []),
-    ]);
-    return ignored.length === 0 ? effective.warnings : [...effective.warnings, `not applied by this agent: ${ignored.join(', ')}`];
-  }
-
   /** The disk budget the hot window must fit: `disk_budget.max_bytes`, else the size of state_dir's filesystem. */
   private async diskBudgetBytes(): Promise<number | null> {
     const max = this.options.base.tiering.disk_budget.max_bytes;
@@ -229,12 +237,19 @@ export class PolicyAgent implements Component {
     }
   }
 
-  private tryApply(effective: EffectivePolicy): string | null {
+  /**
+   * Applies tiering, then the hot tier's settings; the hot settings are checked first,
+   * so a refusal changes nothing. Returns the hot settings in force (for the state).
+   */
+  private tryApply(effective: EffectivePolicy): { error: string } | { hot: AppliedHot } {
     try {
+      const hot = hotSettingsOf(effective);
+      const problem = hotSettingsProblem(hot);
+      if (problem) throw new Error(problem);
       this.options.apply(effective);
-      return null;
+      return { hot: appliedHot(this.options.hot.applyDatasetSettings(hot)) };
     } catch (error) {
-      return (error as Error).message;
+      return { error: (error as Error).message };
     }
   }
 
@@ -245,9 +260,11 @@ export class PolicyAgent implements Component {
     const result = await this.check(document, signature, nowMs, inForce);
     let refusal: { version: number | null; code: string; reason: string } | null = result.ok ? null : result;
     if (result.ok && result.effective.version === inForce) return; // the same policy again (re-signed): nothing to do
+    let hot: AppliedHot = {};
     if (result.ok) {
-      const error = this.tryApply(result.effective);
-      if (error) refusal = { version: result.effective.version, code: 'POLICY_APPLY_FAILED', reason: error };
+      const outcome = this.tryApply(result.effective);
+      if ('error' in outcome) refusal = { version: result.effective.version, code: 'POLICY_APPLY_FAILED', reason: outcome.error };
+      else hot = outcome.hot;
     }
     if (refusal) {
       const same = this.state.refused?.version === refusal.version && this.state.refused?.code === refusal.code;
@@ -256,11 +273,11 @@ export class PolicyAgent implements Component {
       return;
     }
     const effective = (result as Extract<PolicyCheckResult, { ok: true }>).effective;
-    this.state.applied = { version: effective.version, applied_at: new Date(nowMs).toISOString(), expires_at: effective.expiresAt, warnings: this.warningsOf(effective) };
+    this.state.applied = { version: effective.version, applied_at: new Date(nowMs).toISOString(), expires_at: effective.expiresAt, warnings: effective.warnings, hot };
     this.state.refused = null;
     this.inForce = { document: Buffer.from(document), signature: Buffer.from(signature) };
     this.options.onApplied?.(effective.version);
-    logger.info({ code: 'POLICY_APPLIED', from, version: effective.version, previous: inForce, expires_at: effective.expiresAt, warnings: this.warningsOf(effective) }, 'policy applied');
+    logger.info({ code: 'POLICY_APPLIED', from, version: effective.version, previous: inForce, expires_at: effective.expiresAt, warnings: effective.warnings }, 'policy applied');
     try {
       await this.store.save(document, signature);
     } catch (error) {

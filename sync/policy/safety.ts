@@ -14,12 +14,18 @@
  *   policy may then keep it or narrow it back to `keep`.
  * - A cold retention not longer than the warm retention is refused: data would be
  *   deleted from cold as soon as it arrived there (almost certainly a unit mistake).
+ * - A compaction_window_minutes that does not divide a day (1440 % minutes !== 0) is
+ *   refused, not clamped: a window would span two UTC days, and a file must hold rows
+ *   of one day (the Iceberg day partition; agent/hot/dataset-settings.ts). Refusing
+ *   keeps the window the centre asked for or none: a silently different window would
+ *   change file sizes and the delay to the centre behind the centre's back.
  *
  * Invariant: checks look at the values the document itself sets for this plant
  * (resolve.ts `documentDatasetPolicy`); the config file's own values are the local
  * operator's choice and are not second-guessed here.
  */
 import type { EffectivePolicy, PolicyDocument } from '../../config/policy-schema.ts';
+import { windowProblem } from '../../agent/hot/dataset-settings.ts';
 import { documentDatasetPolicy } from './resolve.ts';
 
 export interface RetentionFloors {
@@ -47,6 +53,10 @@ export function safetyProblem(doc: PolicyDocument, plant: string, effective: Eff
           return `${where}: ${field} ${value}${unit} is under this plant's floor of ${floor}${unit} (set allow_short_retention: true in the document to allow it)`;
         }
       }
+    }
+    if (own.compaction_window_minutes !== undefined) {
+      const problem = windowProblem(own.compaction_window_minutes);
+      if (problem) return `${where}: ${problem}`;
     }
     const setsTiers = own.warm_retention_days !== undefined || own.cold_retention_days !== undefined;
     if (setsTiers && resolved.warm_retention_days !== null && resolved.cold_retention_days !== null && resolved.cold_retention_days <= resolved.warm_retention_days) {

@@ -3,7 +3,8 @@
 //   1. Policy v1 closes the upload window of frames and blobs: frames are ingested,
 //      compacted and registered for upload, and stay local.
 //   2. v2 is published while the daemon runs: it opens the window and shortens the hot
-//      window, and the same process (no restart) uploads, commits and evicts them.
+//      window, and the same process (no restart) uploads, commits and evicts them; its
+//      compaction window and target file size for frames show as applied in /v1/status.
 //   3. The policy location disappears and the daemon restarts: v2 is applied from disk
 //      before the first (failing) fetch, and new frames follow it (uploaded, evicted),
 //      where the config file alone would keep them for 72 hours.
@@ -131,7 +132,8 @@ policy:
 
     // 2. v2, live: the window opens, the hot window shrinks to 36 s (the frames are 5 minutes old).
     const pid = first.pid;
-    publish(centre, policy(2, { frames: { hot_retention_hours: 0.01 } }));
+    // It also sets frames' compaction window (1 → 2 minutes) and target file size: applied live by the hot tier.
+    publish(centre, policy(2, { frames: { hot_retention_hours: 0.01, compaction_window_minutes: 2, target_file_bytes: 1 << 20 } }));
     await logged(first, { code: 'POLICY_APPLIED', version: 2 });
     await waitFor(() => {
       const data = rows(stateDir).filter((r) => r.kind === 'data');
@@ -140,8 +142,10 @@ policy:
     expect(first.pid).toBe(pid);
     const metrics = await (await fetch(`http://127.0.0.1:${apiPort}/metrics`)).text();
     expect(metrics).toMatch(/^lakeside_policy_version 2$/m);
-    const status = (await (await fetch(`http://127.0.0.1:${apiPort}/v1/status`)).json()) as { policy: { applied: { version: number } } };
+    const status = (await (await fetch(`http://127.0.0.1:${apiPort}/v1/status`)).json()) as { policy: { applied: { version: number; warnings: string[]; hot: object } } };
     expect(status.policy.applied.version).toBe(2);
+    expect(status.policy.applied.hot).toEqual({ frames: { compaction_window_minutes: 2, target_file_bytes: 1 << 20 } });
+    expect(status.policy.applied.warnings).toEqual([]);
     // A tampered v3 is refused, v2 stays.
     writeFileSync(join(centre, 'policy.json'), JSON.stringify(policy(3, { frames: { hot_retention_hours: 0.02 } })));
     await logged(first, { code: 'POLICY_REFUSED', version: 3, reason_code: 'POLICY_SIGNATURE' });

@@ -230,6 +230,7 @@ const cases: Case[] = [
         base: { tiering: tieringSchema.parse({}), hot },
         check: validatorChecker,
         apply: () => {},
+        hot: { applyDatasetSettings: (settings) => settings },
         logger: silentLogger(),
       }),
     paths: (dir) => [join(dir, 'state', 'policy')],

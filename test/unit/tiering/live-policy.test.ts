@@ -48,6 +48,19 @@ describe('a policy applied live to tiering', () => {
 
   const stateOf = (path: string) => f.db.prepare('SELECT state, local_state FROM tier_files WHERE local_path = ?').get(path) as { state: string; local_state: string } | undefined;
 
+  it('the hour settle (wait_for_hour_merge) is read at each discovery: a window changed live changes which hours may go', async () => {
+    f = await createTieringFixture();
+    const config = f.config({ wait_for_hour_merge: true });
+    let settleUs = 2 * 3_600_000_000; // a large window in force
+    const uploader = new Uploader({ db: f.db, map: f.map, store: f.warm, catalog: NO_CATALOG, config, stateDir: f.stateDir, context: CONTEXT, logger: recordingLogger().logger, hourSettleUs: () => settleUs, nowMs: f.nowMs });
+    const file = f.addL1('readings', { ageHours: 1.5 }); // its hour ended 1 h ago
+    await uploader.pass();
+    expect(stateOf(file.path)).toBeUndefined(); // not settled for 2 h yet
+    settleUs = 30 * 60_000_000; // the largest window shrank
+    await uploader.pass();
+    expect(stateOf(file.path)?.state).toBe('committed');
+  });
+
   it('a shorter hot window makes the next eviction pass evict committed files', async () => {
     f = await createTieringFixture();
     const { tiering, uploader, evictor } = parts();

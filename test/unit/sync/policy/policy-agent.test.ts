@@ -16,20 +16,21 @@ import { agentPolicyConfigSchema } from '../../../../config/policy-schema.ts';
 import { tieringSchema } from '../../../../config/tiering-schema.ts';
 import type { PolicyChecker } from '../../../../sync/policy/check.ts';
 import { PolicyFetchError, type FetchOutcome } from '../../../../sync/policy/fetch.ts';
-import { PolicyAgent } from '../../../../sync/policy/policy-agent.ts';
+import { PolicyAgent, type HotSettingsTarget } from '../../../../sync/policy/policy-agent.ts';
+import type { DatasetHotSettings } from '../../../../agent/hot/dataset-settings.ts';
 import { waitFor } from '../../../support/wait-for.ts';
 import { recordingLogger } from '../../tiering/fixture.ts';
 
 const NOW = Date.UTC(2026, 10, 21, 14, 0);
 
-function policyBytes(version: number, hotHours = 10, expiresAt = '2027-01-01T00:00:00Z', compactionWindow = 10): Uint8Array {
-  return Buffer.from(JSON.stringify({ version, expires_at: expiresAt, hot: hotHours, cw: compactionWindow }));
+function policyBytes(version: number, hotHours = 10, expiresAt = '2027-01-01T00:00:00Z', compactionWindow = 10, targetFileBytes: number | null = null): Uint8Array {
+  return Buffer.from(JSON.stringify({ version, expires_at: expiresAt, hot: hotHours, cw: compactionWindow, tb: targetFileBytes }));
 }
 const sign = (doc: Uint8Array): Uint8Array => Buffer.from(`ok:${createHash('sha256').update(doc).digest('hex')}`);
 
 /** The stand-in validator: signature, version (no rollback), expiry; resolves to one dataset. */
 const standInChecker: PolicyChecker = (input) => {
-  let doc: { version: number; expires_at: string; hot: number; cw: number };
+  let doc: { version: number; expires_at: string; hot: number; cw: number; tb?: number | null };
   const version = (() => {
     try {
       doc = JSON.parse(Buffer.from(input.document).toString('utf8'));
@@ -48,7 +49,7 @@ const standInChecker: PolicyChecker = (input) => {
     bandwidthBytesPerSecond: null,
     warnings: [],
     datasets: {
-      readings: { hot_retention_hours: d.hot, warm_retention_days: 90, cold_retention_days: null, cold_storage_class: null, compaction_window_minutes: d.cw, target_file_bytes: null, priority: 0, bandwidth_share: null, upload_windows: [], overflow: 'keep' },
+      readings: { hot_retention_hours: d.hot, warm_retention_days: 90, cold_retention_days: null, cold_storage_class: null, compaction_window_minutes: d.cw, target_file_bytes: d.tb ?? null, priority: 0, bandwidth_share: null, upload_windows: [], overflow: 'keep' },
     },
   };
   return { ok: true, document: {} as never, effective };
@@ -75,7 +76,7 @@ describe('PolicyAgent', () => {
     for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
   });
 
-  function agent(stateDir: string, source: FakeSource, applied: EffectivePolicy[], log = recordingLogger(), nowMs = NOW) {
+  function agent(stateDir: string, source: FakeSource, applied: EffectivePolicy[], log = recordingLogger(), nowMs = NOW, hot: HotSettingsTarget = { applyDatasetSettings: (s) => s }) {
     const versions: number[] = [];
     const a = new PolicyAgent({
       config: agentPolicyConfigSchema.parse({ url: 'file:///nowhere/policy.yaml', trusted_keys: [{ id: 'k1', public_key: 'x' }], poll_interval_seconds: 3600 }),
@@ -89,6 +90,7 @@ describe('PolicyAgent', () => {
         applied.push(effective);
       },
       onApplied: (v) => versions.push(v),
+      hot,
       logger: log.logger,
       source,
       nowMs: () => nowMs,
@@ -143,8 +145,52 @@ describe('PolicyAgent', () => {
     await a.pollOnce();
     expect(a.status).toMatchObject({ applied: { version: 6 }, refused: null });
     expect(versions).toEqual([3, 6]);
-    // The one setting the agent does not apply is named, not silently dropped.
-    expect(a.status.applied?.warnings).toEqual(['not applied by this agent: readings.compaction_window_minutes 5 (the hot tier keeps 10)']);
+    // The compaction window applies (through the hot tier): no warning, the state says what is in force.
+    expect(a.status.applied?.warnings).toEqual([]);
+    expect(a.status.applied?.hot).toEqual({ readings: { compaction_window_minutes: 5, target_file_bytes: null } });
+  });
+
+  it('applies each dataset\'s compaction window and target file size through the hot tier, restores the defaults, refuses a window that does not divide a day', async () => {
+    const dir = stateDir();
+    const source = new FakeSource();
+    const applied: EffectivePolicy[] = [];
+    const calls: Record<string, DatasetHotSettings>[] = [];
+    const sealer: HotSettingsTarget = {
+      applyDatasetSettings: (settings) => {
+        calls.push(structuredClone(settings));
+        return settings;
+      },
+    };
+    const { agent: a } = agent(dir, source, applied, recordingLogger(), NOW, sealer);
+    source.serve(policyBytes(3, 5, undefined, 5, 64 << 20));
+    await a.pollOnce();
+    expect(calls).toEqual([{ readings: { compactionWindowMinutes: 5, targetFileBytes: 64 << 20 } }]);
+    expect(a.status.applied).toMatchObject({ version: 3, warnings: [], hot: { readings: { compaction_window_minutes: 5, target_file_bytes: 64 << 20 } } });
+    // What /v1/status shows survives in state.json.
+    expect(JSON.parse(readFileSync(join(dir, 'policy', 'state.json'), 'utf8')).applied.hot).toEqual({ readings: { compaction_window_minutes: 5, target_file_bytes: 64 << 20 } });
+
+    // The next policy sets neither: the config file's window and row cap come back.
+    source.serve(policyBytes(4, 5));
+    await a.pollOnce();
+    expect(calls[1]).toEqual({ readings: { compactionWindowMinutes: 10, targetFileBytes: null } });
+    expect(a.status.applied?.hot).toEqual({ readings: { compaction_window_minutes: 10, target_file_bytes: null } });
+
+    // A window that does not divide a day (the stand-in validator lets it through): refused
+    // before anything applies, neither tiering nor the hot tier changes.
+    source.serve(policyBytes(5, 5, undefined, 7));
+    await a.pollOnce();
+    expect(a.status.refused).toMatchObject({ version: 5, code: 'POLICY_APPLY_FAILED' });
+    expect(a.status.refused?.reason).toMatch(/dataset readings: compaction_window_minutes 7 does not divide a day/);
+    expect(applied.map((p) => p.version)).toEqual([3, 4]);
+    expect(calls).toHaveLength(2);
+    expect(a.status.applied?.version).toBe(4);
+
+    // A restart applies the last good policy's hot settings before any fetch.
+    const restarted: Record<string, DatasetHotSettings>[] = [];
+    const run2 = agent(dir, new FakeSource(), [], recordingLogger(), NOW, { applyDatasetSettings: (s) => (restarted.push(s), s) });
+    await run2.agent.start();
+    await run2.agent.stop();
+    expect(restarted).toEqual([{ readings: { compactionWindowMinutes: 10, targetFileBytes: null } }]);
   });
 
   it('re-applies the last good policy at start, before any fetch, while the centre is unreachable', async () => {
@@ -235,6 +281,7 @@ describe('PolicyAgent: the MQTT nudge', () => {
       base: { tiering: tieringSchema.parse({}), hot: { compaction_window_minutes: 10 } },
       check: standInChecker,
       apply: (effective) => applied.push(effective.version),
+      hot: { applyDatasetSettings: (settings) => settings },
       logger: recordingLogger().logger,
     });
     const publisher = await mqtt.connectAsync(url);

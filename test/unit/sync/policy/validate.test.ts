@@ -155,6 +155,17 @@ describe('checkPolicy', () => {
     expect(checkPolicy(input(policyBytes({ defaults: { datasets: { '*': { warm_retention_days: 30, cold_retention_days: null } } } }))).ok).toBe(true);
   });
 
+  it('refuses a compaction window that does not divide a day (a file would span two UTC days), accepts one that does', () => {
+    const result = refusal(checkPolicy(input(policyBytes({ overrides: { ulm: { datasets: { sensor_readings: { compaction_window_minutes: 7 } } } } }))));
+    expect(result.code).toBe('POLICY_UNSAFE');
+    expect(result.reason).toMatch(/plant ulm, dataset sensor_readings: compaction_window_minutes 7 does not divide a day \(1440 minutes\)/);
+    expect(refusal(checkPolicy(input(policyBytes({ defaults: { datasets: { '*': { compaction_window_minutes: 50 } } } })))).code).toBe('POLICY_UNSAFE');
+    const ok = checkPolicy(input(policyBytes({ defaults: { datasets: { sensor_readings: { compaction_window_minutes: 5, target_file_bytes: 64 << 20 } } } })));
+    if (!ok.ok) throw new Error(ok.reason);
+    expect(ok.effective.datasets.sensor_readings).toMatchObject({ compaction_window_minutes: 5, target_file_bytes: 64 << 20 });
+    expect(ok.effective.datasets.frames).toMatchObject({ compaction_window_minutes: 10, target_file_bytes: null }); // the config file's
+  });
+
   it('clamps a hot window that does not fit the disk budget, with a warning', () => {
     const gib = 2 ** 30;
     // 48 h × (1 + 1) GiB/h = 96 GiB needed; 85% of 50 GiB = 42.5 GiB fits.
