@@ -14,7 +14,7 @@
  * The requirements pin the table uuid and the head the list was built on, so a commit
  * built on a stale head fails with a conflict and is rebuilt, never applied on top.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { TableRequirement, TableUpdate, Snapshot, LoadedTable, IcebergSchema, PartitionSpec } from './iceberg/metadata.ts';
 import { refHead } from './iceberg/metadata.ts';
 import { ENTRY_STATUS, readManifest, writeManifest, type ManifestEntry } from './iceberg/manifest.ts';
@@ -67,13 +67,35 @@ function defaultSpec(table: LoadedTable): PartitionSpec {
   return spec;
 }
 
+/** Decoded manifests kept at most (manifests never change once written, so a path's entries are final). */
+const MANIFEST_CACHE_ENTRIES = 512;
+
 export class SnapshotWriter {
   private readonly io: TableFileIO;
   private readonly identity: AgentIdentity;
+  /**
+   * Manifest entries by path, least recently used first out. A rewrite retried after a
+   * conflict (a manifest merge reads every manifest of this agent) reads only the
+   * manifests that are new since its last attempt.
+   */
+  private readonly manifests = new Map<string, ManifestEntry[]>();
 
   constructor(io: TableFileIO, identity: AgentIdentity) {
     this.io = io;
     this.identity = identity;
+  }
+
+  private async manifestEntries(path: string): Promise<ManifestEntry[]> {
+    const cached = this.manifests.get(path);
+    if (cached) {
+      this.manifests.delete(path);
+      this.manifests.set(path, cached);
+      return cached;
+    }
+    const { entries } = readManifest(await this.io.read(path));
+    this.manifests.set(path, entries);
+    if (this.manifests.size > MANIFEST_CACHE_ENTRIES) this.manifests.delete(this.manifests.keys().next().value!);
+    return entries;
   }
 
   /** This agent's manifests carry this in their file name. */
@@ -136,7 +158,7 @@ export class SnapshotWriter {
         keep.push(listEntry);
         continue;
       }
-      const { entries } = readManifest(await this.io.read(listEntry.manifest_path));
+      const entries = await this.manifestEntries(listEntry.manifest_path);
       const live = entries.filter((e) => e.status !== DELETED);
       const hits = live.filter((e) => request.remove.has(e.data_file.file_path));
       if (hits.length === 0 && !(own && request.mergeOwnManifests)) {
@@ -183,8 +205,11 @@ export class SnapshotWriter {
     for (let i = 0; i < rewrittenOutputs.length; i++) {
       const entries = rewrittenOutputs[i]!.entries;
       if (entries.length === 0) continue;
-      const path = `${dir}/lakeside-${this.identity.agentId}-${seq}-${snapshotId}-r${i}.avro`;
       const bytes = writeManifest({ schema, spec, entries });
+      // Named by content: a merge retried on a new head with the same manifests of this
+      // agent writes nothing again (the bytes are deterministic; DELETED entries carry
+      // the attempt's snapshot id, so a replace or delete gets a new file per attempt).
+      const path = `${dir}/lakeside-${this.identity.agentId}-${seq}-${createHash('sha256').update(bytes).digest('hex').slice(0, 16)}-r${i}.avro`;
       await this.io.writeOnce(path, bytes);
       added.push({ path, length: bytes.length, entries });
     }

@@ -212,6 +212,26 @@ describe('RestCatalog', () => {
     expect(fake.seen.some((s) => s.url === '/v1/ws1/namespaces/plant%1Fline3')).toBe(true);
   });
 
+  it('ensureNamespace: a 500 on create (another agent won the race) is fine once the namespace is there; a 500 with no namespace fails', async () => {
+    const fake = await fakeCatalog();
+    const existing = new Set<string>();
+    let raceLost = true;
+    fake.on('GET', /^\/v1\/ws1\/namespaces\/[^/]+$/, (req, reply) => {
+      const ns = decodeURIComponent(req.raw.url!.split('/').at(-1)!).split('\x1f').join('.');
+      return existing.has(ns) ? { namespace: ns.split('.'), properties: {} } : reply.code(404).send({ error: { message: 'no', type: 'NoSuchNamespaceException', code: 404 } });
+    });
+    fake.on('POST', /^\/v1\/ws1\/namespaces$/, (req, reply) => {
+      const ns = (req.body as { namespace: string[] }).namespace.join('.');
+      if (raceLost) existing.add(ns); // the other agent's create landed; ours hit the duplicate row
+      return reply.code(500).send({ error: { message: 'UncheckedSQLException: Failed to execute: INSERT INTO iceberg_namespace_properties', type: 'UncheckedSQLException', code: 500 } });
+    });
+    const c = catalog(fake);
+    await c.ensureNamespace(['lakeside']);
+    expect(existing.has('lakeside')).toBe(true);
+    raceLost = false;
+    await expect(c.ensureNamespace(['other'])).rejects.toMatchObject({ message: expect.stringContaining('create namespace other') });
+  });
+
   it('createTable stages the create, then commits it with our field ids (assert-create); a 409 (another agent won) loads the table', async () => {
     const fake = await fakeCatalog();
     let exists = false;
