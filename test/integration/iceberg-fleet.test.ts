@@ -19,6 +19,7 @@ import { existsSync, mkdirSync, readdirSync, utimesSync, writeFileSync } from 'n
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { framesTieringConfig } from '../support/tiering-daemon-config.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startIcebergRest, type IcebergRest } from '../services/iceberg-rest.ts';
 import { pyicebergBatch, type PyDataFile, type PyScan, type PySnapshot } from '../services/pyiceberg.ts';
@@ -45,41 +46,7 @@ interface Agent {
 }
 
 function agentConfig(a: Agent, s3: S3Server, rest: IcebergRest): string {
-  return `plant: ${a.plant}
-agent_id: ${a.agentId}
-state_dir: ${a.stateDir}
-log_level: info
-api:
-  listen_port: ${a.apiPort}
-  tokens:
-    - { name: scraper, role: read, token: '\${env:FLEET_READ_TOKEN}' }
-hot:
-  seal_interval_ms: 200
-  compaction_window_minutes: 1
-  compaction_grace_seconds: 1
-  compaction_interval_ms: 300
-datasets:
-  - name: frames
-    time_column: ts
-    columns:
-      - { name: line, type: string, nullable: false }
-      - { name: file, type: string, nullable: false }
-      - { name: image, type: blob, nullable: false }
-    partition_by: [line]
-sources:
-  folders:
-    - name: cams
-      path: ${a.dropDir}
-      dataset: frames
-      path_pattern: "{line}/{file}"
-      stable_ms: 100
-      fields:
-        ts: { file_mtime: true }
-        line: { path_field: line }
-        file: { path_field: file }
-        image: { payload: true }
-tiering:
-  warm: { url: "s3://warm/${a.plant}", endpoint: "${s3.endpoint}", region: ${s3.region}, force_path_style: true, credentials: { access_key_id: "\${env:LAKESIDE_TEST_S3_KEY}", secret_access_key: "\${env:LAKESIDE_TEST_S3_SECRET}" } }
+  return `${framesTieringConfig({ plant: a.plant, agentId: a.agentId, stateDir: a.stateDir, dropDir: a.dropDir, apiPort: a.apiPort, readToken: '\${env:FLEET_READ_TOKEN}' })}  warm: { url: "s3://warm/${a.plant}", endpoint: "${s3.endpoint}", region: ${s3.region}, force_path_style: true, credentials: { access_key_id: "\${env:LAKESIDE_TEST_S3_KEY}", secret_access_key: "\${env:LAKESIDE_TEST_S3_SECRET}" } }
   wait_for_hour_merge: false
   scan_interval_ms: 200
   retry_initial_ms: 100

@@ -1,13 +1,15 @@
 // The daemon config the tiering integration tests share: a camera drop folder feeding a
 // `frames` dataset (line, file, image blob), fast seals and 1-minute compaction; each test
 // appends its own `tiering:` settings (indented two spaces) to the returned text.
-export function framesTieringConfig(o: { plant: string; stateDir: string; dropDir: string; apiPort: number }): string {
+export function framesTieringConfig(o: { plant: string; stateDir: string; dropDir: string; apiPort: number; agentId?: string; readToken?: string }): string {
+  const api = o.readToken
+    ? `api:\n  listen_port: ${o.apiPort}\n  tokens:\n    - { name: scraper, role: read, token: '${o.readToken}' }\n`
+    : `api: { listen_port: ${o.apiPort} }\n`;
   return `plant: ${o.plant}
-agent_id: agent_a
+agent_id: ${o.agentId ?? 'agent_a'}
 state_dir: ${o.stateDir}
 log_level: info
-api: { listen_port: ${o.apiPort} }
-hot:
+${api}hot:
   seal_interval_ms: 200
   compaction_window_minutes: 1
   compaction_grace_seconds: 1
