@@ -3,6 +3,7 @@
  * readiness, landing, disk, sources, datasets, streams and open alerts, one topic per
  * line, problems first in colour (style.ts).
  */
+import { formatBytes } from '../../tiering/tiers-report.ts';
 import type { Style } from './style.ts';
 
 /** The parts of GET /v1/status this summary reads (snake_case on the wire). */
@@ -34,17 +35,6 @@ export interface DatasetLine {
   rows: number;
   max_time: string | null;
   streams: unknown[];
-}
-
-export function formatBytes(bytes: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return `${unit === 0 ? value : value.toFixed(1)} ${units[unit]}`;
 }
 
 export function formatDuration(seconds: number): string {
