@@ -3,9 +3,9 @@
  *
  * The checks are a list (`DOCTOR_CHECKS`): each says whether it applies to a config and
  * returns results (ok / warn / fail with a sentence). A new subsystem adds its check
- * to the list; until the tiering and catalog sections exist, `remote endpoints` finds
- * every `endpoint`/`url`/`*_url` string under the config sections named in
- * REMOTE_SECTIONS and checks that a TCP connection to it opens.
+ * to the list. MQTT brokers get a real MQTT connect; the other remote services
+ * (`remoteEndpoints`: S3 stores, the Iceberg REST catalog and its token endpoint, the
+ * policy locations, Kafka brokers, the webhook) a TCP connection that must open.
  *
  * Doctor never changes anything and never disturbs a running daemon: MQTT checks
  * connect with a clean session under their own client id (the daemon's persistent
@@ -19,6 +19,7 @@ import { dirname } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import mqtt, { type IClientOptions } from 'mqtt';
 import { ConfigError, loadConfigFile, type LoadedConfig } from '../../config/loader.ts';
+import type { LakesideConfig } from '../../config/schema.ts';
 import { mqttTlsOptions, type MqttTlsConfig } from '../sources/mqtt-tls.ts';
 
 export type CheckStatus = 'ok' | 'warn' | 'fail';
@@ -39,9 +40,6 @@ export interface DoctorCheck {
   applies(loaded: LoadedConfig): boolean;
   run(context: DoctorContext): Promise<CheckResult[]>;
 }
-
-/** Config sections that may hold endpoints of remote services (S3, catalog, policy server). */
-export const REMOTE_SECTIONS = ['tiering', 'sync', 'catalog', 'policy', 'storage'];
 
 const GiB = 1024 ** 3;
 
@@ -65,15 +63,47 @@ export function tcpReachable(host: string, port: number, timeoutMs: number): Pro
 
 const DEFAULT_PORTS: Record<string, number> = { 'http:': 80, 'https:': 443, 'mqtt:': 1883, 'tcp:': 1883, 'mqtts:': 8883, 'ssl:': 8883, 'ws:': 80, 'wss:': 443 };
 
-/** Every endpoint-like string under `value`, with its config path. */
-export function endpointsIn(value: unknown, path: string): { path: string; url: string }[] {
-  if (Array.isArray(value)) return value.flatMap((v, i) => endpointsIn(v, `${path}[${i}]`));
-  if (value === null || typeof value !== 'object') return [];
-  return Object.entries(value).flatMap(([key, v]) => {
-    const here = `${path}.${key}`;
-    if (typeof v === 'string' && (key === 'endpoint' || key === 'url' || key.endsWith('_url')) && /^[a-z][a-z0-9+.-]*:\/\//i.test(v)) return [{ path: here, url: v }];
-    return endpointsIn(v, here);
-  });
+export interface RemoteEndpoint {
+  /** The check it is reported under: s3, catalog, policy, kafka, webhook. */
+  check: string;
+  /** Where the config names it. */
+  path: string;
+  url: string;
+}
+
+/** What an s3:// location connects to: the store's custom endpoint, or AWS S3 in the store's region. */
+function s3Endpoint(store: { endpoint?: string | undefined; region: string } | undefined): string {
+  return store?.endpoint ?? `https://s3.${store?.region ?? 'us-east-1'}.amazonaws.com`;
+}
+
+/** Every remote service this config talks to besides its MQTT brokers; `file:` locations are local and left out. */
+export function remoteEndpoints(config: LakesideConfig): RemoteEndpoint[] {
+  const endpoints: RemoteEndpoint[] = [];
+  const location = (check: string, path: string, url: string, store: { endpoint?: string | undefined; region: string } | undefined) => {
+    if (url.startsWith('s3://')) endpoints.push({ check, path, url: s3Endpoint(store) });
+    else if (/^https?:\/\//.test(url)) endpoints.push({ check, path, url });
+  };
+  for (const tier of ['warm', 'cold'] as const) {
+    const store = config.tiering[tier];
+    if (store) location('s3', `tiering.${tier}`, store.url, store);
+  }
+  const rest = config.catalog.type === 'rest' ? config.catalog.rest : undefined;
+  if (rest) {
+    endpoints.push({ check: 'catalog', path: 'catalog.rest.uri', url: rest.uri });
+    if (rest.oauth2) endpoints.push({ check: 'catalog', path: 'catalog.rest.oauth2.token_endpoint', url: rest.oauth2.token_endpoint });
+  }
+  const policy = config.policy;
+  if (policy) {
+    location('policy', 'policy.url', policy.url, policy.store);
+    if (policy.signature_url) location('policy', 'policy.signature_url', policy.signature_url, policy.store);
+    if (policy.status) location('policy', 'policy.status.url', policy.status.url, policy.store);
+    if (policy.mqtt_nudge) endpoints.push({ check: 'policy', path: 'policy.mqtt_nudge.url', url: policy.mqtt_nudge.url });
+  }
+  for (const source of config.sources.kafka) {
+    source.brokers.forEach((broker, i) => endpoints.push({ check: 'kafka', path: `sources.kafka ${source.name} brokers[${i}]`, url: `tcp://${broker}` }));
+  }
+  if (config.alerts.webhook) endpoints.push({ check: 'webhook', path: 'alerts.webhook.url', url: config.alerts.webhook.url });
+  return endpoints;
 }
 
 const configCheck: DoctorCheck = {
@@ -211,28 +241,26 @@ const mqttCheck: DoctorCheck = {
   },
 };
 
-async function urlReachable(what: string, url: string, timeoutMs: number): Promise<CheckResult> {
+async function urlReachable({ check, path, url }: RemoteEndpoint, timeoutMs: number): Promise<CheckResult> {
   let parsed: URL;
   try {
     parsed = new URL(url);
   } catch {
-    return result('endpoints', 'fail', `${what}: ${url} is not a URL`);
+    return result(check, 'fail', `${path}: ${url} is not a URL`);
   }
   const port = parsed.port ? Number(parsed.port) : DEFAULT_PORTS[parsed.protocol];
-  if (!port) return result('endpoints', 'warn', `${what}: ${url}: unknown scheme, not checked`);
+  if (!port) return result(check, 'warn', `${path}: ${url}: unknown scheme, not checked`);
   const problem = await tcpReachable(parsed.hostname.replace(/^\[|\]$/g, ''), port, timeoutMs);
-  return result('endpoints', problem ? 'fail' : 'ok', problem ? `${what}: ${parsed.host} unreachable (${problem})` : `${what}: ${parsed.host} reachable`);
+  return result(check, problem ? 'fail' : 'ok', problem ? `${path}: ${parsed.host} unreachable (${problem})` : `${path}: ${parsed.host} reachable`);
 }
 
 const endpointsCheck: DoctorCheck = {
   name: 'remote endpoints',
   applies: () => true,
   async run({ loaded, timeoutMs }) {
-    const config = loaded.config as unknown as Record<string, unknown>;
-    const endpoints = REMOTE_SECTIONS.flatMap((section) => endpointsIn(config[section], section));
-    if (loaded.config.alerts.webhook) endpoints.push({ path: 'alerts.webhook.url', url: loaded.config.alerts.webhook.url });
-    if (endpoints.length === 0) return [result('endpoints', 'ok', 'no S3, catalog or webhook endpoint configured')];
-    return Promise.all(endpoints.map((e) => urlReachable(e.path, e.url, timeoutMs)));
+    const endpoints = remoteEndpoints(loaded.config);
+    if (endpoints.length === 0) return [result('endpoints', 'ok', 'no S3, catalog, policy, Kafka or webhook endpoint configured')];
+    return Promise.all(endpoints.map((endpoint) => urlReachable(endpoint, timeoutMs)));
   },
 };
 

@@ -1,11 +1,14 @@
 // `lakeside doctor`: each check on a real config file and real sockets (a broker that
-// is not there, a TCP port that listens), and a config error reported as a failure.
+// is not there, a TCP port that listens), and a config error reported as a failure;
+// the S3 stores, the catalog, the policy locations and Kafka brokers of a real config
+// are all reached for.
 import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type AddressInfo, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { endpointsIn, runDoctor } from '../../../agent/ops/doctor.ts';
+import { loadConfigFile } from '../../../config/loader.ts';
+import { remoteEndpoints, runDoctor } from '../../../agent/ops/doctor.ts';
 import { freePort } from '../../support/free-port.ts';
 
 let dir: string;
@@ -63,13 +66,63 @@ alerts:
     expect(byCheck('disk')[0]!.detail).toMatch(/GiB free of/);
     expect(byCheck('clock')[0]!.status).toBe('ok');
     expect(byCheck('mqtt')).toEqual([expect.objectContaining({ status: 'fail', detail: expect.stringMatching(new RegExp(`source plant: mqtt://127.0.0.1:${deadPort} refused or unreachable`)) })]);
-    expect(byCheck('endpoints')).toEqual([expect.objectContaining({ status: 'ok', detail: `alerts.webhook.url: 127.0.0.1:${webhookPort} reachable` })]);
+    expect(byCheck('webhook')).toEqual([expect.objectContaining({ status: 'ok', detail: `alerts.webhook.url: 127.0.0.1:${webhookPort} reachable` })]);
   });
 
-  it('finds endpoints in config sections it does not know yet (S3, catalog)', () => {
-    expect(endpointsIn({ warm: { endpoint: 'https://s3.plant.local:9000', bucket: 'b' }, catalog: { uri: 'x', rest_url: 'http://cat:8181' }, note: 'http://not-a-key' }, 'tiering')).toEqual([
-      { path: 'tiering.warm.endpoint', url: 'https://s3.plant.local:9000' },
-      { path: 'tiering.catalog.rest_url', url: 'http://cat:8181' },
+  it('reaches the S3 store and fails on an unreachable catalog and token endpoint', async () => {
+    server = createServer((socket) => socket.end());
+    await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
+    const s3Port = (server.address() as AddressInfo).port;
+    const [catalogPort, tokenPort] = [await freePort(), await freePort()];
+    const path = await configWith(`tiering:
+  warm: { url: 's3://plant-warm/ulm', endpoint: 'http://127.0.0.1:${s3Port}', force_path_style: true }
+catalog:
+  type: rest
+  rest:
+    uri: http://127.0.0.1:${catalogPort}/api/catalog
+    oauth2: { token_endpoint: 'http://127.0.0.1:${tokenPort}/token', client_id: lakeside, client_secret: '\${file:${join(dir, 'client-secret')}}' }
+`);
+    await writeFile(join(dir, 'client-secret'), 'not-used');
+    const results = await runDoctor(path, { timeoutMs: 2000 });
+    expect(results.filter((r) => r.check === 's3')).toEqual([{ check: 's3', status: 'ok', detail: `tiering.warm: 127.0.0.1:${s3Port} reachable` }]);
+    expect(results.filter((r) => r.check === 'catalog')).toEqual([
+      expect.objectContaining({ status: 'fail', detail: expect.stringMatching(new RegExp(`^catalog.rest.uri: 127.0.0.1:${catalogPort} unreachable`)) }),
+      expect.objectContaining({ status: 'fail', detail: expect.stringMatching(new RegExp(`^catalog.rest.oauth2.token_endpoint: 127.0.0.1:${tokenPort} unreachable`)) }),
+    ]);
+  });
+
+  it('lists the remote services of every section: S3 stores (AWS by region without an endpoint), catalog, policy locations, Kafka brokers, webhook; file: stores are local', async () => {
+    const path = await configWith(`tiering:
+  warm: { url: 's3://plant-warm/ulm', region: eu-central-1 }
+  cold: { url: 'file:///srv/archive' }
+catalog:
+  type: rest
+  rest: { uri: 'https://catalog.example.com/api/catalog' }
+policy:
+  url: s3://policies/plant.yaml
+  store: { endpoint: 'http://minio.plant.local:9000', force_path_style: true }
+  status: { url: 'file:///srv/status' }
+  trusted_keys: [{ id: k1, public_key: MCowBQYDK2VwAyEAGb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE= }]
+  mqtt_nudge: { url: 'mqtt://centre.example.com', topic: lakeside/policy }
+sources:
+  kafka:
+    - name: mes
+      brokers: ['kafka1.plant.local:9092', 'kafka2.plant.local:9093']
+      client_id: lakeside
+      group_id: lakeside
+      routes: [{ topic: mes.orders, dataset: readings, fields: { ts: { received_at: true }, value: { json: v } } }]
+alerts:
+  webhook: { url: 'https://hooks.example.com/lakeside' }
+`);
+    const { config } = await loadConfigFile(path);
+    expect(remoteEndpoints(config)).toEqual([
+      { check: 's3', path: 'tiering.warm', url: 'https://s3.eu-central-1.amazonaws.com' },
+      { check: 'catalog', path: 'catalog.rest.uri', url: 'https://catalog.example.com/api/catalog' },
+      { check: 'policy', path: 'policy.url', url: 'http://minio.plant.local:9000' },
+      { check: 'policy', path: 'policy.mqtt_nudge.url', url: 'mqtt://centre.example.com' },
+      { check: 'kafka', path: 'sources.kafka mes brokers[0]', url: 'tcp://kafka1.plant.local:9092' },
+      { check: 'kafka', path: 'sources.kafka mes brokers[1]', url: 'tcp://kafka2.plant.local:9093' },
+      { check: 'webhook', path: 'alerts.webhook.url', url: 'https://hooks.example.com/lakeside' },
     ]);
   });
 });
