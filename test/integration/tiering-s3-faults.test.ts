@@ -9,14 +9,19 @@
 // tiering-crash.test.ts, and the uploader's unit tests.)
 // A second test puts the HTTP fault proxy in front of the server for the faults a TCP
 // proxy cannot make: S3 answering 503 and 500 in the middle of a multipart upload (a
-// part refused), and 500 for a CompleteMultipartUpload the server applied.
-import { existsSync } from 'node:fs';
+// part refused), and 500 for a CompleteMultipartUpload the server applied; beside them
+// a poison file (its bytes changed after registration: the server refuses its checksum)
+// is set aside with its reason while the queue goes on.
+import { randomBytes } from 'node:crypto';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ListMultipartUploadsCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { storeSchema } from '../../config/tiering-schema.ts';
 import { NO_CATALOG } from '../../tiering/catalog-handoff.ts';
+import { discoverNewFiles } from '../../tiering/layout.ts';
 import { S3ObjectStore } from '../../tiering/stores/s3-store.ts';
+import { tiersReport } from '../../tiering/tiers-report.ts';
 import { TokenBucket } from '../../tiering/token-bucket.ts';
 import { Uploader } from '../../tiering/uploader.ts';
 import { startS3Server, type S3Server } from '../services/s3-server.ts';
@@ -158,14 +163,19 @@ describe('uploads to S3 through network faults', () => {
     await direct.close();
   });
 
-  it('S3 5xx in the middle of a multipart upload and after an applied complete: retried, never counted partial, one object each', async () => {
+  it('S3 5xx in the middle of a multipart upload and after an applied complete: retried, never counted partial, one object each; a poison file is set aside', async () => {
     g = await createTieringFixture();
     const fx = g;
+    const poison = fx.addL1('inspections', { bytes: 300_000, ageHours: 10 }); // oldest: first in line
     const files = [
       fx.addL1('inspections', { bytes: 14 * MIB, ageHours: 9 }), // multipart: parts of 5, 5 and 4 MiB
       fx.addL1('inspections', { bytes: 12 * MIB, ageHours: 8 }),
       fx.addL1('readings', { bytes: 200_000, ageHours: 7 }),
     ];
+    // Registered with its sha256, then its bytes change on disk (same size).
+    await discoverNewFiles(fx.db, fx.map, fx.stateDir, { plant: 'p', agentId: 'a' }, fx.clock.ms * 1000);
+    writeFileSync(join(fx.stateDir, poison.path), randomBytes(300_000));
+    const poisoned = () => fx.map.byPath(poison.path)!;
     http = await startHttpFaultProxy({ upstream: server.endpoint, keepHost: true });
     const proxy5xx = http;
     const storeConfig = storeSchema.parse({
@@ -211,8 +221,14 @@ describe('uploads to S3 through network faults', () => {
     expect(big()).toMatchObject({ state: 'local', attempts: 1 });
     expect(await direct.head(big().object_key)).toBeNull();
     expect(log.records.some((r) => r.obj.code === 'UPLOAD_FAILED' && r.obj.key === big().object_key && /SlowDown \(HTTP 503\)/.test(String(r.obj.err)))).toBe(true);
+    // The poison file was refused by the server's checksum and set aside at once (a retry cannot help), with its reason.
+    expect(poisoned()).toMatchObject({ state: 'local', attempts: 1 });
+    expect(poisoned().set_aside_us).not.toBeNull();
+    expect(poisoned().last_error).toMatch(/^CHECKSUM_MISMATCH: .*the local file's sha256 is not .* \(it changed\); not uploaded$/);
+    expect(log.records.filter((r) => r.obj.code === 'UPLOAD_SET_ASIDE').map((r) => r.obj.key)).toEqual([poisoned().object_key]);
+    expect(await direct.head(poisoned().object_key)).toBeNull();
     // The others went on meanwhile.
-    expect(fx.map.all().filter((r) => r.id !== big().id).every((r) => r.state === 'committed')).toBe(true);
+    expect(fx.map.all().filter((r) => r.id !== big().id && r.id !== poisoned().id).every((r) => r.state === 'committed')).toBe(true);
     await checkInvariants();
 
     // 2. The retry: its first part is answered 500.
@@ -240,11 +256,14 @@ describe('uploads to S3 through network faults', () => {
     expect(big().state).toBe('committed');
     expect(uploader.stats.alreadyThere).toBe(1);
     expect(proxy5xx.exchanges.filter((e) => e.method === 'PUT').length).toBe(putsBefore);
-    const rows = fx.map.all();
+    const rows = fx.map.all().filter((r) => r.id !== poisoned().id);
     expect(rows.map((r) => r.state)).toEqual(rows.map(() => 'committed'));
     expect(await bucketKeys('http5xx/')).toEqual(rows.map((r) => `http5xx/${r.object_key}`).sort());
     await checkInvariants();
-    expect(fx.map.setAside()).toEqual([]);
+    // Never tried again, reported as set aside.
+    expect(fx.map.setAside().map((r) => r.local_path)).toEqual([poison.path]);
+    expect(poisoned().attempts).toBe(1);
+    expect(tiersReport(fx.db, fx.clock.ms * 1000).setAside).toEqual([{ dataset: 'inspections', path: poison.path, attempts: 1, reason: poisoned().last_error }]);
     const client = server.client();
     try {
       const open = await client.send(new ListMultipartUploadsCommand({ Bucket: 'warm', Prefix: 'http5xx/' }));
