@@ -4,24 +4,12 @@
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { discoverNewFiles } from '../../../tiering/layout.ts';
 import { runCommand } from '../../support/run-command.ts';
-import { createTieringFixture, type TieringFixture } from '../tiering/fixture.ts';
+import { createTieringFixture, fixtureConfigYaml, type TieringFixture } from '../tiering/fixture.ts';
 
 const CLI = join(import.meta.dirname, '../../../bin/lakeside.js');
-
-function configYaml(fx: TieringFixture): string {
-  const dataset = (name: string, second: string) =>
-    `  - name: ${name}\n    time_column: ts\n    columns:\n      - { name: line, type: string, nullable: false }\n      - ${second}\n    partition_by: [line]\n`;
-  return `plant: ulm
-state_dir: ${fx.stateDir}
-tiering:
-  warm: { url: ${pathToFileURL(fx.warmDir).href} }
-datasets:
-${dataset('inspections', '{ name: value, type: double }')}${dataset('readings', '{ name: value, type: double }')}${dataset('frames', '{ name: image, type: blob }')}`;
-}
 
 describe('lakeside tiers', () => {
   let fx: TieringFixture | undefined;
@@ -33,7 +21,7 @@ describe('lakeside tiers', () => {
     await discoverNewFiles(fx.db, fx.map, fx.stateDir, { plant: 'ulm', agentId: 'ulm' }, fx.clock.ms * 1000);
     const ids = fx.map.all().map((r) => r.id);
     const configPath = join(fx.stateDir, '..', `${fx.stateDir.split('/').pop()}.yaml`);
-    writeFileSync(configPath, configYaml(fx));
+    writeFileSync(configPath, fixtureConfigYaml(fx));
     // One file uploaded a moment ago: a rate, so a drain estimate.
     const upload = (id: number) => fx!.map.markUploaded(id, Date.now() * 1000);
     upload(ids[0]!);
