@@ -2,16 +2,17 @@
 // real S3-compatible server of the services harness (versitygw): conditional create
 // (If-None-Match), verify by the sha256 kept in metadata, server-checked SHA-256
 // checksums, multipart above the threshold; and the credentials a config can name (a
-// shared credentials file and profile, resolved secret references).
+// shared credentials file and profile, resolved secret references) or, naming none, the
+// SDK's default chain (here: its environment variables).
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { HeadObjectCommand, ListMultipartUploadsCommand } from '@aws-sdk/client-s3';
+import { HeadObjectCommand, ListMultipartUploadsCommand, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { storeSchema } from '../../config/tiering-schema.ts';
-import { S3ObjectStore } from '../../tiering/stores/s3-store.ts';
+import { s3ClientConfig, S3ObjectStore } from '../../tiering/stores/s3-store.ts';
 import { startS3Server, type S3Server } from '../services/s3-server.ts';
 import { TokenBucket } from '../../tiering/token-bucket.ts';
 import { listKeys, localFile, objectStoreContract } from '../support/object-store-contract.ts';
@@ -66,6 +67,33 @@ describe('S3 object store (versitygw)', () => {
       client.destroy();
     }
     expect(await listKeys(store, 'a/')).toEqual(['a/b']);
+    await store.close();
+  });
+
+  it('sends the storage class on every object it creates: single puts, multipart uploads, a put\'s own class first', async () => {
+    // versitygw keeps every object as STANDARD whatever it is sent, so the requests are what is checked.
+    const config = resolved(storeConfig({ storage_class: 'GLACIER_IR' }));
+    const client = new S3Client(s3ClientConfig(config));
+    const sent: { command: string; storageClass: unknown }[] = [];
+    client.middlewareStack.add(
+      (next, context) => async (args) => {
+        const input = args.input as { StorageClass?: unknown };
+        if (['PutObjectCommand', 'CreateMultipartUploadCommand'].includes(context.commandName ?? '')) sent.push({ command: context.commandName!, storageClass: input.StorageClass });
+        return next(args);
+      },
+      { step: 'initialize' },
+    );
+    const store = new S3ObjectStore(config, client);
+    await store.put('sc/small', localFile(randomBytes(1000)));
+    await store.put('sc/big', localFile(randomBytes(7 * MIB)));
+    await store.put('sc/own', { ...localFile(randomBytes(1000)), storageClass: 'DEEP_ARCHIVE' });
+    await store.putBytes('sc/bytes', randomBytes(100));
+    expect(sent).toEqual([
+      { command: 'PutObjectCommand', storageClass: 'GLACIER_IR' },
+      { command: 'CreateMultipartUploadCommand', storageClass: 'GLACIER_IR' },
+      { command: 'PutObjectCommand', storageClass: 'DEEP_ARCHIVE' },
+      { command: 'PutObjectCommand', storageClass: 'GLACIER_IR' },
+    ]);
     await store.close();
   });
 
@@ -127,6 +155,31 @@ describe('S3 object store (versitygw)', () => {
     expect(error).toMatchObject({ retriable: false });
     expect(String((error as Error).message)).not.toContain(server.secretAccessKey);
     await bad.close();
+  });
+
+  it('without configured credentials, uses the SDK default chain (the AWS_* environment variables)', async () => {
+    const names = ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_PROFILE'] as const;
+    const saved = Object.fromEntries(names.map((n) => [n, process.env[n]]));
+    const { credentials: _none, ...config } = storeConfig();
+    try {
+      delete process.env.AWS_SESSION_TOKEN;
+      delete process.env.AWS_PROFILE;
+      process.env.AWS_ACCESS_KEY_ID = server.accessKeyId;
+      process.env.AWS_SECRET_ACCESS_KEY = server.secretAccessKey;
+      const good = new S3ObjectStore(config);
+      expect((await good.put('chain/x', localFile(randomBytes(10)))).created).toBe(true);
+      await good.close();
+      // The chain really is what signs: a wrong secret in the environment is refused.
+      process.env.AWS_SECRET_ACCESS_KEY = 'not-the-secret';
+      const bad = new S3ObjectStore(config);
+      await expect(bad.put('chain/y', localFile(randomBytes(10)))).rejects.toMatchObject({ retriable: false });
+      await bad.close();
+    } finally {
+      for (const n of names) {
+        if (saved[n] === undefined) delete process.env[n];
+        else process.env[n] = saved[n];
+      }
+    }
   });
 
   it('without checksums: no SHA-256 header, no trailers, same verify-by-metadata', async () => {

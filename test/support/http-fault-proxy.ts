@@ -17,13 +17,18 @@
 //   catalog really applied what the client saw fail.
 // - Actions are taken from the script in order, one per matching request; a matching
 //   request with the script empty, and every other request, passes through unchanged.
+// - `keepHost`: the client's Host header goes upstream unchanged (S3 signs it: SigV4),
+//   instead of the upstream's.
 import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 export type HttpFaultAction =
   | { kind: 'pass' }
-  /** Forward; once the upstream answered, answer the client `status` instead (its body discarded). */
-  | { kind: 'status'; status: number }
+  /**
+   * Forward; once the upstream answered, answer the client `status` instead (its body
+   * discarded): with `body` (of `contentType`), else a JSON error as a REST catalog sends.
+   */
+  | { kind: 'status'; status: number; body?: string; contentType?: string }
   /** Forward; once the upstream answered, reset the client connection (no answer at all). */
   | { kind: 'reset' }
   /** Hold the request (not forwarded) until `release()`; then forward it and answer the client if it is still there. */
@@ -71,7 +76,7 @@ export function isSnapshotCommit(method: string, path: string, body: string): bo
   return isTableCommit(method, path) && body.includes('"add-snapshot"');
 }
 
-export async function startHttpFaultProxy(opts: { upstream: string }): Promise<HttpFaultProxy> {
+export async function startHttpFaultProxy(opts: { upstream: string; keepHost?: boolean }): Promise<HttpFaultProxy> {
   const upstream = new URL(opts.upstream);
   const exchanges: HttpExchange[] = [];
   let matcher: (method: string, path: string, body: string) => boolean = () => false;
@@ -99,7 +104,7 @@ export async function startHttpFaultProxy(opts: { upstream: string }): Promise<H
   const forward = (method: string, path: string, headers: IncomingMessage['headers'], body: Buffer): Promise<{ status: number; headers: IncomingMessage['headers']; body: Buffer }> =>
     new Promise((resolve, reject) => {
       const req = httpRequest(
-        { host: upstream.hostname, port: upstream.port, method, path, headers: { ...headers, host: upstream.host, 'content-length': String(body.length) }, agent: false },
+        { host: upstream.hostname, port: upstream.port, method, path, headers: { ...headers, ...(opts.keepHost ? {} : { host: upstream.host }), 'content-length': String(body.length) }, agent: false },
         (res) => {
           const chunks: Buffer[] = [];
           res.on('data', (c: Buffer) => chunks.push(c));
@@ -147,13 +152,14 @@ export async function startHttpFaultProxy(opts: { upstream: string }): Promise<H
       req.socket.resetAndDestroy();
     } else if (action.kind === 'status') {
       exchange.clientGot = action.status;
-      const text = JSON.stringify({ error: { message: `injected by the test proxy (upstream answered ${answer.status})`, type: 'InjectedFault', code: action.status } });
-      res.writeHead(action.status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+      const text = action.body ?? JSON.stringify({ error: { message: `injected by the test proxy (upstream answered ${answer.status})`, type: 'InjectedFault', code: action.status } });
+      res.writeHead(action.status, { 'content-type': action.contentType ?? 'application/json', 'content-length': Buffer.byteLength(text) });
       res.end(text);
     } else {
       exchange.clientGot = answer.status;
       const { connection: _rc, 'keep-alive': _rk, 'transfer-encoding': _rt, ...out } = answer.headers;
-      res.writeHead(answer.status, { ...out, 'content-length': String(answer.body.length) });
+      // A HEAD answer has no body: its content-length is the object's size, kept as sent.
+      res.writeHead(answer.status, method === 'HEAD' ? out : { ...out, 'content-length': String(answer.body.length) });
       res.end(answer.body);
     }
     changed();

@@ -4,7 +4,6 @@
 import Database from 'better-sqlite3';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { catalogSchema } from '../../../config/catalog-schema.ts';
 import { silentLogger } from '../../../agent/log.ts';
@@ -13,22 +12,10 @@ import { FileSystemCatalog } from '../../../sync/fs-catalog.ts';
 import { locationOf, storeLocation, StoreTableFileIO } from '../../../sync/table-io-stores.ts';
 import type { TableReconciliation } from '../../../sync/reconcile.ts';
 import { runCommand } from '../../support/run-command.ts';
-import { createTieringFixture, DATASETS, type TieringFixture } from '../tiering/fixture.ts';
+import { createTieringFixture, DATASETS, fixtureConfigYaml, type TieringFixture } from '../tiering/fixture.ts';
 import { uploadedFile } from '../sync/uploaded-file.ts';
 
 const CLI = join(import.meta.dirname, '../../../bin/lakeside.js');
-
-function configYaml(fx: TieringFixture): string {
-  const dataset = (name: string, second: string) =>
-    `  - name: ${name}\n    time_column: ts\n    columns:\n      - { name: line, type: string, nullable: false }\n      - ${second}\n    partition_by: [line]\n`;
-  return `plant: ulm
-agent_id: ulm_1
-state_dir: ${fx.stateDir}
-tiering:
-  warm: { url: ${pathToFileURL(fx.warmDir).href} }
-datasets:
-${dataset('inspections', '{ name: value, type: double }')}${dataset('readings', '{ name: value, type: double }')}${dataset('frames', '{ name: image, type: blob }')}`;
-}
 
 describe('lakeside reconcile', () => {
   let fx: TieringFixture | undefined;
@@ -59,7 +46,7 @@ describe('lakeside reconcile', () => {
     await committer.stop();
     fx.close();
     const configPath = join(fx.stateDir, '..', `${fx.stateDir.split('/').pop()}.yaml`);
-    writeFileSync(configPath, configYaml(fx));
+    writeFileSync(configPath, fixtureConfigYaml(fx, { agentId: 'ulm_1' }));
 
     const clean = await runCommand(process.execPath, [CLI, 'reconcile', '--config', configPath, '--dry-run', '--json']);
     expect(clean.stderr).not.toMatch(/Error/);

@@ -130,3 +130,15 @@ export async function createTieringFixture(): Promise<TieringFixture> {
     },
   };
 }
+
+/** A lakeside config (YAML) for a CLI run on the fixture's state dir: its datasets and its file:// warm store. */
+export function fixtureConfigYaml(fx: TieringFixture, options: { agentId?: string } = {}): string {
+  const dataset = (name: string, second: string) =>
+    `  - name: ${name}\n    time_column: ts\n    columns:\n      - { name: line, type: string, nullable: false }\n      - ${second}\n    partition_by: [line]\n`;
+  return `plant: ulm
+${options.agentId ? `agent_id: ${options.agentId}\n` : ''}state_dir: ${fx.stateDir}
+tiering:
+  warm: { url: ${pathToFileURL(fx.warmDir).href} }
+datasets:
+${dataset('inspections', '{ name: value, type: double }')}${dataset('readings', '{ name: value, type: double }')}${dataset('frames', '{ name: image, type: blob }')}`;
+}
