@@ -71,7 +71,7 @@ export interface LatestPort {
    * JSON-safe as jsonValue makes them); when given, /v1/window sends it without building
    * or re-serialising row arrays.
    */
-  windowJson?(dataset: string, stream: Record<string, string>, minutes: number, limit?: number): { columns: string[]; rowsJson: string };
+  windowJson?(dataset: string, stream: Record<string, string>, minutes: number, limit?: number): { columns: string[]; rowsJson: Uint8Array };
 }
 
 export interface DatasetInfo {

@@ -40,6 +40,7 @@ const DEFAULT_MAX_STREAMS = 100_000;
 const SWEEP_INTERVAL_MS = 5_000;
 const LOW_WATER = 0.9;
 const MINUTE_US = 60_000_000;
+const EMPTY_ROWS_JSON = Buffer.from('[]');
 
 export class LatestCache {
   private readonly datasets = new Map<string, DatasetStreams>();
@@ -110,10 +111,10 @@ export class LatestCache {
     return { ...shape, rows: found ? found.window.rowsSince(shape.fromUs, limit) : [] };
   }
 
-  /** `window()` with its rows as JSON text (`rowsJson`, the text of `rows`), for the HTTP API. */
+  /** `window()` with its rows as JSON (`rowsJson`, the UTF-8 text of `rows`), for the HTTP API. */
   windowJson(dataset: string, stream: Record<string, string>, minutes: number, limit?: number): WindowJsonResult {
     const { found, ...shape } = this.windowShape(dataset, stream, minutes);
-    if (!found) return { ...shape, rowsJson: '[]' };
+    if (!found) return { ...shape, rowsJson: EMPTY_ROWS_JSON };
     const rowsJson = found.window.jsonRowsSince(shape.fromUs, limit);
     this.account(found); // the row text it kept
     if (this.bytes > this.maxBytes) this.enforceBound(this.now());

@@ -12,13 +12,15 @@
  * - Only the value columns are stored: the time column separately, the stream-key
  *   columns not at all (they are the same for every row of the stream).
  * - The JSON text of a row, once `jsonRowsSince` printed it, is kept beside the row (a
- *   plain string store that moves with the slots and is cleared when its slot is
- *   rewritten or released), so a window asked for again only prints its new rows: the
- *   printing of numbers was ~80 % of a 1,000-row window's cost. `bytes()` counts it.
+ *   byte arena off the JS heap, row-text-store.ts, that moves with the slots and is
+ *   cleared when its slot is rewritten or released), so a window asked for again only
+ *   prints its new rows: the printing of numbers was ~80 % of a 1,000-row window's
+ *   cost. `bytes()` counts the arena.
  */
 import type { Dataset, RowValue, RowValues } from '../../config/dataset.ts';
 import { createColumnStore, type ColumnStore } from './column-store.ts';
 import { jsonNumber } from './json-number.ts';
+import { RowTextStore } from './row-text-store.ts';
 
 const MIN_CAPACITY = 8;
 const TIME_SLOT_BYTES = 8;
@@ -35,7 +37,7 @@ export class StreamWindow {
   /** Everything that moves with the slots: the value columns and, once created, `rowJson`. */
   private readonly held: ColumnStore[];
   /** JSON text of each row printed so far (null: not printed). */
-  private rowJson: ColumnStore | null = null;
+  private rowJson: RowTextStore | null = null;
   private start = 0;
   private end = 0;
 
@@ -144,28 +146,20 @@ export class StreamWindow {
   }
 
   /**
-   * The same rows as `rowsSince`, as the JSON text of that array, built straight from
-   * the buffers (no row arrays), each row printed once and then kept (see the header).
+   * The same rows as `rowsSince`, as the bytes of that array's JSON text, built from
+   * the buffers (no row arrays), each row printed once and then kept off the heap
+   * (row-text-store.ts; see the header).
    */
-  jsonRowsSince(fromUs: number, limit?: number): string {
+  jsonRowsSince(fromUs: number, limit?: number): Buffer {
     let from = this.lowerBound(fromUs);
     if (limit !== undefined && this.end - from > limit) from = this.end - Math.max(0, limit);
-    if (from >= this.end) return '[]';
     if (!this.rowJson) {
-      this.rowJson = createColumnStore('blob', this.time.length);
+      this.rowJson = new RowTextStore(this.time.length);
       this.held.push(this.rowJson);
     }
     const memo = this.rowJson;
-    const parts: string[] = new Array(this.end - from);
-    for (let i = from; i < this.end; i++) {
-      let text = memo.get(i) as string | null;
-      if (text === null) {
-        text = this.printRow(i);
-        memo.set(i, text);
-      }
-      parts[i - from] = text;
-    }
-    return `[[${parts.join('],[')}]]`;
+    for (let i = from; i < this.end; i++) if (!memo.has(i)) memo.set(i, this.printRow(i));
+    return memo.rowsJson(from, this.end);
   }
 
   /**

@@ -43,7 +43,8 @@ export interface WindowResult {
 }
 
 /** A window with its rows as the JSON text of `WindowResult.rows` (what the HTTP API sends). */
-export type WindowJsonResult = Omit<WindowResult, 'rows'> & { rowsJson: string };
+/** `rowsJson`: the UTF-8 bytes of the rows' JSON array. */
+export type WindowJsonResult = Omit<WindowResult, 'rows'> & { rowsJson: Uint8Array };
 
 export interface StreamFreshness {
   stream: Readonly<Record<string, string>>;

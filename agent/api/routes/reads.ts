@@ -4,7 +4,7 @@
  * filter `<key>=<value>`; a key given twice is a 400. The latest-value port is
  * synchronous and answers from memory: these handlers add no awaits on that path.
  * A window of 1,000 rows is ~30 KB of JSON at ~1,200 req/s: when the port can give the
- * rows as JSON text (`windowJson`), that text is sent as it is.
+ * rows as JSON bytes (`windowJson`), those bytes are sent as they are.
  */
 import type { FastifyInstance } from 'fastify';
 import { jsonValue } from '../formats.ts';
@@ -13,6 +13,7 @@ import type { DatasetsPort, LatestPort } from '../ports.ts';
 type Filter = Record<string, string>;
 
 const streamKeys = { type: 'string' } as const;
+const CLOSING_BRACE = Buffer.from('}');
 
 const latestQuery = {
   type: 'object',
@@ -97,7 +98,8 @@ export function registerReadRoutes(app: FastifyInstance, ports: { latest: Latest
         // The rows come as JSON text: the same body as below, without row arrays.
         const window = ports.latest.windowJson(dataset, stream, minutes, limit);
         const head = JSON.stringify({ dataset, stream, minutes, columns: window.columns });
-        return reply.type('application/json; charset=utf-8').send(`${head.slice(0, -1)},"rows":${window.rowsJson}}`);
+        const body = Buffer.concat([Buffer.from(`${head.slice(0, -1)},"rows":`), window.rowsJson, CLOSING_BRACE]);
+        return reply.type('application/json; charset=utf-8').send(body);
       }
       const window = ports.latest.window(dataset, stream, minutes, limit);
       return { dataset, stream, minutes, columns: window.columns, rows: jsonRows(window.rows) };

@@ -54,7 +54,7 @@ describe('StreamWindow', () => {
   it('prints rows as JSON exactly as the API did from rowsSince (jsonValue, then JSON.stringify), and keeps the text right through moves, late rows and eviction', () => {
     const w = new StreamWindow(sensors, [3, 4, 5]);
     const same = (from: number, limit?: number) =>
-      expect(w.jsonRowsSince(from, limit)).toBe(JSON.stringify(w.rowsSince(from, limit).map((row) => row.map(jsonValue))));
+      expect(w.jsonRowsSince(from, limit).toString()).toBe(JSON.stringify(w.rowsSince(from, limit).map((row) => row.map(jsonValue))));
     same(0);
     w.insert(1_740_816_000_000_001, [1_740_816_000_000_001, 'l', 's', 0.1, 'q"uote\\', true]);
     w.insert(5, [5, 'l', 's', -0, null, null]);
@@ -82,7 +82,7 @@ describe('StreamWindow', () => {
     for (let t = 0; t < 1000; t++) w.insert(1_740_816_000_000_000 + t, [1_740_816_000_000_000 + t, 'l', 's', t / 3]);
     const before = w.bytes();
     w.jsonRowsSince(0);
-    // ≈ 40 characters of text per row plus a string header.
+    // ≈ 40 bytes of text per row in the arena.
     expect(w.bytes() - before).toBeGreaterThan(1000 * 40);
     w.evictBefore(Number.MAX_SAFE_INTEGER);
     w.shrinkToFit();
