@@ -1,10 +1,12 @@
 /** Messages between the landing log (main thread) and its writer worker. */
 import type { ActivityReport, IngestTally } from './ingest-tally.ts';
 import type { MessagePort } from 'node:worker_threads';
-import type { LandingItem, LandingItemResult } from './types.ts';
+import type { CommitWire } from './commit-wire.ts';
+import type { LandingItemResult } from './types.ts';
 
 export type WriterRequest =
-  | { type: 'commit'; id: number; items: LandingItem[] }
+  /** The items of one transaction, encoded (commit-wire.ts), their buffers transferred. */
+  | { type: 'commit'; id: number; batch: CommitWire }
   | { type: 'prune'; id: number; retentionUs: number }
   | { type: 'activity'; id: number }
   /** From now on, every commit's new rows go to `port` (agent/reads/landed-batch.ts); replaces an earlier port. */

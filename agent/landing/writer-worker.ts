@@ -24,7 +24,8 @@ import type { DatasetConfig } from '../../config/schema.ts';
 import { StreamActivity, tallyCommit } from './ingest-tally.ts';
 import { failpoint } from '../failpoint.ts';
 import { deprioritizeThisThread } from '../thread-priority.ts';
-import { encodeLanded } from '../reads/landed-batch.ts';
+import { encodeLanded, transferOf, type LandedBatch, type LandedPart } from '../reads/landed-batch.ts';
+import { decodeCommit } from './commit-wire.ts';
 import { applyPragmas, ensureSchema, landedTable } from './schema.ts';
 import type { LandingItem, LandingItemResult, LandingRow, QuarantineEntry } from './types.ts';
 import type { WriterReply, WriterRequest } from './writer-protocol.ts';
@@ -244,14 +245,20 @@ let landedPort: MessagePort | null = null;
 /**
  * Posts the batch's new rows to the reads worker (see the header); a closed port drops
  * them. Never throws: the commit is done, and a failure here must not look like one of
- * the commit (it is returned for the landing log to report).
+ * the commit (it is returned for the landing log to report). When every row of the
+ * batch was new, the parts it arrived in go on as they are (no second encoding).
  */
-function publishLanded(items: LandingItem[], results: LandingItemResult[]): string | undefined {
+function publishLanded(items: LandingItem[], results: LandingItemResult[], arrived: LandedPart[], odd: boolean): string | undefined {
   if (!landedPort) return undefined;
   try {
+    const isNew = (item: LandingItem, index: number): boolean => item.rows.length > 0 && results[index]!.inserted === item.rows.length;
+    if (!odd && items.every((item, index) => item.rows.length === 0 || isNew(item, index))) {
+      if (arrived.length > 0) landedPort.postMessage({ type: 'landed', parts: arrived } satisfies LandedBatch, transferOf(arrived));
+      return undefined;
+    }
     const rows: LandingRow[] = [];
     items.forEach((item, index) => {
-      if (item.rows.length > 0 && results[index]!.inserted === item.rows.length) rows.push(...item.rows);
+      if (isNew(item, index)) rows.push(...item.rows);
     });
     if (rows.length === 0) return undefined;
     const { batch, transfer } = encodeLanded(rows, datasets);
@@ -262,20 +269,20 @@ function publishLanded(items: LandingItem[], results: LandingItemResult[]): stri
   }
 }
 
-function commit(request: Extract<WriterRequest, { type: 'commit' }>): WriterReply {
+function commit(id: number, items: LandingItem[]): WriterReply {
   failpoint('landing.before-commit'); // watchdog tests: a writer that never answers
   const at = nowUs();
   const started = performance.now();
   try {
-    const results = commitBatch(request.items, at);
-    return committed(request.id, request.items, results, started, at);
+    const results = commitBatch(items, at);
+    return committed(id, items, results, started, at);
   } catch (error) {
-    if (isRetriable(error)) return failure(request.id, error);
+    if (isRetriable(error)) return failure(id, error);
     try {
-      const results = commitIsolated(request.items, at);
-      return committed(request.id, request.items, results, started, at);
+      const results = commitIsolated(items, at);
+      return committed(id, items, results, started, at);
     } catch (inner) {
-      return failure(request.id, inner);
+      return failure(id, inner);
     }
   }
 }
@@ -283,9 +290,10 @@ function commit(request: Extract<WriterRequest, { type: 'commit' }>): WriterRepl
 function handle(request: WriterRequest): WriterReply {
   switch (request.type) {
     case 'commit': {
-      const reply = commit(request);
+      const items = decodeCommit(request.batch);
+      const reply = commit(request.id, items);
       if (reply.type !== 'committed') return reply;
-      const landedError = publishLanded(request.items, reply.results);
+      const landedError = publishLanded(items, reply.results, request.batch.parts, request.batch.oddRows.length > 0);
       return landedError === undefined ? reply : { ...reply, landedError };
     }
     case 'prune': {
