@@ -16,6 +16,8 @@
  *   thread: by the time a source acknowledges, the rows already wait at the reads
  *   worker. Rows dropped as duplicates are left out; an item is either all new or
  *   reported by count only (its rows are then left out too).
+ * - Items arrive encoded (commit-wire.ts); a dataset's rows are inserted several per
+ *   statement (row-inserter.ts), all before the transaction commits.
  */
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import Database from 'better-sqlite3';
@@ -26,7 +28,8 @@ import { failpoint } from '../failpoint.ts';
 import { deprioritizeThisThread } from '../thread-priority.ts';
 import { encodeLanded, transferOf, type LandedBatch, type LandedPart } from '../reads/landed-batch.ts';
 import { decodeCommit } from './commit-wire.ts';
-import { applyPragmas, ensureSchema, landedTable } from './schema.ts';
+import { RowInserter } from './row-inserter.ts';
+import { applyPragmas, ensureSchema } from './schema.ts';
 import type { LandingItem, LandingItemResult, LandingRow, QuarantineEntry } from './types.ts';
 import type { WriterReply, WriterRequest } from './writer-protocol.ts';
 
@@ -47,14 +50,10 @@ applyPragmas(db);
 ensureSchema(db, [...datasets.values()]);
 const activity = new StreamActivity(datasets, maxStreams);
 
-const insertRow = new Map(
-  [...datasets.values()].map((dataset) => {
-    const names = dataset.columns.map((c) => `"${c.name}"`).join(', ');
-    const params = dataset.columns.map(() => '?').join(', ');
-    return [dataset.name, db.prepare(`INSERT INTO "${landedTable(dataset.name)}" (${names}) VALUES (${params})`)];
-  }),
-);
-const hasBoolean = new Set([...datasets.values()].filter((d) => d.columns.some((c) => c.type === 'boolean')).map((d) => d.name));
+const inserters = new Map([...datasets.values()].map((dataset) => [dataset.name, new RowInserter(db, dataset)]));
+function flushRows(): void {
+  for (const inserter of inserters.values()) inserter.flush();
+}
 const insertDedupeKey = db.prepare('INSERT OR IGNORE INTO dedupe_keys (dataset, key, ts_us) VALUES (?, ?, ?)');
 const insertSourceKey = db.prepare('INSERT OR IGNORE INTO source_keys (source, key, at_us) VALUES (?, ?, ?)');
 const selectSourceOffset = db.prepare('SELECT next_offset FROM source_offsets WHERE source = ? AND stream = ?').pluck();
@@ -158,14 +157,13 @@ function writeItem(item: LandingItem, at: number): LandingItemResult {
   for (const blob of item.blobs) insertBlob.run(blob.sha256, blob.sizeBytes, blob.contentType, at);
   for (const row of item.rows) {
     const dataset = datasets.get(row.dataset);
-    const insert = insertRow.get(row.dataset);
-    if (!dataset || !insert) throw new Error(`unknown dataset "${row.dataset}"`);
+    const inserter = inserters.get(row.dataset);
+    if (!dataset || !inserter) throw new Error(`unknown dataset "${row.dataset}"`);
     if (dataset.dedupeKey && insertDedupeKey.run(dataset.name, dedupeKeyOf(dataset, row.values), row.values[0] as number).changes === 0) {
       result.duplicates++;
       continue;
     }
-    // SQLite has no booleans; datasets without boolean columns skip the copy.
-    insert.run(hasBoolean.has(row.dataset) ? row.values.map((v) => (typeof v === 'boolean' ? (v ? 1 : 0) : v)) : row.values);
+    inserter.add(row.values);
     result.inserted++;
   }
   for (const entry of item.quarantine) {
@@ -177,16 +175,18 @@ function writeItem(item: LandingItem, at: number): LandingItemResult {
 
 const commitBatchTx = db.transaction((items: LandingItem[], at: number) => {
   const results = items.map((item) => writeItem(item, at));
+  flushRows();
   writePendingOffsets();
   return results;
 });
 const commitOneTx = db.transaction((item: LandingItem, at: number) => {
   const result = writeItem(item, at);
+  flushRows();
   writePendingOffsets();
   return result;
 });
 
-/** Runs a transaction and keeps the in-memory watermarks in step with its outcome. */
+/** Runs a transaction and keeps the in-memory watermarks and row buffers in step with its outcome. */
 function settled<A extends unknown[], R>(tx: (...args: A) => R): (...args: A) => R {
   return (...args) => {
     try {
@@ -195,6 +195,7 @@ function settled<A extends unknown[], R>(tx: (...args: A) => R): (...args: A) =>
       return result;
     } catch (error) {
       settleOffsets(false);
+      for (const inserter of inserters.values()) inserter.discard();
       throw error;
     }
   };

@@ -135,6 +135,20 @@ describe('LandingLog', () => {
     db.close();
   });
 
+  it("lands a batch's rows in order, several per insert, and leaves nothing of an attempt that failed on one row", async () => {
+    const items = Array.from({ length: 100 }, (_, i) => row('events', 5_000 + i, `l${i}`, i));
+    // A value SQLite cannot bind: the batch fails on the insert that holds it, then each item alone.
+    items[70]!.rows[0]!.values[2] = { not: 'a number' } as unknown as number;
+    const results = await log.appendAll(items);
+    expect(results.filter((r) => r.inserted === 1)).toHaveLength(99);
+    expect(results[70]).toMatchObject({ inserted: 0, quarantined: 1 });
+    const db = new Database(join(dir, 'landing.db'), { readonly: true });
+    const landed = db.prepare('SELECT ts, line, value, ok FROM landed_events ORDER BY id').all();
+    db.close();
+    const expected = items.filter((_, i) => i !== 70).map((item) => item.rows[0]!.values);
+    expect(landed).toEqual(expected.map(([ts, line, value]) => ({ ts, line, value, ok: 1 })));
+  });
+
   it('refuses new appends once stopping, and stop is safe twice', async () => {
     await log.stop();
     await log.stop();
