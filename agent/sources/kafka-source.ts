@@ -102,6 +102,8 @@ export class KafkaSource implements Component {
   private stopping = false;
   private readonly abort = new AbortController();
   private readonly gate = new PauseGate();
+  /** Settles when the batch handed over last has been mapped (see land). */
+  private mappingTurn: Promise<void> = Promise.resolve();
   private readonly options: KafkaSourceOptions;
   private readonly log: Logger;
 
@@ -265,33 +267,23 @@ export class KafkaSource implements Component {
 
   /** Maps and lands every record of the batch; resolves true once all of it is durable. */
   private async land(batch: Batch): Promise<boolean> {
-    const { mapper, blobs } = this.options;
-    const source = this.options.config.name;
-    const stream = `${batch.topic}/${batch.partition}`;
-    const receivedAtUs = Date.now() * 1000;
-    const items: LandingItem[] = new Array(batch.messages.length);
-    // Synchronous mapping; only raw binary values wait for their blob files, written
-    // a few at a time (a batch can hold thousands: never one open file each).
-    const blobWrites: (() => Promise<void>)[] = [];
-    batch.messages.forEach((message, index) => {
-      const meta = recordMeta(batch.topic, batch.partition, message, mapper.reads);
-      const item: LandingItem = { rows: [], quarantine: [], blobs: [], source, sourceOffset: { source, stream, offset: meta.offset } };
-      items[index] = item;
-      const outcome = mapper.map(meta, message.value, receivedAtUs);
-      if (outcome.kind === 'row') {
-        item.rows.push(outcome.row);
-        const column = outcome.blobColumn;
-        if (column !== null) {
-          blobWrites.push(async () => {
-            const blob = await blobs.putBytes(message.value!, outcome.contentType);
-            outcome.row.values[column] = blob.sha256;
-            item.blobs.push(blob);
-          });
-        }
-      } else if (outcome.kind === 'quarantine') {
-        item.quarantine.push(outcome.entry);
-      }
-    });
+    // Batches map one at a time, each after a turn of the event loop: kafkajs hands
+    // over the batches of a fetch together, and mapping them back to back would hold
+    // the landing writer's replies (and so its next commits) until all were mapped.
+    const previous = this.mappingTurn;
+    let mapped!: () => void;
+    this.mappingTurn = new Promise<void>((resolve) => (mapped = resolve));
+    await previous;
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    let items: LandingItem[];
+    let blobWrites: (() => Promise<void>)[];
+    try {
+      ({ items, blobWrites } = this.map(batch));
+    } finally {
+      mapped();
+    }
+    // Only raw binary values wait for their blob files, written a few at a time (a
+    // batch can hold thousands: never one open file each).
     for (let i = 0; i < blobWrites.length; i += BLOB_WRITES_AT_ONCE) {
       await Promise.all(blobWrites.slice(i, i + BLOB_WRITES_AT_ONCE).map((write) => write()));
     }
@@ -317,5 +309,35 @@ export class KafkaSource implements Component {
       this.log.warn({ err: (error as Error).message, topic: batch.topic, partition: batch.partition }, 'batch not landed; left uncommitted');
       return false;
     }
+  }
+
+  /** The batch's landing items (synchronous), and the blob writes some of them wait for. */
+  private map(batch: Batch): { items: LandingItem[]; blobWrites: (() => Promise<void>)[] } {
+    const { mapper, blobs } = this.options;
+    const source = this.options.config.name;
+    const stream = `${batch.topic}/${batch.partition}`;
+    const receivedAtUs = Date.now() * 1000;
+    const items: LandingItem[] = new Array(batch.messages.length);
+    const blobWrites: (() => Promise<void>)[] = [];
+    batch.messages.forEach((message, index) => {
+      const meta = recordMeta(batch.topic, batch.partition, message, mapper.reads);
+      const item: LandingItem = { rows: [], quarantine: [], blobs: [], source, sourceOffset: { source, stream, offset: meta.offset } };
+      items[index] = item;
+      const outcome = mapper.map(meta, message.value, receivedAtUs);
+      if (outcome.kind === 'row') {
+        item.rows.push(outcome.row);
+        const column = outcome.blobColumn;
+        if (column !== null) {
+          blobWrites.push(async () => {
+            const blob = await blobs.putBytes(message.value!, outcome.contentType);
+            outcome.row.values[column] = blob.sha256;
+            item.blobs.push(blob);
+          });
+        }
+      } else if (outcome.kind === 'quarantine') {
+        item.quarantine.push(outcome.entry);
+      }
+    });
+    return { items, blobWrites };
   }
 }
