@@ -57,6 +57,7 @@ export interface KafkaSourceStats {
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 const BLOB_WRITES_AT_ONCE = 16;
+const NONE: never[] = Object.freeze([]) as unknown as never[];
 const COMMIT_ATTEMPTS = 4;
 /** Commit errors that retrying cannot fix: this member no longer holds the partition's generation. */
 const FENCED_COMMIT = new Set(['ILLEGAL_GENERATION', 'UNKNOWN_MEMBER_ID', 'REBALANCE_IN_PROGRESS', 'FENCED_INSTANCE_ID']);
@@ -71,17 +72,18 @@ function text(value: Buffer | string | null | undefined): string | null {
   }
 }
 
-function headerTexts(headers: IHeaders | undefined): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [name, value] of Object.entries(headers ?? {})) {
-    const first = Array.isArray(value) ? value[0] : value;
-    const decoded = text(first);
-    if (decoded !== null) out[name] = decoded;
-  }
-  return out;
-}
-
 const NO_HEADERS: Record<string, string> = Object.freeze({}) as Record<string, string>;
+
+function headerTexts(headers: IHeaders | undefined): Record<string, string> {
+  let out: Record<string, string> | null = null; // most records have no headers: no object for them
+  for (const name in headers) {
+    if (!Object.hasOwn(headers, name)) continue;
+    const value = headers[name];
+    const decoded = text(Array.isArray(value) ? value[0] : value);
+    if (decoded !== null) (out ??= {})[name] = decoded;
+  }
+  return out ?? NO_HEADERS;
+}
 
 /** The record's coordinates, key, timestamp and headers, as the mapper reads them (key and headers decoded only when read). */
 export function recordMeta(topic: string, partition: number, message: KafkaMessage, reads = { key: true, headers: true }): KafkaRecordMeta {
@@ -321,21 +323,23 @@ export class KafkaSource implements Component {
     const blobWrites: (() => Promise<void>)[] = [];
     batch.messages.forEach((message, index) => {
       const meta = recordMeta(batch.topic, batch.partition, message, mapper.reads);
-      const item: LandingItem = { rows: [], quarantine: [], blobs: [], source, sourceOffset: { source, stream, offset: meta.offset } };
-      items[index] = item;
       const outcome = mapper.map(meta, message.value, receivedAtUs);
-      if (outcome.kind === 'row') {
-        item.rows.push(outcome.row);
+      // Only the arrays an item fills are its own; the others are shared, frozen, empty.
+      const item: LandingItem = {
+        rows: outcome.kind === 'row' ? [outcome.row] : NONE,
+        quarantine: outcome.kind === 'quarantine' ? [outcome.entry] : NONE,
+        blobs: NONE,
+        source,
+        sourceOffset: { source, stream, offset: meta.offset },
+      };
+      items[index] = item;
+      if (outcome.kind === 'row' && outcome.blobColumn !== null) {
         const column = outcome.blobColumn;
-        if (column !== null) {
-          blobWrites.push(async () => {
-            const blob = await blobs.putBytes(message.value!, outcome.contentType);
-            outcome.row.values[column] = blob.sha256;
-            item.blobs.push(blob);
-          });
-        }
-      } else if (outcome.kind === 'quarantine') {
-        item.quarantine.push(outcome.entry);
+        blobWrites.push(async () => {
+          const blob = await blobs.putBytes(message.value!, outcome.contentType);
+          outcome.row.values[column] = blob.sha256;
+          item.blobs = [blob];
+        });
       }
     });
     return { items, blobWrites };
