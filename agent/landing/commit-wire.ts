@@ -14,12 +14,14 @@
  * - A row of an unknown dataset, or not as wide as its dataset, travels as it is, so
  *   the writer refuses it as before (the item is quarantined, `landing_rejected`).
  * - The buffers are transferred (detached on the sending side): encode once per attempt.
+ * - The writer's results travel back packed (`encodeResults`): four counts per item
+ *   in one transferred Int32Array rather than an object per item.
  * - Decoded items share frozen empty arrays for absent quarantine entries and blobs:
  *   the writer only reads them.
  */
 import type { Dataset, RowValues } from '../../config/dataset.ts';
 import { decodePart, encodePart, type LandedPart } from '../reads/landed-batch.ts';
-import type { BlobRef, LandingItem, LandingRow, QuarantineEntry } from './types.ts';
+import type { BlobRef, LandingItem, LandingItemResult, LandingRow, QuarantineEntry } from './types.ts';
 
 /** What an item has besides rows and coordinates (rare: folders, quarantine). */
 interface ItemExtras {
@@ -136,4 +138,28 @@ export function decodeCommit(wire: CommitWire): LandingItem[] {
     };
   }
   return items;
+}
+
+/** [inserted, duplicates, quarantined, sourceDuplicate (0/1)] per item. */
+const RESULT_FIELDS = 4;
+
+export function encodeResults(results: readonly LandingItemResult[]): Int32Array {
+  const packed = new Int32Array(results.length * RESULT_FIELDS);
+  results.forEach((result, i) => {
+    const at = i * RESULT_FIELDS;
+    packed[at] = result.inserted;
+    packed[at + 1] = result.duplicates;
+    packed[at + 2] = result.quarantined;
+    packed[at + 3] = result.sourceDuplicate ? 1 : 0;
+  });
+  return packed;
+}
+
+export function decodeResults(packed: Int32Array): LandingItemResult[] {
+  const results: LandingItemResult[] = new Array(packed.length / RESULT_FIELDS);
+  for (let i = 0; i < results.length; i++) {
+    const at = i * RESULT_FIELDS;
+    results[i] = { inserted: packed[at]!, duplicates: packed[at + 1]!, sourceDuplicate: packed[at + 3] === 1, quarantined: packed[at + 2]! };
+  }
+  return results;
 }

@@ -26,7 +26,7 @@ import type { DatasetConfig } from '../../config/schema.ts';
 import { ErrorCode, type Logger } from '../log.ts';
 import { onceStop, type Component } from '../lifecycle.ts';
 import { backoffDelay, sleep } from '../retry.ts';
-import { encodeCommit } from './commit-wire.ts';
+import { decodeResults, encodeCommit } from './commit-wire.ts';
 import type { ActivityReport, IngestTally } from './ingest-tally.ts';
 import type { LandingItem, LandingItemResult } from './types.ts';
 import type { WriterReply, WriterRequest } from './writer-protocol.ts';
@@ -232,7 +232,7 @@ export class LandingLog extends EventEmitter implements Component {
       if (reply.type === 'committed') {
         this.stats.commitMs += reply.commitMs;
         if (reply.landedError !== undefined) this.onLandedError(reply.landedError);
-        this.onCommitted(batch, reply.results, reply.tally, reply.commitMs);
+        this.onCommitted(batch, decodeResults(reply.results), reply.tally, reply.commitMs);
         return;
       }
       if (reply.type !== 'failed') throw new Error(`unexpected writer reply ${reply.type}`);

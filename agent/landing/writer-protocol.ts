@@ -2,7 +2,6 @@
 import type { ActivityReport, IngestTally } from './ingest-tally.ts';
 import type { MessagePort } from 'node:worker_threads';
 import type { CommitWire } from './commit-wire.ts';
-import type { LandingItemResult } from './types.ts';
 
 export type WriterRequest =
   /** The items of one transaction, encoded (commit-wire.ts), their buffers transferred. */
@@ -16,7 +15,8 @@ export type WriterRequest =
 export type WriterReply =
   | { type: 'ready'; id: 0 }
   /** `landedError`: the commit is durable, but its rows could not be handed to the reads worker. */
-  | { type: 'committed'; id: number; results: LandingItemResult[]; commitMs: number; tally: IngestTally; landedError?: string }
+  /** `results`: one per item, packed (commit-wire.ts encodeResults), its buffer transferred. */
+  | { type: 'committed'; id: number; results: Int32Array; commitMs: number; tally: IngestTally; landedError?: string }
   | { type: 'pruned'; id: number; removed: number }
   | { type: 'activity'; id: number; report: ActivityReport }
   | { type: 'attached'; id: number }

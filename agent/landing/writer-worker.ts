@@ -27,7 +27,7 @@ import { StreamActivity, tallyCommit } from './ingest-tally.ts';
 import { failpoint } from '../failpoint.ts';
 import { deprioritizeThisThread } from '../thread-priority.ts';
 import { encodeLanded, transferOf, type LandedBatch, type LandedPart } from '../reads/landed-batch.ts';
-import { decodeCommit } from './commit-wire.ts';
+import { decodeCommit, encodeResults, type CommitWire } from './commit-wire.ts';
 import { RowInserter } from './row-inserter.ts';
 import { applyPragmas, ensureSchema } from './schema.ts';
 import type { LandingItem, LandingItemResult, LandingRow, QuarantineEntry } from './types.ts';
@@ -270,18 +270,18 @@ function publishLanded(items: LandingItem[], results: LandingItemResult[], arriv
   }
 }
 
-function commit(id: number, items: LandingItem[]): WriterReply {
+function commit(id: number, items: LandingItem[], wire: CommitWire): WriterReply {
   failpoint('landing.before-commit'); // watchdog tests: a writer that never answers
   const at = nowUs();
   const started = performance.now();
   try {
     const results = commitBatch(items, at);
-    return committed(id, items, results, started, at);
+    return committed(id, items, results, started, at, wire);
   } catch (error) {
     if (isRetriable(error)) return failure(id, error);
     try {
       const results = commitIsolated(items, at);
-      return committed(id, items, results, started, at);
+      return committed(id, items, results, started, at, wire);
     } catch (inner) {
       return failure(id, inner);
     }
@@ -291,11 +291,7 @@ function commit(id: number, items: LandingItem[]): WriterReply {
 function handle(request: WriterRequest): WriterReply {
   switch (request.type) {
     case 'commit': {
-      const items = decodeCommit(request.batch);
-      const reply = commit(request.id, items);
-      if (reply.type !== 'committed') return reply;
-      const landedError = publishLanded(items, reply.results, request.batch.parts, request.batch.oddRows.length > 0);
-      return landedError === undefined ? reply : { ...reply, landedError };
+      return commit(request.id, decodeCommit(request.batch), request.batch);
     }
     case 'prune': {
       try {
@@ -323,11 +319,16 @@ function handle(request: WriterRequest): WriterReply {
   }
 }
 
-/** The reply to a durable commit, with what it landed (counted here, off the main thread). */
-function committed(id: number, items: LandingItem[], results: LandingItemResult[], started: number, atUs: number): WriterReply {
+/**
+ * The reply to a durable commit, with what it landed (counted here, off the main
+ * thread), once its new rows are on their way to the reads worker.
+ */
+function committed(id: number, items: LandingItem[], results: LandingItemResult[], started: number, atUs: number, wire: CommitWire): WriterReply {
   const commitMs = performance.now() - started;
   activity.record(items, results, Math.floor(atUs / 1000));
-  return { type: 'committed', id, results, commitMs, tally: tallyCommit(items, results) };
+  const reply: WriterReply = { type: 'committed', id, results: encodeResults(results), commitMs, tally: tallyCommit(items, results) };
+  const landedError = publishLanded(items, results, wire.parts, wire.oddRows.length > 0);
+  return landedError === undefined ? reply : { ...reply, landedError };
 }
 
 function failure(id: number, error: unknown): WriterReply {
@@ -342,6 +343,7 @@ function failure(id: number, error: unknown): WriterReply {
 }
 
 parentPort!.on('message', (request: WriterRequest) => {
-  parentPort!.postMessage(handle(request));
+  const reply = handle(request);
+  parentPort!.postMessage(reply, reply.type === 'committed' ? [reply.results.buffer as ArrayBuffer] : []);
 });
 parentPort!.postMessage({ type: 'ready', id: 0 } satisfies WriterReply);

@@ -5,8 +5,8 @@ import { MessageChannel, receiveMessageOnPort } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import { resolveDataset } from '../../../config/dataset.ts';
 import { datasetSchema } from '../../../config/schema.ts';
-import { decodeCommit, encodeCommit, type CommitWire } from '../../../agent/landing/commit-wire.ts';
-import type { LandingItem } from '../../../agent/landing/types.ts';
+import { decodeCommit, decodeResults, encodeCommit, encodeResults, type CommitWire } from '../../../agent/landing/commit-wire.ts';
+import type { LandingItem, LandingItemResult } from '../../../agent/landing/types.ts';
 
 const readings = resolveDataset(
   datasetSchema.parse({
@@ -74,5 +74,17 @@ describe('commit wire', () => {
     expect(wire.oddRows).toEqual([items[0]!.rows[0], items[1]!.rows[0]]);
     expect(wire.parts.map((p) => [p.dataset, p.rows])).toEqual([['readings', 1]]);
     expect(decodeCommit(wire)).toEqual(items);
+  });
+
+  it("gives back the writer's results per item", () => {
+    const results: LandingItemResult[] = [
+      { inserted: 3, duplicates: 1, sourceDuplicate: false, quarantined: 2 },
+      { inserted: 0, duplicates: 0, sourceDuplicate: true, quarantined: 0 },
+    ];
+    const { port1, port2 } = new MessageChannel();
+    const packed = encodeResults(results);
+    port1.postMessage(packed, [packed.buffer as ArrayBuffer]);
+    expect(decodeResults(receiveMessageOnPort(port2)!.message as Int32Array)).toEqual(results);
+    port1.close();
   });
 });
