@@ -86,23 +86,22 @@ function encodeColumn(type: Dataset['columns'][number]['type'], rows: readonly R
 
 /** One dataset's rows (each as wide as its columns) as a part; its buffers are added to `transfer`. */
 export function encodePart(dataset: Dataset, values: readonly RowValues[], transfer: ArrayBuffer[]): LandedPart {
-  const columns = dataset.columns.map((column, c) => encodeColumn(column.type, values, c));
-  for (const column of columns) {
+  const part: LandedPart = { dataset: dataset.name, rows: values.length, columns: dataset.columns.map((column, c) => encodeColumn(column.type, values, c)) };
+  addBuffers(part, transfer);
+  return part;
+}
+
+function addBuffers(part: LandedPart, transfer: ArrayBuffer[]): void {
+  for (const column of part.columns) {
     if (column.kind === 'string') transfer.push(column.codes.buffer as ArrayBuffer);
     else if (column.kind !== 'plain') transfer.push(column.data.buffer as ArrayBuffer);
   }
-  return { dataset: dataset.name, rows: values.length, columns };
 }
 
 /** The buffers of parts built by `encodePart`, to transfer them on. */
 export function transferOf(parts: readonly LandedPart[]): ArrayBuffer[] {
   const transfer: ArrayBuffer[] = [];
-  for (const part of parts) {
-    for (const column of part.columns) {
-      if (column.kind === 'string') transfer.push(column.codes.buffer as ArrayBuffer);
-      else if (column.kind !== 'plain') transfer.push(column.data.buffer as ArrayBuffer);
-    }
-  }
+  for (const part of parts) addBuffers(part, transfer);
   return transfer;
 }
 
