@@ -18,6 +18,9 @@
  *
  * Committed rows reach the on-site reads (latest values) without passing through this
  * thread: the writer posts them to the reads worker's port (`attachLandedPort`).
+ *
+ * Items cross to the writer encoded (commit-wire.ts: columnar, buffers transferred),
+ * once per attempt, and the per-item results come back packed.
  */
 import { EventEmitter } from 'node:events';
 import { Worker, type MessagePort, type Transferable } from 'node:worker_threads';
