@@ -18,13 +18,18 @@
  *
  * Committed rows reach the on-site reads (latest values) without passing through this
  * thread: the writer posts them to the reads worker's port (`attachLandedPort`).
+ *
+ * Items cross to the writer encoded (commit-wire.ts: columnar, buffers transferred),
+ * once per attempt, and the per-item results come back packed.
  */
 import { EventEmitter } from 'node:events';
 import { Worker, type MessagePort, type Transferable } from 'node:worker_threads';
+import { resolveDataset, type Dataset } from '../../config/dataset.ts';
 import type { DatasetConfig } from '../../config/schema.ts';
 import { ErrorCode, type Logger } from '../log.ts';
 import { onceStop, type Component } from '../lifecycle.ts';
 import { backoffDelay, sleep } from '../retry.ts';
+import { decodeResults, encodeCommit } from './commit-wire.ts';
 import type { ActivityReport, IngestTally } from './ingest-tally.ts';
 import type { LandingItem, LandingItemResult } from './types.ts';
 import type { WriterReply, WriterRequest } from './writer-protocol.ts';
@@ -84,10 +89,13 @@ export class LandingLog extends EventEmitter implements Component {
   private readonly abort = new AbortController();
   private pruneTimer: NodeJS.Timeout | null = null;
   private readonly options: LandingLogOptions;
+  /** For encoding commits (commit-wire.ts). */
+  private readonly datasets: Map<string, Dataset>;
 
   constructor(options: LandingLogOptions) {
     super();
     this.options = options;
+    this.datasets = new Map(options.datasets.map((config) => [config.name, resolveDataset(config)]));
   }
 
   /** True while commits fail (disk full, I/O error): sources should stop picking up new work. */
@@ -219,13 +227,15 @@ export class LandingLog extends EventEmitter implements Component {
   private async commitUntilDone(batch: Pending[]): Promise<void> {
     const items = batch.flatMap((p) => p.items);
     for (let attempt = 0; ; attempt++) {
-      const reply = await this.request({ type: 'commit', id: 0, items }).catch(
+      // Encoded for each attempt: the buffers go to the writer (commit-wire.ts).
+      const { wire, transfer } = encodeCommit(items, this.datasets);
+      const reply = await this.request({ type: 'commit', id: 0, batch: wire }, transfer).catch(
         (error: Error): WriterReply => ({ type: 'failed', id: 0, code: 'WORKER', retriable: false, message: error.message }),
       );
       if (reply.type === 'committed') {
         this.stats.commitMs += reply.commitMs;
         if (reply.landedError !== undefined) this.onLandedError(reply.landedError);
-        this.onCommitted(batch, reply.results, reply.tally, reply.commitMs);
+        this.onCommitted(batch, decodeResults(reply.results), reply.tally, reply.commitMs);
         return;
       }
       if (reply.type !== 'failed') throw new Error(`unexpected writer reply ${reply.type}`);

@@ -1,10 +1,11 @@
 /** Messages between the landing log (main thread) and its writer worker. */
 import type { ActivityReport, IngestTally } from './ingest-tally.ts';
 import type { MessagePort } from 'node:worker_threads';
-import type { LandingItem, LandingItemResult } from './types.ts';
+import type { CommitWire } from './commit-wire.ts';
 
 export type WriterRequest =
-  | { type: 'commit'; id: number; items: LandingItem[] }
+  /** The items of one transaction, encoded (commit-wire.ts), their buffers transferred. */
+  | { type: 'commit'; id: number; batch: CommitWire }
   | { type: 'prune'; id: number; retentionUs: number }
   | { type: 'activity'; id: number }
   /** From now on, every commit's new rows go to `port` (agent/reads/landed-batch.ts); replaces an earlier port. */
@@ -14,7 +15,8 @@ export type WriterRequest =
 export type WriterReply =
   | { type: 'ready'; id: 0 }
   /** `landedError`: the commit is durable, but its rows could not be handed to the reads worker. */
-  | { type: 'committed'; id: number; results: LandingItemResult[]; commitMs: number; tally: IngestTally; landedError?: string }
+  /** `results`: one per item, packed (commit-wire.ts encodeResults), its buffer transferred. */
+  | { type: 'committed'; id: number; results: Int32Array; commitMs: number; tally: IngestTally; landedError?: string }
   | { type: 'pruned'; id: number; removed: number }
   | { type: 'activity'; id: number; report: ActivityReport }
   | { type: 'attached'; id: number }

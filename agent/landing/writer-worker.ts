@@ -16,6 +16,8 @@
  *   thread: by the time a source acknowledges, the rows already wait at the reads
  *   worker. Rows dropped as duplicates are left out; an item is either all new or
  *   reported by count only (its rows are then left out too).
+ * - Items arrive encoded (commit-wire.ts); a dataset's rows are inserted several per
+ *   statement (row-inserter.ts), all before the transaction commits.
  */
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import Database from 'better-sqlite3';
@@ -24,8 +26,10 @@ import type { DatasetConfig } from '../../config/schema.ts';
 import { StreamActivity, tallyCommit } from './ingest-tally.ts';
 import { failpoint } from '../failpoint.ts';
 import { deprioritizeThisThread } from '../thread-priority.ts';
-import { encodeLanded } from '../reads/landed-batch.ts';
-import { applyPragmas, ensureSchema, landedTable } from './schema.ts';
+import { encodeLanded, transferOf, type LandedBatch, type LandedPart } from '../reads/landed-batch.ts';
+import { decodeCommit, encodeResults, type CommitWire } from './commit-wire.ts';
+import { RowInserter } from './row-inserter.ts';
+import { applyPragmas, ensureSchema } from './schema.ts';
 import type { LandingItem, LandingItemResult, LandingRow, QuarantineEntry } from './types.ts';
 import type { WriterReply, WriterRequest } from './writer-protocol.ts';
 
@@ -46,14 +50,10 @@ applyPragmas(db);
 ensureSchema(db, [...datasets.values()]);
 const activity = new StreamActivity(datasets, maxStreams);
 
-const insertRow = new Map(
-  [...datasets.values()].map((dataset) => {
-    const names = dataset.columns.map((c) => `"${c.name}"`).join(', ');
-    const params = dataset.columns.map(() => '?').join(', ');
-    return [dataset.name, db.prepare(`INSERT INTO "${landedTable(dataset.name)}" (${names}) VALUES (${params})`)];
-  }),
-);
-const hasBoolean = new Set([...datasets.values()].filter((d) => d.columns.some((c) => c.type === 'boolean')).map((d) => d.name));
+const inserters = new Map([...datasets.values()].map((dataset) => [dataset.name, new RowInserter(db, dataset)]));
+function flushRows(): void {
+  for (const inserter of inserters.values()) inserter.flush();
+}
 const insertDedupeKey = db.prepare('INSERT OR IGNORE INTO dedupe_keys (dataset, key, ts_us) VALUES (?, ?, ?)');
 const insertSourceKey = db.prepare('INSERT OR IGNORE INTO source_keys (source, key, at_us) VALUES (?, ?, ?)');
 const selectSourceOffset = db.prepare('SELECT next_offset FROM source_offsets WHERE source = ? AND stream = ?').pluck();
@@ -157,14 +157,13 @@ function writeItem(item: LandingItem, at: number): LandingItemResult {
   for (const blob of item.blobs) insertBlob.run(blob.sha256, blob.sizeBytes, blob.contentType, at);
   for (const row of item.rows) {
     const dataset = datasets.get(row.dataset);
-    const insert = insertRow.get(row.dataset);
-    if (!dataset || !insert) throw new Error(`unknown dataset "${row.dataset}"`);
+    const inserter = inserters.get(row.dataset);
+    if (!dataset || !inserter) throw new Error(`unknown dataset "${row.dataset}"`);
     if (dataset.dedupeKey && insertDedupeKey.run(dataset.name, dedupeKeyOf(dataset, row.values), row.values[0] as number).changes === 0) {
       result.duplicates++;
       continue;
     }
-    // SQLite has no booleans; datasets without boolean columns skip the copy.
-    insert.run(hasBoolean.has(row.dataset) ? row.values.map((v) => (typeof v === 'boolean' ? (v ? 1 : 0) : v)) : row.values);
+    inserter.add(row.values);
     result.inserted++;
   }
   for (const entry of item.quarantine) {
@@ -176,16 +175,18 @@ function writeItem(item: LandingItem, at: number): LandingItemResult {
 
 const commitBatchTx = db.transaction((items: LandingItem[], at: number) => {
   const results = items.map((item) => writeItem(item, at));
+  flushRows();
   writePendingOffsets();
   return results;
 });
 const commitOneTx = db.transaction((item: LandingItem, at: number) => {
   const result = writeItem(item, at);
+  flushRows();
   writePendingOffsets();
   return result;
 });
 
-/** Runs a transaction and keeps the in-memory watermarks in step with its outcome. */
+/** Runs a transaction and keeps the in-memory watermarks and row buffers in step with its outcome. */
 function settled<A extends unknown[], R>(tx: (...args: A) => R): (...args: A) => R {
   return (...args) => {
     try {
@@ -194,6 +195,7 @@ function settled<A extends unknown[], R>(tx: (...args: A) => R): (...args: A) =>
       return result;
     } catch (error) {
       settleOffsets(false);
+      for (const inserter of inserters.values()) inserter.discard();
       throw error;
     }
   };
@@ -244,14 +246,20 @@ let landedPort: MessagePort | null = null;
 /**
  * Posts the batch's new rows to the reads worker (see the header); a closed port drops
  * them. Never throws: the commit is done, and a failure here must not look like one of
- * the commit (it is returned for the landing log to report).
+ * the commit (it is returned for the landing log to report). When every row of the
+ * batch was new, the parts it arrived in go on as they are (no second encoding).
  */
-function publishLanded(items: LandingItem[], results: LandingItemResult[]): string | undefined {
+function publishLanded(items: LandingItem[], results: LandingItemResult[], arrived: LandedPart[], odd: boolean): string | undefined {
   if (!landedPort) return undefined;
   try {
+    const isNew = (item: LandingItem, index: number): boolean => item.rows.length > 0 && results[index]!.inserted === item.rows.length;
+    if (!odd && items.every((item, index) => item.rows.length === 0 || isNew(item, index))) {
+      if (arrived.length > 0) landedPort.postMessage({ type: 'landed', parts: arrived } satisfies LandedBatch, transferOf(arrived));
+      return undefined;
+    }
     const rows: LandingRow[] = [];
     items.forEach((item, index) => {
-      if (item.rows.length > 0 && results[index]!.inserted === item.rows.length) rows.push(...item.rows);
+      if (isNew(item, index)) rows.push(...item.rows);
     });
     if (rows.length === 0) return undefined;
     const { batch, transfer } = encodeLanded(rows, datasets);
@@ -262,20 +270,20 @@ function publishLanded(items: LandingItem[], results: LandingItemResult[]): stri
   }
 }
 
-function commit(request: Extract<WriterRequest, { type: 'commit' }>): WriterReply {
+function commit(id: number, items: LandingItem[], wire: CommitWire): WriterReply {
   failpoint('landing.before-commit'); // watchdog tests: a writer that never answers
   const at = nowUs();
   const started = performance.now();
   try {
-    const results = commitBatch(request.items, at);
-    return committed(request.id, request.items, results, started, at);
+    const results = commitBatch(items, at);
+    return committed(id, items, results, started, at, wire);
   } catch (error) {
-    if (isRetriable(error)) return failure(request.id, error);
+    if (isRetriable(error)) return failure(id, error);
     try {
-      const results = commitIsolated(request.items, at);
-      return committed(request.id, request.items, results, started, at);
+      const results = commitIsolated(items, at);
+      return committed(id, items, results, started, at, wire);
     } catch (inner) {
-      return failure(request.id, inner);
+      return failure(id, inner);
     }
   }
 }
@@ -283,10 +291,7 @@ function commit(request: Extract<WriterRequest, { type: 'commit' }>): WriterRepl
 function handle(request: WriterRequest): WriterReply {
   switch (request.type) {
     case 'commit': {
-      const reply = commit(request);
-      if (reply.type !== 'committed') return reply;
-      const landedError = publishLanded(request.items, reply.results);
-      return landedError === undefined ? reply : { ...reply, landedError };
+      return commit(request.id, decodeCommit(request.batch), request.batch);
     }
     case 'prune': {
       try {
@@ -314,11 +319,16 @@ function handle(request: WriterRequest): WriterReply {
   }
 }
 
-/** The reply to a durable commit, with what it landed (counted here, off the main thread). */
-function committed(id: number, items: LandingItem[], results: LandingItemResult[], started: number, atUs: number): WriterReply {
+/**
+ * The reply to a durable commit, with what it landed (counted here, off the main
+ * thread), once its new rows are on their way to the reads worker.
+ */
+function committed(id: number, items: LandingItem[], results: LandingItemResult[], started: number, atUs: number, wire: CommitWire): WriterReply {
   const commitMs = performance.now() - started;
   activity.record(items, results, Math.floor(atUs / 1000));
-  return { type: 'committed', id, results, commitMs, tally: tallyCommit(items, results) };
+  const reply: WriterReply = { type: 'committed', id, results: encodeResults(results), commitMs, tally: tallyCommit(items, results) };
+  const landedError = publishLanded(items, results, wire.parts, wire.oddRows.length > 0);
+  return landedError === undefined ? reply : { ...reply, landedError };
 }
 
 function failure(id: number, error: unknown): WriterReply {
@@ -333,6 +343,7 @@ function failure(id: number, error: unknown): WriterReply {
 }
 
 parentPort!.on('message', (request: WriterRequest) => {
-  parentPort!.postMessage(handle(request));
+  const reply = handle(request);
+  parentPort!.postMessage(reply, reply.type === 'committed' ? [reply.results.buffer as ArrayBuffer] : []);
 });
 parentPort!.postMessage({ type: 'ready', id: 0 } satisfies WriterReply);

@@ -57,6 +57,7 @@ export interface KafkaSourceStats {
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 const BLOB_WRITES_AT_ONCE = 16;
+const NONE: never[] = Object.freeze([]) as unknown as never[];
 const COMMIT_ATTEMPTS = 4;
 /** Commit errors that retrying cannot fix: this member no longer holds the partition's generation. */
 const FENCED_COMMIT = new Set(['ILLEGAL_GENERATION', 'UNKNOWN_MEMBER_ID', 'REBALANCE_IN_PROGRESS', 'FENCED_INSTANCE_ID']);
@@ -71,17 +72,18 @@ function text(value: Buffer | string | null | undefined): string | null {
   }
 }
 
-function headerTexts(headers: IHeaders | undefined): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [name, value] of Object.entries(headers ?? {})) {
-    const first = Array.isArray(value) ? value[0] : value;
-    const decoded = text(first);
-    if (decoded !== null) out[name] = decoded;
-  }
-  return out;
-}
-
 const NO_HEADERS: Record<string, string> = Object.freeze({}) as Record<string, string>;
+
+function headerTexts(headers: IHeaders | undefined): Record<string, string> {
+  let out: Record<string, string> | null = null; // most records have no headers: no object for them
+  for (const name in headers) {
+    if (!Object.hasOwn(headers, name)) continue;
+    const value = headers[name];
+    const decoded = text(Array.isArray(value) ? value[0] : value);
+    if (decoded !== null) (out ??= {})[name] = decoded;
+  }
+  return out ?? NO_HEADERS;
+}
 
 /** The record's coordinates, key, timestamp and headers, as the mapper reads them (key and headers decoded only when read). */
 export function recordMeta(topic: string, partition: number, message: KafkaMessage, reads = { key: true, headers: true }): KafkaRecordMeta {
@@ -102,6 +104,8 @@ export class KafkaSource implements Component {
   private stopping = false;
   private readonly abort = new AbortController();
   private readonly gate = new PauseGate();
+  /** Settles when the batch handed over last has been mapped (see land). */
+  private mappingTurn: Promise<void> = Promise.resolve();
   private readonly options: KafkaSourceOptions;
   private readonly log: Logger;
 
@@ -265,33 +269,23 @@ export class KafkaSource implements Component {
 
   /** Maps and lands every record of the batch; resolves true once all of it is durable. */
   private async land(batch: Batch): Promise<boolean> {
-    const { mapper, blobs } = this.options;
-    const source = this.options.config.name;
-    const stream = `${batch.topic}/${batch.partition}`;
-    const receivedAtUs = Date.now() * 1000;
-    const items: LandingItem[] = new Array(batch.messages.length);
-    // Synchronous mapping; only raw binary values wait for their blob files, written
-    // a few at a time (a batch can hold thousands: never one open file each).
-    const blobWrites: (() => Promise<void>)[] = [];
-    batch.messages.forEach((message, index) => {
-      const meta = recordMeta(batch.topic, batch.partition, message, mapper.reads);
-      const item: LandingItem = { rows: [], quarantine: [], blobs: [], source, sourceOffset: { source, stream, offset: meta.offset } };
-      items[index] = item;
-      const outcome = mapper.map(meta, message.value, receivedAtUs);
-      if (outcome.kind === 'row') {
-        item.rows.push(outcome.row);
-        const column = outcome.blobColumn;
-        if (column !== null) {
-          blobWrites.push(async () => {
-            const blob = await blobs.putBytes(message.value!, outcome.contentType);
-            outcome.row.values[column] = blob.sha256;
-            item.blobs.push(blob);
-          });
-        }
-      } else if (outcome.kind === 'quarantine') {
-        item.quarantine.push(outcome.entry);
-      }
-    });
+    // Batches map one at a time, each after a turn of the event loop: kafkajs hands
+    // over the batches of a fetch together, and mapping them back to back would hold
+    // the landing writer's replies (and so its next commits) until all were mapped.
+    const previous = this.mappingTurn;
+    let mapped!: () => void;
+    this.mappingTurn = new Promise<void>((resolve) => (mapped = resolve));
+    await previous;
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    let items: LandingItem[];
+    let blobWrites: (() => Promise<void>)[];
+    try {
+      ({ items, blobWrites } = this.map(batch));
+    } finally {
+      mapped();
+    }
+    // Only raw binary values wait for their blob files, written a few at a time (a
+    // batch can hold thousands: never one open file each).
     for (let i = 0; i < blobWrites.length; i += BLOB_WRITES_AT_ONCE) {
       await Promise.all(blobWrites.slice(i, i + BLOB_WRITES_AT_ONCE).map((write) => write()));
     }
@@ -317,5 +311,37 @@ export class KafkaSource implements Component {
       this.log.warn({ err: (error as Error).message, topic: batch.topic, partition: batch.partition }, 'batch not landed; left uncommitted');
       return false;
     }
+  }
+
+  /** The batch's landing items (synchronous), and the blob writes some of them wait for. */
+  private map(batch: Batch): { items: LandingItem[]; blobWrites: (() => Promise<void>)[] } {
+    const { mapper, blobs } = this.options;
+    const source = this.options.config.name;
+    const stream = `${batch.topic}/${batch.partition}`;
+    const receivedAtUs = Date.now() * 1000;
+    const items: LandingItem[] = new Array(batch.messages.length);
+    const blobWrites: (() => Promise<void>)[] = [];
+    batch.messages.forEach((message, index) => {
+      const meta = recordMeta(batch.topic, batch.partition, message, mapper.reads);
+      const outcome = mapper.map(meta, message.value, receivedAtUs);
+      // Only the arrays an item fills are its own; the others are shared, frozen, empty.
+      const item: LandingItem = {
+        rows: outcome.kind === 'row' ? [outcome.row] : NONE,
+        quarantine: outcome.kind === 'quarantine' ? [outcome.entry] : NONE,
+        blobs: NONE,
+        source,
+        sourceOffset: { source, stream, offset: meta.offset },
+      };
+      items[index] = item;
+      if (outcome.kind === 'row' && outcome.blobColumn !== null) {
+        const column = outcome.blobColumn;
+        blobWrites.push(async () => {
+          const blob = await blobs.putBytes(message.value!, outcome.contentType);
+          outcome.row.values[column] = blob.sha256;
+          item.blobs = [blob];
+        });
+      }
+    });
+    return { items, blobWrites };
   }
 }

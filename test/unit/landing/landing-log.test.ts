@@ -1,3 +1,4 @@
+import { once } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { MessageChannel, receiveMessageOnPort } from 'node:worker_threads';
@@ -134,6 +135,36 @@ describe('LandingLog', () => {
     expect(db.prepare("SELECT reason_code FROM quarantine").pluck().get()).toBe('landing_rejected');
     db.close();
   });
+
+  it("lands a batch's rows in order, several per insert, and leaves nothing of an attempt that failed on one row", async () => {
+    const items = Array.from({ length: 100 }, (_, i) => row('events', 5_000 + i, `l${i}`, i));
+    // A value SQLite cannot bind: the batch fails on the insert that holds it, then each item alone.
+    items[70]!.rows[0]!.values[2] = { not: 'a number' } as unknown as number;
+    const results = await log.appendAll(items);
+    expect(results.filter((r) => r.inserted === 1)).toHaveLength(99);
+    expect(results[70]).toMatchObject({ inserted: 0, quarantined: 1 });
+    const db = new Database(join(dir, 'landing.db'), { readonly: true });
+    const landed = db.prepare('SELECT ts, line, value, ok FROM landed_events ORDER BY id').all();
+    db.close();
+    const expected = items.filter((_, i) => i !== 70).map((item) => item.rows[0]!.values);
+    expect(landed).toEqual(expected.map(([ts, line, value]) => ({ ts, line, value, ok: 1 })));
+  });
+
+  it('retries a batch after a retriable failure (SQLITE_BUSY), its buffers encoded again, landing every row once', async () => {
+    const locker = new Database(join(dir, 'landing.db'));
+    locker.exec('BEGIN IMMEDIATE'); // holds the write lock: the writer gets SQLITE_BUSY after its busy timeout
+    const items = Array.from({ length: 40 }, (_, i) => row('events', 7_000 + i, 'l1', i));
+    const landing = log.appendAll(items);
+    const [blocked] = (await once(log, 'blocked')) as [{ code: string }];
+    expect(blocked.code).toMatch(/^SQLITE_BUSY/);
+    locker.exec('ROLLBACK');
+    locker.close();
+    const results = await landing;
+    expect(results.every((r) => r.inserted === 1)).toBe(true);
+    const db = new Database(join(dir, 'landing.db'), { readonly: true });
+    expect(db.prepare('SELECT ts FROM landed_events ORDER BY id').pluck().all()).toEqual(items.map((item) => item.rows[0]!.values[0]));
+    db.close();
+  }, 30_000);
 
   it('refuses new appends once stopping, and stop is safe twice', async () => {
     await log.stop();
