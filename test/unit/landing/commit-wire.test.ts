@@ -1,12 +1,12 @@
 // The hand-off of a commit's items from the landing log to its writer
 // (agent/landing/commit-wire.ts): through a real MessagePort with the buffers
 // transferred, the writer gets back the items it would have got as objects.
-import { MessageChannel, receiveMessageOnPort } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import { resolveDataset } from '../../../config/dataset.ts';
 import { datasetSchema } from '../../../config/schema.ts';
-import { decodeCommit, decodeResults, encodeCommit, encodeResults, type CommitWire } from '../../../agent/landing/commit-wire.ts';
+import { decodeCommit, decodeResults, encodeCommit, encodeResults } from '../../../agent/landing/commit-wire.ts';
 import type { LandingItem, LandingItemResult } from '../../../agent/landing/types.ts';
+import { throughPort } from '../../support/through-port.ts';
 
 const readings = resolveDataset(
   datasetSchema.parse({
@@ -23,13 +23,8 @@ const frames = resolveDataset(datasetSchema.parse({ name: 'frames', time_column:
 const datasets = new Map([readings, frames].map((d) => [d.name, d]));
 
 function viaPort(items: LandingItem[]): LandingItem[] {
-  const { port1, port2 } = new MessageChannel();
   const { wire, transfer } = encodeCommit(items, datasets);
-  port1.postMessage(wire, transfer);
-  const received = receiveMessageOnPort(port2)!.message as CommitWire;
-  port1.close();
-  for (const buffer of transfer) expect(buffer.byteLength).toBe(0);
-  return decodeCommit(received);
+  return decodeCommit(throughPort(wire, transfer));
 }
 
 describe('commit wire', () => {
@@ -81,10 +76,7 @@ describe('commit wire', () => {
       { inserted: 3, duplicates: 1, sourceDuplicate: false, quarantined: 2 },
       { inserted: 0, duplicates: 0, sourceDuplicate: true, quarantined: 0 },
     ];
-    const { port1, port2 } = new MessageChannel();
     const packed = encodeResults(results);
-    port1.postMessage(packed, [packed.buffer as ArrayBuffer]);
-    expect(decodeResults(receiveMessageOnPort(port2)!.message as Int32Array)).toEqual(results);
-    port1.close();
+    expect(decodeResults(throughPort(packed, [packed.buffer as ArrayBuffer]))).toEqual(results);
   });
 });

@@ -1,12 +1,12 @@
 // The columnar hand-off of committed rows from the landing writer to the reads worker
 // (agent/reads/landed-batch.ts): what is decoded is what was encoded, through a real
 // MessagePort with the buffers transferred, for every column type and nulls.
-import { MessageChannel, receiveMessageOnPort } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import { resolveDataset } from '../../../config/dataset.ts';
 import { datasetSchema } from '../../../config/schema.ts';
 import type { LandingRow } from '../../../agent/landing/types.ts';
-import { decodeLanded, encodeLanded, type LandedBatch } from '../../../agent/reads/landed-batch.ts';
+import { decodeLanded, encodeLanded } from '../../../agent/reads/landed-batch.ts';
+import { throughPort } from '../../support/through-port.ts';
 
 const all = resolveDataset(
   datasetSchema.parse({
@@ -26,14 +26,8 @@ const other = resolveDataset(datasetSchema.parse({ name: 'other', time_column: '
 const datasets = new Map([all, other].map((d) => [d.name, d]));
 
 function viaPort(rows: LandingRow[]): LandingRow[] {
-  const { port1, port2 } = new MessageChannel();
   const { batch, transfer } = encodeLanded(rows, datasets);
-  port1.postMessage(batch, transfer);
-  const received = receiveMessageOnPort(port2)!.message as LandedBatch;
-  port1.close();
-  // Transferred, not copied: the sender's buffers are detached.
-  for (const buffer of transfer) expect(buffer.byteLength).toBe(0);
-  return decodeLanded(received);
+  return decodeLanded(throughPort(batch, transfer));
 }
 
 describe('landed batches', () => {
