@@ -7,6 +7,9 @@
 //       not yet marked uploaded) and is SIGKILLed;
 //   (b) restarted with a bandwidth cap that makes uploads slow, it is SIGKILLed while
 //       uploads are under way (some uploaded, some not);
+//   (b2) a frame past the multipart threshold, slowed by the cap: SIGKILLed while its
+//       upload is open (S3: a multipart upload with its first part sent; file://: the
+//       temp file half written);
 //   (c) restarted without faults, it drains.
 // Then: every frame is a row in the hot tier (no lost file), every L1 file and blob is
 // committed in the tier map, the warm store holds exactly one object per tier-map row
@@ -34,6 +37,8 @@ import { freePort } from '../support/free-port.ts';
 import { framesTieringConfig, withoutCatalogKeys } from '../support/tiering-daemon-config.ts';
 
 const FRAME_BYTES = 256 * 1024;
+/** Past the S3 store's multipart threshold (5 MiB, the smallest allowed): uploaded in parts. */
+const BIG_FRAME_BYTES = 12 * 1024 * 1024;
 
 function config(o: { stateDir: string; dropDir: string; warm: string; apiPort: number; bandwidth?: number }): string {
   return `${framesTieringConfig({ plant: 'crashplant', stateDir: o.stateDir, dropDir: o.dropDir, apiPort: o.apiPort })}  warm: ${o.warm}
@@ -105,7 +110,7 @@ async function s3Warm(server: S3Server): Promise<Warm> {
   const store = new S3ObjectStore({ ...storeSchema.parse(base), credentials: { access_key_id: server.accessKeyId, secret_access_key: server.secretAccessKey } });
   return {
     // Keys as secret references, as a real config has them.
-    yaml: `{ url: "${base.url}", endpoint: "${base.endpoint}", region: ${base.region}, force_path_style: true, credentials: { access_key_id: "\${env:LAKESIDE_TEST_S3_KEY}", secret_access_key: "\${env:LAKESIDE_TEST_S3_SECRET}" } }`,
+    yaml: `{ url: "${base.url}", endpoint: "${base.endpoint}", region: ${base.region}, force_path_style: true, multipart_threshold_bytes: ${base.multipart_threshold_bytes}, credentials: { access_key_id: "\${env:LAKESIDE_TEST_S3_KEY}", secret_access_key: "\${env:LAKESIDE_TEST_S3_SECRET}" } }`,
     env: { LAKESIDE_TEST_S3_KEY: server.accessKeyId, LAKESIDE_TEST_S3_SECRET: server.secretAccessKey },
     store,
     leftovers: async () => {
@@ -141,10 +146,10 @@ describe.each(['file', 's3'] as const)('tiering crash (%s warm store): SIGKILL d
     const apiPort = await freePort();
     const track = (d: ChildDaemon) => daemons.push(d);
     const shas = new Set<string>();
-    const drop = (line: string, n: number, start: number) => {
+    const drop = (line: string, n: number, start: number, size = FRAME_BYTES) => {
       const past = (Date.now() - 5 * 60_000) / 1000;
       for (let i = start; i < start + n; i++) {
-        const bytes = randomBytes(FRAME_BYTES);
+        const bytes = randomBytes(size);
         shas.add(createHash('sha256').update(bytes).digest('hex'));
         mkdirSync(join(dropDir, line), { recursive: true });
         const path = join(dropDir, line, `f${i}.bin`);
@@ -172,6 +177,14 @@ describe.each(['file', 's3'] as const)('tiering crash (%s warm store): SIGKILL d
     const midway = tierRows(stateDir);
     expect(midway.some((r) => r.state === 'local')).toBe(true);
     await killHard(second);
+
+    // (b2) The big frame's upload is open (parts on the server, or the temp file) when the daemon dies.
+    drop('l2', 1, 100, BIG_FRAME_BYTES);
+    writeFileSync(configPath, config({ stateDir, dropDir, warm: warm.yaml, apiPort, bandwidth: 1024 * 1024 }));
+    const big = await startFaultDaemon(configPath, warm.env, track);
+    await until(async () => (await warm.leftovers()).length > 0, 90_000, 'the big frame upload under way');
+    await killHard(big);
+    expect(await warm.leftovers()).not.toEqual([]); // the kill left it open: (c) must clean it up
 
     // (c) Restarted clean: everything drains.
     writeFileSync(configPath, config({ stateDir, dropDir, warm: warm.yaml, apiPort }));
