@@ -7,6 +7,7 @@
  * before the sources (so the first commit is counted); stop before the landing log
  * (the alert check asks its writer for stream activity).
  */
+import { cadenceFilePath } from './alerts/cadence-file.ts';
 import { readFileSync } from 'node:fs';
 import type { LoadedConfig } from '../config/loader.ts';
 import type { HealthPort, MetricsPort, StatusPort } from './api/ports.ts';
@@ -56,6 +57,7 @@ export class Observability implements Component {
       config,
       activity: () => options.landing.activity(),
       feedsPaused: () => options.landing.blocked,
+      cadencePath: cadenceFilePath(config.state_dir),
       metrics: this.metrics,
       logger: options.logger.child({ component: 'alerts' }),
       ...(options.now ? { now: options.now } : {}),

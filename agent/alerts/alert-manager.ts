@@ -8,10 +8,12 @@
  * `lakeside status` (openAlerts, through GET /v1/status), and to the optional MQTT
  * topic and webhook (notifiers.ts, in the background).
  *
- * Lifecycle: the constructor does no I/O; start() starts the notifiers and the check
- * timer; stop() ends the timer, waits for a running check, stops the notifiers.
- * Alerts live in memory: after a restart a stream must show its cadence again
- * (`min_samples`) before it can alert. No gap alert opens while the agent itself has
+ * Lifecycle: the constructor does no I/O; start() takes the cadences saved by the last
+ * run (cadence-file.ts), starts the notifiers and the check timer; stop() ends the
+ * timer, waits for a running check, saves the cadences, stops the notifiers. Cadences
+ * are also saved every SAVE_INTERVAL_MS, so a crash loses at most that much learning.
+ * Open alerts live in memory: a restored stream that stays silent opens its alert
+ * again k × cadence after the start. No gap alert opens while the agent itself has
  * paused the sources (landing log blocked), nor for floor_seconds after.
  */
 import type { LakesideConfig } from '../../config/schema.ts';
@@ -19,6 +21,7 @@ import type { ActivityReport } from '../landing/ingest-tally.ts';
 import { onceStop, type Component } from '../lifecycle.ts';
 import { ErrorCode, type Logger } from '../log.ts';
 import type { LakesideMetrics } from '../metrics/metrics.ts';
+import { readCadences, writeCadences } from './cadence-file.ts';
 import { FeedGapDetector, type FeedGapAlert } from './feed-gap.ts';
 import { createNotifiers, type AlertNotifier } from './notifiers.ts';
 
@@ -37,7 +40,12 @@ export interface AlertManagerOptions {
    * silence is ours and has its own alert (LANDING_DISK_FULL).
    */
   feedsPaused?: () => boolean;
+  /** Where learned cadences are kept across restarts (cadence-file.ts); none: not kept. */
+  cadencePath?: string;
 }
+
+/** How often the learned cadences are written while running (and once at stop). */
+const SAVE_INTERVAL_MS = 5 * 60_000;
 
 /** An open alert as the API and `lakeside status` show it. */
 export interface AlertView {
@@ -71,6 +79,7 @@ export class AlertManager implements Component {
   private checking: Promise<void> | null = null;
   private quietUntilMs = Number.NEGATIVE_INFINITY;
   private untrackedSeen = 0;
+  private savedAtMs = Number.NEGATIVE_INFINITY;
 
   constructor(options: AlertManagerOptions) {
     this.options = options;
@@ -85,6 +94,7 @@ export class AlertManager implements Component {
   }
 
   async start(): Promise<void> {
+    this.restoreCadences();
     for (const notifier of this.notifiers) await notifier.start();
     this.options.metrics.alertsActive.set({ kind: 'feed_gap' }, 0);
     this.timer = setInterval(() => void this.check(), this.options.config.alerts.feed_gap.check_interval_ms);
@@ -94,6 +104,7 @@ export class AlertManager implements Component {
   readonly stop = onceStop(async () => {
     if (this.timer) clearInterval(this.timer);
     await this.checking;
+    this.saveCadences();
     for (const notifier of this.notifiers) await notifier.stop().catch(() => {});
   });
 
@@ -125,6 +136,30 @@ export class AlertManager implements Component {
     if (this.options.feedsPaused?.()) this.quietUntilMs = this.now() + gap.floor_seconds * 1000;
     if (gap.enabled && this.now() >= this.quietUntilMs) for (const alert of this.detector.check()) this.onOpened(alert);
     this.options.metrics.alertsActive.set({ kind: 'feed_gap' }, this.detector.openAlerts().length);
+    if (this.now() - this.savedAtMs >= SAVE_INTERVAL_MS) this.saveCadences();
+  }
+
+  private restoreCadences(): void {
+    const path = this.options.cadencePath;
+    if (!path) return;
+    try {
+      const restored = this.detector.restore(readCadences(path));
+      if (restored > 0) this.options.logger.info({ streams: restored, path }, `feed-gap cadences of ${restored} stream(s) restored`);
+    } catch (error) {
+      this.options.logger.warn({ err: (error as Error).message }, 'feed-gap cadences not restored; learning them again');
+    }
+    this.savedAtMs = this.now();
+  }
+
+  private saveCadences(): void {
+    const path = this.options.cadencePath;
+    if (!path) return;
+    this.savedAtMs = this.now();
+    try {
+      writeCadences(path, this.detector.cadences(), this.savedAtMs);
+    } catch (error) {
+      this.options.logger.warn({ err: (error as Error).message, path }, 'feed-gap cadences not saved');
+    }
   }
 
   private onOpened(alert: FeedGapAlert): void {

@@ -15,6 +15,10 @@
  *   gets a sample, not at every check.
  * - Time comes from the injected clock (`now`), so tests control it; nothing here
  *   does I/O or holds timers.
+ * - Learned cadences can be carried over a restart (`cadences()` / `restore()`,
+ *   cadence-file.ts). A restored stream counts its silence from the restore, not from
+ *   its last arrival before it: the agent's own downtime is not the feed's gap, but a
+ *   feed that stays silent after the restart alerts k × cadence later.
  */
 
 export interface FeedGapSettings {
@@ -52,6 +56,16 @@ export interface StreamState {
   /** clamp(k × median, floor, ceiling) in ms, recomputed on each new sample; null before min_samples. */
   limitMs: number | null;
   alert: FeedGapAlert | null;
+}
+
+/** What a restart carries over of a stream (cadence-file.ts). */
+export interface CadenceRecord {
+  dataset: string;
+  id: string;
+  key: Record<string, string>;
+  lastArrivalMs: number;
+  samples: number[];
+  sampleCount: number;
 }
 
 const WINDOW = 32;
@@ -131,6 +145,39 @@ export class FeedGapDetector {
     const { k, floorSeconds, ceilingSeconds, minSamples } = this.settings;
     if (state.sampleCount < minSamples) return null;
     return Math.min(ceilingSeconds * 1000, Math.max(floorSeconds * 1000, k * median(state.samples)));
+  }
+
+  /** Every stream's learned cadence, for the next start. */
+  cadences(): CadenceRecord[] {
+    return [...this.streams.values()].map((s) => ({ dataset: s.dataset, id: s.id, key: s.key, lastArrivalMs: s.lastArrivalMs, samples: [...s.samples], sampleCount: s.sampleCount }));
+  }
+
+  /**
+   * Takes cadences saved before a restart, for streams not seen yet; each counts its
+   * silence from now (see the header). Returns how many were taken.
+   */
+  restore(records: readonly CadenceRecord[]): number {
+    const now = this.now();
+    let taken = 0;
+    for (const record of records) {
+      const streamId = `${record.dataset}:${record.id}`;
+      if (this.streams.has(streamId)) continue;
+      const samples = record.samples.slice(0, WINDOW);
+      const state: StreamState = {
+        dataset: record.dataset,
+        id: record.id,
+        key: record.key,
+        lastArrivalMs: Math.max(record.lastArrivalMs, now),
+        samples,
+        sampleCount: Math.min(record.sampleCount, samples.length === WINDOW ? record.sampleCount : samples.length),
+        limitMs: null,
+        alert: null,
+      };
+      state.limitMs = samples.length > 0 ? this.thresholdMs(state) : null;
+      this.streams.set(streamId, state);
+      taken++;
+    }
+    return taken;
   }
 
   openAlerts(): FeedGapAlert[] {

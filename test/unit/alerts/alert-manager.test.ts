@@ -3,6 +3,9 @@
 // server) receiving it with retries, the metrics and the status view following.
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { mkdtempSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { AlertManager } from '../../../agent/alerts/alert-manager.ts';
 import { WebhookNotifier, type AlertEvent } from '../../../agent/alerts/notifiers.ts';
@@ -46,7 +49,7 @@ async function webhook(respond: (attempt: number) => number | 'hang'): Promise<H
   return hook;
 }
 
-function manager(url: string, timeoutMs = 5000, paused = { now: false }) {
+function manager(url: string, timeoutMs = 5000, paused = { now: false }, cadencePath?: string) {
   const clock = { now: Date.parse('2026-11-21T10:00:00Z') };
   const pending: StreamArrival[] = [];
   const metrics = new LakesideMetrics({ defaultMetrics: false });
@@ -68,6 +71,7 @@ function manager(url: string, timeoutMs = 5000, paused = { now: false }) {
     now: () => clock.now,
     notifiers: [notifier],
     feedsPaused: () => paused.now,
+    ...(cadencePath ? { cadencePath } : {}),
   });
   const arrive = () => pending.push(['sensors', 'coat3', { line: 'coat3' }, clock.now, 1]);
   return { clock, alerts, metrics, arrive };
@@ -154,5 +158,48 @@ describe('AlertManager', () => {
     await alerts.check(); // the stream did not come back: now it is a gap
     expect(alerts.openAlerts()).toHaveLength(1);
     await alerts.stop();
+  });
+
+  it('keeps learned cadences across a restart: a stream silent since before it alerts k x cadence after the start, the downtime not counted', async () => {
+    const hook = await webhook(() => 200);
+    const dir = mkdtempSync(join(tmpdir(), 'lakeside-cadences-'));
+    try {
+      const path = join(dir, 'alerts', 'cadences.json');
+      const first = manager(hook.url, 5000, { now: false }, path);
+      await first.alerts.start();
+      for (let i = 0; i < 6; i++) {
+        first.arrive();
+        await first.alerts.check();
+        first.clock.now += 5000; // cadence 5 s -> threshold 20 s
+      }
+      await first.alerts.stop();
+      expect(existsSync(path)).toBe(true);
+
+      // Down for 10 minutes; the feed died meanwhile and never sends again.
+      const restarted = async (cadencePath: string) => {
+        const next = manager(hook.url, 5000, { now: false }, cadencePath);
+        next.clock.now = first.clock.now + 600_000;
+        await next.alerts.start();
+        await next.alerts.check();
+        const atStart = next.alerts.openAlerts();
+        next.clock.now += 20_001;
+        await next.alerts.check();
+        const later = next.alerts.openAlerts();
+        await next.alerts.stop();
+        return { atStart, later };
+      };
+      const kept = await restarted(path);
+      expect(kept.atStart).toEqual([]); // the agent's own downtime is no feed gap
+      expect(kept.later).toHaveLength(1);
+      expect(kept.later[0]).toMatchObject({ code: 'FEED_GAP', dataset: 'sensors', stream: { line: 'coat3' }, cadence_seconds: 5, threshold_seconds: 20 });
+
+      // Without the file the stream is unknown after the restart and never alerts.
+      expect((await restarted(join(dir, 'none', 'cadences.json'))).later).toEqual([]);
+      // An unreadable file is ignored (learning starts again); the start does not fail.
+      writeFileSync(path, '{"version": 1, "streams": "garbled');
+      expect(await restarted(path)).toEqual({ atStart: [], later: [] });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
