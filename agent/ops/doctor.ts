@@ -5,7 +5,8 @@
  * returns results (ok / warn / fail with a sentence). A new subsystem adds its check
  * to the list. MQTT brokers get a real MQTT connect; the other remote services
  * (`remoteEndpoints`: S3 stores, the Iceberg REST catalog and its token endpoint, the
- * policy locations, Kafka brokers, the webhook) a TCP connection that must open.
+ * policy locations, Kafka brokers, the webhook) a TCP connection that must open; S3
+ * stores are then listed and the REST catalog asked for its config (doctor-services.ts).
  *
  * Doctor never changes anything and never disturbs a running daemon: MQTT checks
  * connect with a clean session under their own client id (the daemon's persistent
@@ -21,6 +22,7 @@ import mqtt, { type IClientOptions } from 'mqtt';
 import { ConfigError, loadConfigFile, type LoadedConfig } from '../../config/loader.ts';
 import type { LakesideConfig } from '../../config/schema.ts';
 import { mqttTlsOptions, type MqttTlsConfig } from '../sources/mqtt-tls.ts';
+import { servicesCheck } from './doctor-services.ts';
 
 export type CheckStatus = 'ok' | 'warn' | 'fail';
 
@@ -265,7 +267,7 @@ const endpointsCheck: DoctorCheck = {
 };
 
 /** In order; add a subsystem's check here. */
-export const DOCTOR_CHECKS: DoctorCheck[] = [configCheck, stateDirCheck, diskCheck, clockCheck, mqttCheck, endpointsCheck];
+export const DOCTOR_CHECKS: DoctorCheck[] = [configCheck, stateDirCheck, diskCheck, clockCheck, mqttCheck, endpointsCheck, servicesCheck];
 
 export async function runDoctor(configPath: string, options: { timeoutMs?: number; checks?: DoctorCheck[] } = {}): Promise<CheckResult[]> {
   let loaded: LoadedConfig;

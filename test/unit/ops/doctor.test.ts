@@ -3,6 +3,7 @@
 // the S3 stores, the catalog, the policy locations and Kafka brokers of a real config
 // are all reached for.
 import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { createServer, type AddressInfo, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -84,10 +85,15 @@ catalog:
 `);
     await writeFile(join(dir, 'client-secret'), 'not-used');
     const results = await runDoctor(path, { timeoutMs: 2000 });
-    expect(results.filter((r) => r.check === 's3')).toEqual([{ check: 's3', status: 'ok', detail: `tiering.warm: 127.0.0.1:${s3Port} reachable` }]);
+    expect(results.filter((r) => r.check === 's3')).toEqual([
+      { check: 's3', status: 'ok', detail: `tiering.warm: 127.0.0.1:${s3Port} reachable` },
+      // Something listens, but it is no S3 server: the listing fails.
+      expect.objectContaining({ status: 'fail', detail: expect.stringMatching(/^tiering.warm: s3:\/\/plant-warm\/ulm cannot be listed/) }),
+    ]);
     expect(results.filter((r) => r.check === 'catalog')).toEqual([
       expect.objectContaining({ status: 'fail', detail: expect.stringMatching(new RegExp(`^catalog.rest.uri: 127.0.0.1:${catalogPort} unreachable`)) }),
       expect.objectContaining({ status: 'fail', detail: expect.stringMatching(new RegExp(`^catalog.rest.oauth2.token_endpoint: 127.0.0.1:${tokenPort} unreachable`)) }),
+      expect.objectContaining({ status: 'fail', detail: expect.stringMatching(/^catalog.rest.uri: GET \/v1\/config failed/) }),
     ]);
   });
 
@@ -124,5 +130,68 @@ alerts:
       { check: 'kafka', path: 'sources.kafka mes brokers[1]', url: 'tcp://kafka2.plant.local:9093' },
       { check: 'webhook', path: 'alerts.webhook.url', url: 'https://hooks.example.com/lakeside' },
     ]);
+  });
+
+  it('lists the S3 store with its credentials and asks the catalog for its config: refused credentials fail, naming the field, never the secret', async () => {
+    let s3Status = 403;
+    const requests: string[] = [];
+    const s3 = createHttpServer((request, response) => {
+      requests.push(`${request.method} ${request.url}`);
+      if (s3Status === 403) {
+        response.writeHead(403, { 'content-type': 'application/xml' });
+        response.end('<?xml version="1.0" encoding="UTF-8"?><Error><Code>InvalidAccessKeyId</Code><Message>The access key does not exist.</Message></Error>');
+        return;
+      }
+      response.writeHead(200, { 'content-type': 'application/xml' });
+      response.end('<?xml version="1.0" encoding="UTF-8"?><ListBucketResult><Name>plant-warm</Name><Prefix>ulm/</Prefix><KeyCount>0</KeyCount><MaxKeys>1000</MaxKeys><IsTruncated>false</IsTruncated></ListBucketResult>');
+    });
+    let catalogStatus = 401;
+    const catalog = createHttpServer((request, response) => {
+      if (catalogStatus !== 200 || !request.url?.startsWith('/api/catalog/v1/config')) {
+        response.writeHead(catalogStatus === 200 ? 404 : catalogStatus, { 'content-type': 'application/json' });
+        response.end(JSON.stringify({ error: { message: 'Not authorized', type: 'NotAuthorizedException', code: 401 } }));
+        return;
+      }
+      response.writeHead(200, { 'content-type': 'application/json' });
+      response.end(JSON.stringify({ defaults: {}, overrides: { prefix: 'ulm' } }));
+    });
+    const listen = (s: HttpServer) => new Promise<number>((resolve) => s.listen(0, '127.0.0.1', () => resolve((s.address() as AddressInfo).port)));
+    const [s3Port, catalogPort] = [await listen(s3), await listen(catalog)];
+    try {
+      await writeFile(join(dir, 's3-key-id'), 'AKIATEST');
+      await writeFile(join(dir, 's3-secret'), 'very-secret-s3-key');
+      await writeFile(join(dir, 'catalog-token'), 'very-secret-token');
+      const path = await configWith(`tiering:
+  warm:
+    url: 's3://plant-warm/ulm'
+    endpoint: 'http://127.0.0.1:${s3Port}'
+    region: eu-central-1
+    force_path_style: true
+    credentials: { access_key_id: '\${file:${join(dir, 's3-key-id')}}', secret_access_key: '\${file:${join(dir, 's3-secret')}}' }
+catalog:
+  type: rest
+  rest: { uri: 'http://127.0.0.1:${catalogPort}/api/catalog', token: '\${file:${join(dir, 'catalog-token')}}' }
+`);
+      const refused = (await runDoctor(path, { timeoutMs: 5000 })).filter((r) => r.detail.includes('listed') || r.detail.includes('/v1/config'));
+      expect(refused).toEqual([
+        expect.objectContaining({ check: 's3', status: 'fail', detail: expect.stringMatching(/^tiering.warm: s3:\/\/plant-warm\/ulm cannot be listed: .*(InvalidAccessKeyId|403|access key)/) }),
+        expect.objectContaining({ check: 'catalog', status: 'fail', detail: expect.stringMatching(/^catalog.rest.uri: GET \/v1\/config failed: .*401/) }),
+      ]);
+      expect(JSON.stringify(refused)).not.toMatch(/very-secret/);
+      expect(requests.some((r) => r.startsWith('GET /plant-warm') && r.includes('list-type=2'))).toBe(true); // a real ListObjectsV2 of the bucket
+
+      s3Status = 200;
+      catalogStatus = 200;
+      const accepted = (await runDoctor(path, { timeoutMs: 5000 })).filter((r) => r.detail.includes('listed') || r.detail.includes('/v1/config'));
+      expect(accepted).toEqual([
+        { check: 's3', status: 'ok', detail: 'tiering.warm: s3://plant-warm/ulm listed (empty)' },
+        { check: 'catalog', status: 'ok', detail: 'catalog.rest.uri: GET /v1/config answered (prefix ulm)' },
+      ]);
+    } finally {
+      for (const s of [s3, catalog]) {
+        s.closeAllConnections();
+        await new Promise((resolve) => s.close(resolve));
+      }
+    }
   });
 });
