@@ -71,6 +71,13 @@ export const catalogSchema = z
     take_over_from: z.string().uuid().optional(),
     /** How often the tier map is reconciled with the catalog (also at start). */
     reconcile_interval_minutes: positiveInt.default(60),
+    /**
+     * filesystem only: snapshots older than this leave the table metadata at the next
+     * commit (the newest min_snapshots_kept, the ref heads and each agent's newest stay);
+     * every commit rewrites the metadata, so without it the file grows without end.
+     */
+    snapshot_retention_hours: z.number().positive().default(6),
+    min_snapshots_kept: positiveInt.default(100),
   })
   .superRefine((catalog, ctx) => {
     if (catalog.type === 'rest' && catalog.rest === undefined) ctx.addIssue({ code: 'custom', path: ['rest'], message: 'type rest needs a rest section (uri at least)' });

@@ -55,7 +55,11 @@ export function openCatalog(config: LakesideConfig, warm: ObjectStore | null, co
   const catalog: Catalog =
     config.catalog.type === 'rest'
       ? new RestCatalog({ config: config.catalog.rest! })
-      : new FileSystemCatalog({ store: warm, rootPrefix: config.catalog.root_prefix });
+      : new FileSystemCatalog({
+          store: warm,
+          rootPrefix: config.catalog.root_prefix,
+          expiry: { maxAgeMs: config.catalog.snapshot_retention_hours * 3_600_000, minToKeep: config.catalog.min_snapshots_kept },
+        });
   const warmBase = storeLocation(warm);
   const coldBase = cold ? storeLocation(cold) : null;
   return {

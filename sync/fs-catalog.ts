@@ -9,6 +9,8 @@
  *   <root>/<ns…>/<table>/metadata/version-hint.text     "N", a hint that may lag
  *
  * Invariants:
+ * - Each commit also drops expired snapshots from the new metadata (`expiry`,
+ *   iceberg/expire-snapshots.ts: old ones go, ref heads and each agent's newest stay).
  * - Version N+1 is created with the store's conditional create (`putBytes`: link(2)
  *   on a local directory, `If-None-Match: *` on S3), so of two commits built on the
  *   same head exactly one creates it; the other gets `conflict`. Nothing is replaced.
@@ -22,6 +24,7 @@
  * - Every metadata file is complete format-v2 JSON that other engines read as is
  *   (PyIceberg `StaticTable.from_metadata(<metadata location>)`).
  */
+import { expireSnapshots, type SnapshotExpiry } from './iceberg/expire-snapshots.ts';
 import { ObjectConflictError, ObjectNotFoundError, ObjectStoreError, type ObjectStore } from '../tiering/stores/object-store.ts';
 import { CatalogError, type Catalog, type CommitOutcome, type CreateTableRequest, type TableIdent } from './catalog.ts';
 import { applyUpdates, failedRequirement, newTableMetadata, UpdateRejected } from './iceberg/apply-updates.ts';
@@ -37,6 +40,8 @@ export interface FileSystemCatalogOptions {
   /** The store's root as a location (default: derived from the store). */
   storeBase?: string;
   now?: () => number;
+  /** Snapshots dropped from the metadata at each commit (iceberg/expire-snapshots.ts); none: all kept. */
+  expiry?: SnapshotExpiry;
 }
 
 const NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
@@ -63,12 +68,14 @@ export class FileSystemCatalog implements Catalog {
   private readonly root: string;
   private readonly base: string;
   private readonly now: () => number;
+  private readonly expiry: SnapshotExpiry | undefined;
 
   constructor(options: FileSystemCatalogOptions) {
     this.store = options.store;
     this.root = options.rootPrefix.replace(/^\/+|\/+$/g, '');
     this.base = options.storeBase ?? storeLocation(options.store);
     this.now = options.now ?? Date.now;
+    this.expiry = options.expiry;
     this.description = `file-system catalog at ${locationOf(this.base, this.root)}`;
   }
 
@@ -167,6 +174,7 @@ export class FileSystemCatalog implements Catalog {
       const failed = failedRequirement(head.loaded.metadata, requirements);
       if (failed !== null) return { kind: 'conflict', detail: `${name} v${head.version}: ${failed}` };
       next = applyUpdates(head.loaded.metadata, updates, { nowMs: this.now(), baseLocation: head.loaded.metadataLocation });
+      if (this.expiry) next = expireSnapshots(next, this.expiry, this.now());
     } catch (error) {
       if (error instanceof UpdateRejected) throw new CatalogError('CATALOG_BAD_COMMIT', `commit to ${name} rejected: ${error.message}`, false, 400);
       throw error;

@@ -106,4 +106,30 @@ describe('FileSystemCatalog', () => {
     await expect(catalog.commit(ident, [], append(1n, 0, null))).rejects.toMatchObject({ code: 'CATALOG_BAD_COMMIT', retriable: false });
     await expect(catalog.loadTable({ namespace: ['..'], name: 'x' })).rejects.toBeInstanceOf(CatalogError);
   });
+
+  it('drops expired snapshots at each commit, so the metadata stops growing; the chain goes on from the head', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'lakeside-fscat-'));
+    dirs.push(root);
+    const store = new FileObjectStore(root);
+    await store.start();
+    const clock = { now: 1_700_000_000_000 };
+    const catalog = new FileSystemCatalog({ store, rootPrefix: 'iceberg', now: () => clock.now, expiry: { maxAgeMs: 60_000, minToKeep: 3 } });
+    await catalog.createTable(ident, create);
+    let parent: bigint | null = null;
+    for (let i = 1; i <= 30; i++) {
+      clock.now += 10_000; // a commit every 10 s
+      const updates = append(BigInt(i), i, parent);
+      (updates[0] as { snapshot: { 'timestamp-ms': number } }).snapshot['timestamp-ms'] = clock.now;
+      expect((await catalog.commit(ident, [{ type: 'assert-ref-snapshot-id', ref: 'main', 'snapshot-id': parent }], updates)).kind).toBe('committed');
+      parent = BigInt(i);
+    }
+    const loaded = (await catalog.loadTable(ident))!;
+    // Younger than 60 s at the last commit: 25..30 (24 is exactly 60 s old).
+    expect(loaded.metadata.snapshots!.map((s) => Number(s['snapshot-id']))).toEqual([25, 26, 27, 28, 29, 30]);
+    expect(loaded.metadata['current-snapshot-id']).toBe(30n);
+    expect(loaded.metadata['snapshot-log']!.map((e) => Number(e['snapshot-id']))).toEqual([25, 26, 27, 28, 29, 30]);
+    // On disk as well, and the count stays flat from commit to commit.
+    const snapshotsIn = (version: number) => (parseIcebergJson(readFileSync(join(metaDir(root), `v${version}.metadata.json`), 'utf8')) as { snapshots: unknown[] }).snapshots.length;
+    expect([snapshotsIn(11), snapshotsIn(21), snapshotsIn(31)]).toEqual([6, 6, 6]);
+  });
 });
