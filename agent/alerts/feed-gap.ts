@@ -45,7 +45,8 @@ export interface FeedGapAlert {
   silentSeconds?: number;
 }
 
-export interface StreamState {
+/** What a restart carries over of a stream (cadence-file.ts). */
+export interface CadenceRecord {
   dataset: string;
   id: string;
   key: Record<string, string>;
@@ -53,19 +54,12 @@ export interface StreamState {
   /** Recent inter-arrival samples (ms), a ring of WINDOW. */
   samples: number[];
   sampleCount: number;
+}
+
+export interface StreamState extends CadenceRecord {
   /** clamp(k × median, floor, ceiling) in ms, recomputed on each new sample; null before min_samples. */
   limitMs: number | null;
   alert: FeedGapAlert | null;
-}
-
-/** What a restart carries over of a stream (cadence-file.ts). */
-export interface CadenceRecord {
-  dataset: string;
-  id: string;
-  key: Record<string, string>;
-  lastArrivalMs: number;
-  samples: number[];
-  sampleCount: number;
 }
 
 const WINDOW = 32;
