@@ -56,18 +56,19 @@ class RenumberingCatalog implements Catalog {
   }
 }
 
-const dataset = resolveDataset(
-  datasetSchema.parse({
-    name: 'readings',
-    time_column: 'ts',
-    time_field_id: 10,
-    columns: [
-      { name: 'line', type: 'string', nullable: false, field_id: 11 },
-      { name: 'value', type: 'double', field_id: 12 },
-    ],
-    partition_by: ['line'],
-  }),
-);
+/** The readings dataset (field ids 10-12), with `extra` columns after its own. */
+function readings(extra: object[] = []) {
+  return resolveDataset(
+    datasetSchema.parse({
+      name: 'readings',
+      time_column: 'ts',
+      time_field_id: 10,
+      columns: [{ name: 'line', type: 'string', nullable: false, field_id: 11 }, { name: 'value', type: 'double', field_id: 12 }, ...extra],
+      partition_by: ['line'],
+    }),
+  );
+}
+const dataset = readings();
 
 async function setUp() {
   const root = mkdtempSync(join(tmpdir(), 'lakeside-table-setup-'));
@@ -114,19 +115,7 @@ describe('TableSetup schema evolution', () => {
     // Data written under the first schema (a snapshot), so the new column must be optional.
     expect((await catalog.commit(ident, [], append(1n, 1, null))).kind).toBe('committed');
     const commitsBefore = catalog.commits;
-    const grown = resolveDataset(
-      datasetSchema.parse({
-        name: 'readings',
-        time_column: 'ts',
-        time_field_id: 10,
-        columns: [
-          { name: 'line', type: 'string', nullable: false, field_id: 11 },
-          { name: 'value', type: 'double', field_id: 12 },
-          { name: 'unit', type: 'string', nullable: false, field_id: 13 },
-        ],
-        partition_by: ['line'],
-      }),
-    );
+    const grown = readings([{ name: 'unit', type: 'string', nullable: false, field_id: 13 }]);
     const evolved = await new TableSetup({ catalog, namespace: ['lakeside'], properties: {}, logger: silentLogger() }).ensure(grown);
     const m = evolved.metadata;
     const current = m.schemas.find((s) => s['schema-id'] === m['current-schema-id'])!;
