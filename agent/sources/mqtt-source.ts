@@ -24,6 +24,14 @@ import type { MqttMapper } from '../mapping/mapper.ts';
 import { AckWindow } from './mqtt-ack-window.ts';
 import { PauseGate } from './pause-gate.ts';
 
+const LANDED_NOTHING = Promise.resolve(false);
+const ignoreLog = (): void => {};
+
+/** DEBUG=mqttjs* (the `debug` package's switch) keeps mqtt.js's own logging. */
+function mqttDebugRequested(): boolean {
+  return /mqttjs|\*/.test(process.env.DEBUG ?? '');
+}
+
 /** The private mqtt.js method every outgoing packet goes through; wrapped to park PUBACKs. */
 type SendPacket = (packet: { cmd: string; messageId?: number }, cb?: () => void, ...rest: unknown[]) => void;
 
@@ -214,26 +222,61 @@ export class MqttSource implements Component {
     this.track(landing);
   }
 
+  /** Keeps `work` until it settles, so a stop can wait for it (one promise, not `finally`'s two). */
   private track(work: Promise<void>): void {
     this.inFlight.add(work);
-    void work.finally(() => this.inFlight.delete(work));
+    void work.then(
+      () => this.inFlight.delete(work),
+      (error: unknown) => {
+        this.inFlight.delete(work);
+        throw error;
+      },
+    );
   }
 
-  /** Lands one message; resolves true when it may be acknowledged. */
-  private async land(packet: IPublishPacket): Promise<boolean> {
-    await this.gate.wait();
-    if (this.stopping) return false;
+  /**
+   * Lands one message; resolves true when it may be acknowledged. Per message at 20k
+   * msg/s: no async function (each `await` of one costs a suspended frame and promises,
+   * ≈ 1.8 KB of garbage a message measured), the mapping runs at once when the gate is open.
+   */
+  private land(packet: IPublishPacket): Promise<boolean> {
+    if (this.gate.isPaused) return this.gate.wait().then(() => this.landNow(packet));
+    return this.landNow(packet);
+  }
+
+  private landNow(packet: IPublishPacket): Promise<boolean> {
+    try {
+      if (this.stopping) return LANDED_NOTHING;
+      const item = this.itemFor(packet);
+      return item instanceof Promise ? item.then((ready) => this.append(ready)) : this.append(item);
+    } catch (error) {
+      return Promise.reject(error as Error);
+    }
+  }
+
+  private append(item: LandingItem): Promise<boolean> {
+    return this.options.landing.append(item).then((result) => {
+      this.stats.duplicates += result.duplicates;
+      return true;
+    });
+  }
+
+  /** The landing item for a message: at once, or once its payload is stored as a blob. */
+  private itemFor(packet: IPublishPacket): LandingItem | Promise<LandingItem> {
     const receivedAtUs = Date.now() * 1000;
     const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
     const outcome = this.options.mapper.map(packet.topic, payload, receivedAtUs);
     const item: LandingItem = { rows: [], quarantine: [], blobs: [], source: this.name };
     if (outcome.kind === 'row') {
-      if (outcome.blobColumn !== null) {
-        const blob = await this.options.blobs.putBytes(payload, outcome.contentType);
-        outcome.row.values[outcome.blobColumn] = blob.sha256;
-        item.blobs.push(blob);
-      }
       item.rows.push(outcome.row);
+      const blobColumn = outcome.blobColumn;
+      if (blobColumn !== null) {
+        return this.options.blobs.putBytes(payload, outcome.contentType).then((blob) => {
+          outcome.row.values[blobColumn] = blob.sha256;
+          item.blobs.push(blob);
+          return item;
+        });
+      }
     } else if (outcome.kind === 'quarantine') {
       item.quarantine.push(outcome.entry);
       this.stats.quarantined++;
@@ -251,9 +294,7 @@ export class MqttSource implements Component {
       });
       this.stats.quarantined++;
     }
-    const result = await this.options.landing.append(item);
-    this.stats.duplicates += result.duplicates;
-    return true;
+    return item;
   }
 
   private async clientOptions(): Promise<IClientOptions> {
@@ -267,6 +308,9 @@ export class MqttSource implements Component {
       resubscribe: false,
       // Our own acks decide when the broker may forget a message.
       manualConnect: false,
+      // mqtt.js logs through `debug` several times a message; even switched off, each
+      // call allocates its arguments (≈ 20 % of the ingest thread's garbage at 20k msg/s).
+      ...(mqttDebugRequested() ? {} : { log: ignoreLog }),
     };
     if (config.protocol_version === 5) {
       options.properties = {

@@ -50,7 +50,7 @@ const LINE_COUNT = Number(process.env.BENCH_LINES ?? 3);
 const SENSOR_COUNT = Number(process.env.BENCH_SENSORS ?? 400);
 const SAMPLE_EVERY = Number(process.env.BENCH_SAMPLE_EVERY ?? 100);
 const POLL_MS = 50;
-const WARMUP_MS = 5000;
+const WARMUP_MS = Number(process.env.BENCH_WARMUP_SECONDS ?? 5) * 1000;
 const only = process.env.BENCH_PHASES?.split(',');
 const run = (name: string) => !only || only.includes(name);
 
