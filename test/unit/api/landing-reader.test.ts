@@ -14,25 +14,14 @@ import { sealDataset } from '../../../agent/hot/seal.ts';
 import { landedTable } from '../../../agent/landing/schema.ts';
 import { LatestCache } from '../../../agent/latest/latest-cache.ts';
 import { formatTimeUs } from '../../../agent/mapping/time.ts';
+import { keyedReadingsConfig } from '../../support/sensor-dataset.ts';
 import { compactOptions, createFixture, LATER, MINUTE, sealOptions, T0, type Fixture } from '../hot/fixture.ts';
 
-const readingsConfig = datasetSchema.parse({
-  name: 'readings',
-  time_column: 'time',
-  columns: [
-    { name: 'line', type: 'string', nullable: false },
-    { name: 'sensor', type: 'string', nullable: false },
-    { name: 'value', type: 'double' },
-    { name: 'ok', type: 'boolean' },
-  ],
-  stream_key: ['line', 'sensor'],
-  partition_by: ['line'],
-});
 const emptyConfig = datasetSchema.parse({ name: 'idle', time_column: 'ts', columns: [{ name: 'label', type: 'string' }] });
 
 /** `n` readings from `startUs`, `stepUs` apart, over lines l0/l1 × sensors a/b. */
 function readings(n: number, startUs: number, stepUs: number): RowValue[][] {
-  return Array.from({ length: n }, (_, i) => [startUs + i * stepUs, `l${i % 2}`, i % 4 < 2 ? 'a' : 'b', i / 2, i % 3 === 0]);
+  return Array.from({ length: n }, (_, i) => [startUs + i * stepUs, `l${i % 2}`, i % 4 < 2 ? 'a' : 'b', i / 2, i % 3 === 0 ? 'bar' : null]);
 }
 
 let fx: Fixture | undefined;
@@ -46,7 +35,7 @@ afterEach(() => {
 
 describe('LandingReader.datasetsPort', () => {
   it('counts sealed and landed rows once each, spans both in its time range, and gives each cached stream its newest time', async () => {
-    fx = createFixture([readingsConfig, emptyConfig]);
+    fx = createFixture([keyedReadingsConfig, emptyConfig]);
     const [ds] = fx.datasets as [NonNullable<Fixture['datasets'][0]>];
     // 12 rows compacted into L1 (the compaction also writes a rollup file: not rows).
     const compacted = readings(12, T0 + 1, 7_000_003);
@@ -88,7 +77,7 @@ describe('LandingReader.datasetsPort', () => {
         { name: 'line', type: 'VARCHAR' },
         { name: 'sensor', type: 'VARCHAR' },
         { name: 'value', type: 'DOUBLE' },
-        { name: 'ok', type: 'BOOLEAN' },
+        { name: 'unit', type: 'VARCHAR' },
       ],
       rows: 12 + 8 + 5,
       minTime: formatTimeUs(T0 + 1),
@@ -114,7 +103,7 @@ describe('LandingReader.datasetsPort', () => {
   });
 
   it('counts rows sealed since the reader opened (no stale snapshot)', async () => {
-    fx = createFixture([readingsConfig]);
+    fx = createFixture([keyedReadingsConfig]);
     const [ds] = fx.datasets as [NonNullable<Fixture['datasets'][0]>];
     const cache = new LatestCache({ datasets: fx.datasets, windowMinutes: 60, maxBytes: 16 * 1024 * 1024 });
     reader = new LandingReader(fx.dbPath);

@@ -10,7 +10,6 @@ import { createInterface } from 'node:readline';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RowValue } from '../../../config/dataset.ts';
-import { datasetSchema } from '../../../config/schema.ts';
 import { LandingReader, latestPort, queryPort } from '../../../agent/api/adapters.ts';
 import { buildApiServer, startApiServer } from '../../../agent/api/server.ts';
 import { createLogger } from '../../../agent/log.ts';
@@ -18,24 +17,13 @@ import { LatestCache } from '../../../agent/latest/latest-cache.ts';
 import { formatTimeUs } from '../../../agent/mapping/time.ts';
 import { nodeBinary, REPO_ROOT } from '../../support/child-daemon.ts';
 import { freePort } from '../../support/free-port.ts';
+import { keyedReadingsConfig } from '../../support/sensor-dataset.ts';
 import { waitFor } from '../../support/wait-for.ts';
 import { runCommand, type RunResult } from '../../support/run-command.ts';
 import { blobsAt, FakeHealth } from '../api/fakes.ts';
 import { createEngineFixture, type EngineFixture } from '../query/engine-fixture.ts';
 
 const BIN = join(REPO_ROOT, 'bin', 'lakeside.js');
-const readingsConfig = datasetSchema.parse({
-  name: 'readings',
-  time_column: 'time',
-  columns: [
-    { name: 'line', type: 'string', nullable: false },
-    { name: 'sensor', type: 'string', nullable: false },
-    { name: 'value', type: 'double' },
-    { name: 'note', type: 'string' },
-  ],
-  stream_key: ['line', 'sensor'],
-});
-
 /** Ten minutes ago, on a whole second, plus 123 µs: recent enough for the latest cache's window. */
 const BASE_US = (Math.floor(Date.now() / 1000) - 600) * 1_000_000 + 123;
 const SEC = 1_000_000;
@@ -55,7 +43,7 @@ let url: string;
 let latestCalls = 0;
 
 beforeAll(async () => {
-  ef = await createEngineFixture([readingsConfig]);
+  ef = await createEngineFixture([keyedReadingsConfig]);
   const ds = ef.fx.datasets[0]!;
   ef.fx.land(ds, sealed);
   ef.seal();
@@ -99,7 +87,7 @@ function lakeside(args: string[]): Promise<RunResult> {
   return runCommand(nodeBinary(), [BIN, ...args], { env: cliEnv(), timeoutMs: 30_000 });
 }
 
-const SELECT_READINGS = 'SELECT time, line, sensor, value, note FROM readings ORDER BY time';
+const SELECT_READINGS = 'SELECT time, line, sensor, value, unit FROM readings ORDER BY time';
 
 describe('lakeside query', () => {
   it('prints a table: the column names, a rule, then one aligned line per row', async () => {
@@ -107,7 +95,7 @@ describe('lakeside query', () => {
     expect(result.code, result.stderr).toBe(0);
     const lines = result.stdout.trimEnd().split('\n');
     expect(lines).toHaveLength(2 + sealed.length);
-    expect(lines[0]).toMatch(/^time\s+line\s+sensor\s+value\s+note$/);
+    expect(lines[0]).toMatch(/^time\s+line\s+sensor\s+value\s+unit$/);
     expect(lines[1]).toMatch(/^-+( {2}-+){4}$/);
     expect(lines[2]).toMatch(new RegExp(`^${formatTimeUs(BASE_US)}\\s+l1\\s+temp\\s+21\\.5\\s+plain$`));
     expect(lines[3]).toMatch(new RegExp(`^${formatTimeUs(BASE_US + SEC)}\\s+l1\\s+hum\\s+40\\.25\\s+say "hi", then leave$`));
@@ -115,7 +103,7 @@ describe('lakeside query', () => {
     // Columns line up: each header starts where its values start.
     const at = (line: string, text: string) => line.indexOf(text);
     expect(at(lines[2]!, 'l1')).toBe(at(lines[0]!, 'line'));
-    expect(at(lines[3]!, 'say')).toBe(at(lines[0]!, 'note'));
+    expect(at(lines[3]!, 'say')).toBe(at(lines[0]!, 'unit'));
     expect(result.stderr).toMatch(/^3 row\(s\) in \d+ ms$/m);
   });
 
@@ -123,7 +111,7 @@ describe('lakeside query', () => {
     const result = await lakeside(['query', '--url', url, '--format', 'csv', SELECT_READINGS]);
     expect(result.code, result.stderr).toBe(0);
     expect(result.stdout).toBe(
-      'time,line,sensor,value,note\r\n' +
+      'time,line,sensor,value,unit\r\n' +
         `${formatTimeUs(BASE_US)},l1,temp,21.5,plain\r\n` +
         `${formatTimeUs(BASE_US + SEC)},l1,hum,40.25,"say ""hi"", then leave"\r\n` +
         `${formatTimeUs(BASE_US + 2 * SEC)},l2,temp,,\r\n`,
@@ -168,7 +156,7 @@ describe('lakeside datasets', () => {
       formatTimeUs(BASE_US),
       formatTimeUs(BASE_US + 3 * SEC),
       '3', // l1/temp, l1/hum, l2/temp
-      'time, line, sensor, value, note',
+      'time, line, sensor, value, unit',
     ]);
   });
 });
@@ -209,7 +197,7 @@ describe('lakeside tail', () => {
       const from = latestCalls;
       await waitFor(() => latestCalls >= from + 3 || child.exitCode !== null, 'three more polls of /v1/latest');
     };
-    const first = `${formatTimeUs(BASE_US)} l1/temp {"value":21.5,"note":"plain"}`;
+    const first = `${formatTimeUs(BASE_US)} l1/temp {"value":21.5,"unit":"plain"}`;
     try {
       await untilLine(first);
       await threeMorePolls();
@@ -217,7 +205,7 @@ describe('lakeside tail', () => {
       // A row of another stream, then a newer row of the tailed one.
       cache.onRows([{ dataset: 'readings', values: [BASE_US + 5 * SEC, 'l1', 'hum', 1, 'other stream'] }]);
       cache.onRows([{ dataset: 'readings', values: [BASE_US + 6 * SEC, 'l1', 'temp', 22.75, 'new, "quoted"'] }]);
-      const newer = `${formatTimeUs(BASE_US + 6 * SEC)} l1/temp {"value":22.75,"note":"new, \\"quoted\\""}`;
+      const newer = `${formatTimeUs(BASE_US + 6 * SEC)} l1/temp {"value":22.75,"unit":"new, \\"quoted\\""}`;
       await untilLine(newer);
       await threeMorePolls();
       expect(lines).toEqual([first, newer]);
