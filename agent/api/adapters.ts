@@ -8,6 +8,7 @@ import type { Dataset } from '../../config/dataset.ts';
 import type { BlobStore } from '../blobs/blob-store.ts';
 import { DATA_LEVELS_SQL, landedRowsWhere, landedTable } from '../landing/schema.ts';
 import type { LatestCache } from '../latest/latest-cache.ts';
+import { formatTimeUs } from '../mapping/time.ts';
 import type { QueryEngine } from '../query/query-engine.ts';
 import { PortErrorCode, type BlobsPort, type DatasetInfo, type DatasetsPort, type LatestPort, type QueryOptions, type QueryPort, type WarmRange } from './ports.ts';
 
@@ -149,8 +150,8 @@ export class LandingReader {
             name: dataset.name,
             columns: dataset.columns.map((c) => ({ name: c.name, type: ICEBERG_TYPE_NAMES[c.type] ?? 'VARCHAR' })),
             rows: files.rows + landed.rows,
-            minTime: minUs === null ? null : isoOfUs(minUs),
-            maxTime: maxUs === null ? null : isoOfUs(maxUs),
+            minTime: minUs === null ? null : formatTimeUs(minUs),
+            maxTime: maxUs === null ? null : formatTimeUs(maxUs),
             streams: (summary?.perStream ?? []).map((s) => ({ stream: { ...s.stream }, lastTime: s.newest })),
           };
         });
@@ -170,8 +171,4 @@ function minOf(a: number | null, b: number | null): number | null {
 
 function maxOf(a: number | null, b: number | null): number | null {
   return a === null ? b : b === null ? a : Math.max(a, b);
-}
-
-function isoOfUs(us: number): string {
-  return new Date(Math.floor(us / 1000)).toISOString();
 }

@@ -14,7 +14,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
-import { DEMO_LINES } from '../../agent/demo/plant-model.ts';
+import { DEFECT_LABELS, DEMO_LINES } from '../../agent/demo/plant-model.ts';
 import { PNG_SIGNATURE } from '../../agent/demo/png.ts';
 import { OPERATOR_QUESTIONS } from '../../agent/demo/questions.ts';
 import { nodeBinary, REPO_ROOT, spawnDaemon } from '../support/child-daemon.ts';
@@ -70,6 +70,18 @@ describe('lakeside demo', () => {
     const lines = new Set(inspections.rows.map((r) => r[inspections.columns.indexOf('line')]));
     expect([...lines].sort()).toEqual(DEMO_LINES.map((l) => l.name).sort());
     expect(inspections.rows.length).toBeGreaterThan(DURATION_S);
+    // ~3 % of inspections reject a product (true defects and false positives): each such
+    // row names a defect label of its line's kind and a review verdict; a pass has neither.
+    const icol = (name: string) => inspections.columns.indexOf(name);
+    const kindOf = new Map(DEMO_LINES.map((l) => [l.name, l.kind]));
+    const rejected = inspections.rows.filter((r) => r[icol('defect_label')] !== null);
+    expect(rejected.length).toBeGreaterThan(0);
+    for (const r of rejected) {
+      expect(DEFECT_LABELS[kindOf.get(r[icol('line')] as string)!]).toContain(r[icol('defect_label')]);
+      expect(r[icol('passed')]).toBe(false);
+      expect(['confirmed', 'false_positive']).toContain(r[icol('review')]);
+    }
+    for (const r of inspections.rows.filter((row) => row[icol('passed')] === true)) expect([r[icol('defect_label')], r[icol('review')]]).toEqual([null, null]);
 
     const frames = readHotTier(stateDir, 'camera_frames');
     expect(frames.rows.length).toBeGreaterThan(DURATION_S);

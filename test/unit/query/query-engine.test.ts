@@ -1,7 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { QueryFailedError, QueryTimeoutError } from '../../../agent/query/query-engine.ts';
-import { allTypesConfig, MINUTE, sensorRows, sensorsConfig, T0 } from '../hot/fixture.ts';
-import { createEngineFixture, type EngineFixture } from './engine-fixture.ts';
+import { QueryEngine, QueryFailedError, QueryTimeoutError } from '../../../agent/query/query-engine.ts';
+import { waitFor } from '../../support/wait-for.ts';
+import { allTypesConfig, createFixture, MINUTE, sensorRows, sensorsConfig, T0 } from '../hot/fixture.ts';
+import { createEngineFixture, queryDefaults, silentLogger, type EngineFixture } from './engine-fixture.ts';
 import { isoFromMicros } from '../../../agent/query/json-values.ts';
 
 let ef: EngineFixture | undefined;
@@ -103,6 +104,32 @@ describe('QueryEngine views', () => {
       [1, iso(T0), 'mqtt', 'plant/x', 'sensors', 'BAD_JSON', 'not JSON', 3],
       [2, iso(T0 + 1), 'mqtt', 'plant/x', null, 'BAD_JSON', 'not JSON', 3],
     ]);
+  });
+});
+
+describe('QueryEngine quarantine timer', () => {
+  it('shows messages quarantined after start on its own timer, with no refresh() call', async () => {
+    const fx = createFixture([sensorsConfig]);
+    // As the reads worker builds it: the default quarantine refresh (every 2 s).
+    const engine = new QueryEngine({ stateDir: fx.stateDir, dbPath: fx.dbPath, datasets: [sensorsConfig], query: queryDefaults, logger: silentLogger });
+    try {
+      await engine.start();
+      expect((await engine.query('SELECT count(*) FROM quarantine')).rows).toEqual([[0]]);
+      const insert = fx.db.prepare(
+        `INSERT INTO quarantine (received_at_us, source, coordinates, dataset, reason_code, reason, payload, payload_bytes) VALUES (?, 'mqtt', ?, 'sensors', 'BAD_JSON', 'not JSON', x'00', 1)`,
+      );
+      const coordinatesSeen = async () => (await engine.query('SELECT coordinates FROM quarantine ORDER BY id')).rows.map((r) => r[0]);
+      insert.run(T0, 'plant/first');
+      await waitFor(async () => (await coordinatesSeen()).length === 1, 'the first quarantined message in SQL');
+      expect(await coordinatesSeen()).toEqual(['plant/first']);
+      // And again: the timer keeps running after a refresh that found rows.
+      insert.run(T0 + 1, 'plant/second');
+      await waitFor(async () => (await coordinatesSeen()).length === 2, 'the second quarantined message in SQL');
+      expect(await coordinatesSeen()).toEqual(['plant/first', 'plant/second']);
+    } finally {
+      await engine.stop();
+      fx.close();
+    }
   });
 });
 
