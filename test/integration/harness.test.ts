@@ -2,13 +2,14 @@
 // integration suite say nothing about lakeside. Covers the real Mosquitto (start, QoS 1
 // round trip, clean stop, twice; persistent sessions across a broker restart), the
 // load publisher, the child-process runner, and the small filesystem's ENOSPC.
-import { writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { connect as mqttConnect, connectAsync, type MqttClient } from 'mqtt';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startMosquitto, type Mosquitto } from '../services/mosquitto.ts';
+import { TEST_LOGS_DIR } from '../services/service-logs.ts';
 import { spawnDaemon, startDaemon } from '../support/child-daemon.ts';
 import { freePort } from '../support/free-port.ts';
 import { pidAlive, portAccepts } from '../support/liveness.ts';
@@ -32,6 +33,16 @@ async function subscriber(url: string, topic: string, opts: { clientId?: string;
   client.on('message', (t, payload, packet) => received.push({ topic: t, payload: payload.toString(), qos: packet.qos }));
   await client.subscribeAsync(topic, { qos: 1 });
   return { client, received };
+}
+
+/** The test-logs folder a start error names; removed after the test. */
+function keptFolder(message: string, service: string): string {
+  const match = new RegExp(`${service}: logs kept in (\\S+)`).exec(message);
+  expect(match, message).not.toBeNull();
+  const folder = match![1]!;
+  cleanups.push(() => rm(folder, { recursive: true, force: true }));
+  expect(dirname(folder)).toBe(TEST_LOGS_DIR);
+  return folder;
 }
 
 async function until(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
@@ -63,6 +74,9 @@ describe('mosquitto service', () => {
       await broker.stop();
       expect(pidAlive(pid)).toBe(false);
       expect(await portAccepts(broker.port)).toBe(false);
+      // A passing test leaves nothing in test-logs.
+      expect(broker.keptLogs).toBeUndefined();
+      expect(existsSync(broker.dir)).toBe(false);
     });
   }
 
@@ -96,12 +110,65 @@ describe('mosquitto service', () => {
     await again.endAsync();
   });
 
-  it('fails loudly with the log tail when the port is taken', async () => {
+  it('fails loudly with the log tail when the port is taken, and keeps the log', async () => {
     const first = await startMosquitto();
     cleanups.push(() => first.stop());
-    await expect(startMosquitto({ port: first.port, startTimeoutMs: 5_000 })).rejects.toThrow(
-      /mosquitto exited during start[\s\S]*in use/i,
+    const error: Error = await startMosquitto({ port: first.port, startTimeoutMs: 5_000 }).then(
+      () => new Error('started on a taken port'),
+      (e: Error) => e,
     );
+    expect(error.message).toMatch(/mosquitto exited during start[\s\S]*in use/i);
+    const folder = keptFolder(error.message, 'mosquitto');
+    expect(readFileSync(join(folder, 'mosquitto.log'), 'utf8')).toMatch(/in use/i);
+  });
+
+  it('a broker that cannot start (invalid config) leaves its log, config and error in test-logs, named by the error', async () => {
+    const error: Error = await startMosquitto({ extraConfig: ['no_such_option on'], startTimeoutMs: 5_000 }).then(
+      async (b) => {
+        await b.stop();
+        return new Error('started with an invalid option');
+      },
+      (e: Error) => e,
+    );
+    // The tail stays in the message; the folder holds what the broker said.
+    expect(error.message).toMatch(/mosquitto exited during start \(code \d+[\s\S]*Unknown configuration variable "no_such_option"/);
+    const folder = keptFolder(error.message, 'mosquitto');
+    expect(readdirSync(folder).sort()).toEqual(['mosquitto.conf', 'mosquitto.stderr', 'start-error.txt']);
+    expect(readFileSync(join(folder, 'mosquitto.stderr'), 'utf8')).toContain('Unknown configuration variable "no_such_option"');
+    expect(readFileSync(join(folder, 'mosquitto.conf'), 'utf8')).toContain('no_such_option on');
+    expect(readFileSync(join(folder, 'start-error.txt'), 'utf8')).toContain('mosquitto exited during start');
+  });
+
+  it('stop({ keepLogs: true }) leaves the broker log in test-logs and still removes the temp dir', async () => {
+    const broker = await startMosquitto();
+    cleanups.push(() => broker.stop());
+    await broker.stop({ keepLogs: true });
+    const folder = broker.keptLogs!;
+    cleanups.push(() => rm(folder, { recursive: true, force: true }));
+    expect(dirname(folder)).toBe(TEST_LOGS_DIR);
+    expect(readFileSync(join(folder, 'mosquitto.log'), 'utf8')).toMatch(/mosquitto version \S+ running[\s\S]*terminating/);
+    expect(existsSync(broker.dir)).toBe(false);
+  });
+});
+
+// The integration setup file (test/support/keep-service-logs.ts) makes stop() keep the
+// logs of a service stopped by a failed test's afterEach, with no flag from the test.
+describe('logs of a failed test', () => {
+  let broker: Mosquitto | undefined;
+
+  it.fails('fails on purpose after starting a broker (its afterEach stops the broker)', async () => {
+    broker = await startMosquitto();
+    cleanups.push(() => broker!.stop());
+    throw new Error('deliberate failure: the broker log must be kept');
+  });
+
+  it('kept that broker log in test-logs', () => {
+    const folder = broker?.keptLogs;
+    if (folder) cleanups.push(() => rm(folder, { recursive: true, force: true }));
+    expect(folder).toBeDefined();
+    expect(dirname(folder!)).toBe(TEST_LOGS_DIR);
+    expect(readFileSync(join(folder!, 'mosquitto.log'), 'utf8')).toMatch(/mosquitto version \S+ running/);
+    expect(existsSync(broker!.dir)).toBe(false);
   });
 });
 

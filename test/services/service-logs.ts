@@ -13,6 +13,7 @@
 import { cpSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { RunnerTask } from 'vitest';
 
 /** `<repo>/test-logs`: one folder per kept set of logs. */
 export const TEST_LOGS_DIR = fileURLToPath(new URL('../../test-logs', import.meta.url));
@@ -30,6 +31,11 @@ let failureProbe: () => boolean = () => false;
 /** Installs the answer to "has the test (or suite) that is stopping this service failed?". */
 export function setFailureProbe(probe: () => boolean): void {
   failureProbe = probe;
+}
+
+/** Whether a test, a suite or a suite hook under `task` has failed so far (vitest marks a failed test before its afterEach hooks run). */
+export function anyTaskFailed(task: RunnerTask): boolean {
+  return task.result?.state === 'fail' || (task.type === 'suite' && task.tasks.some(anyTaskFailed));
 }
 
 /** Copies the sources that exist into a new test-logs folder; returns its path. */

@@ -4,15 +4,13 @@
 // failed test is marked failed before its afterEach hooks run); in an afterAll, any
 // failed test or hook of this file does. A service stopped inside a test body before the
 // test fails is not covered: stop({ keepLogs: true }) there if it matters.
-import { beforeAll, type RunnerTask } from 'vitest';
-import { getCurrentTest } from 'vitest/suite';
-import { setFailureProbe } from '../services/service-logs.ts';
+import { beforeAll, TestRunner } from 'vitest';
+import { anyTaskFailed, setFailureProbe } from '../services/service-logs.ts';
 
-const failed = (t: RunnerTask): boolean => t.result?.state === 'fail' || (t.type === 'suite' && t.tasks.some(failed));
-
-beforeAll((_context, file) => {
+// The hook's first argument (fixtures) must be a destructuring pattern; the second is this file's suite.
+beforeAll(({}, file) => {
   setFailureProbe(() => {
-    const test = getCurrentTest();
-    return test ? test.result?.state === 'fail' : failed(file);
+    const test = TestRunner.getCurrentTest();
+    return test ? test.result?.state === 'fail' : anyTaskFailed(file);
   });
 });

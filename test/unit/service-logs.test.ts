@@ -8,7 +8,8 @@ import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { managedProcess, serviceControl, type ManagedProcess } from '../services/managed-process.ts';
-import { keepLogsOnStop, setFailureProbe, startFailure, TEST_LOGS_DIR } from '../services/service-logs.ts';
+import type { RunnerTask } from 'vitest';
+import { anyTaskFailed, keepLogsOnStop, setFailureProbe, startFailure, TEST_LOGS_DIR } from '../services/service-logs.ts';
 
 const cleanups: Array<() => Promise<unknown>> = [];
 afterEach(async () => {
@@ -107,5 +108,14 @@ describe('service logs', () => {
     const a = kept(keepLogsOnStop('fake', { keepLogs: true }, [dir]));
     const b = kept(keepLogsOnStop('fake', { keepLogs: true }, [dir]));
     expect(a).not.toBe(b);
+  });
+
+  it('an afterAll sees a failure anywhere in the file: a failed test, or a failed suite hook', () => {
+    const test = (state: 'pass' | 'fail' | 'run'): RunnerTask => ({ type: 'test', result: { state } }) as RunnerTask;
+    const suite = (tasks: RunnerTask[], state: 'run' | 'fail' = 'run'): RunnerTask => ({ type: 'suite', tasks, result: { state } }) as RunnerTask;
+    expect(anyTaskFailed(suite([test('pass'), suite([test('pass'), test('run')])]))).toBe(false);
+    expect(anyTaskFailed(suite([test('pass'), suite([test('pass'), test('fail')])]))).toBe(true);
+    // A beforeAll that threw marks its suite failed and skips its tests.
+    expect(anyTaskFailed(suite([test('pass'), suite([], 'fail')]))).toBe(true);
   });
 });
