@@ -4,7 +4,9 @@
 // twice in a row; if this file fails, failures in the catalog tests say nothing about
 // lakeside. (Mosquitto's own start/answer/stop twice is in harness.test.ts.)
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
@@ -21,6 +23,7 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { provisionIcebergRest, startIcebergRest } from '../services/iceberg-rest.ts';
 import { provisionPyiceberg, pyiceberg, pyicebergBatch, pyicebergClient, type PyDataFile, type PyScan, type PySnapshot } from '../services/pyiceberg.ts';
 import { provisionVersitygw, startS3Server, type S3Server } from '../services/s3-server.ts';
+import { TEST_LOGS_DIR } from '../services/service-logs.ts';
 import { pidAlive, portAccepts } from '../support/liveness.ts';
 
 const cleanups: Array<() => Promise<unknown>> = [];
@@ -40,6 +43,14 @@ async function s3Server(buckets: string[] = []): Promise<{ s3: S3Server; client:
   const client = s3.client();
   cleanups.push(async () => client.destroy());
   return { s3, client };
+}
+
+/** The test-logs folder stop({ keepLogs: true }) or a start error left; removed after the test. */
+function keptFolder(folder: string | undefined): string {
+  expect(folder).toBeDefined();
+  cleanups.push(() => rm(folder!, { recursive: true, force: true }));
+  expect(dirname(folder!)).toBe(TEST_LOGS_DIR);
+  return folder!;
 }
 
 async function getText(client: S3Client, bucket: string, key: string): Promise<string> {
@@ -70,12 +81,30 @@ describe('S3 server (versitygw)', () => {
       const listed = await client.send(new ListObjectsV2Command({ Bucket: 'harness', Prefix: 'a/' }));
       expect(listed.Contents?.map((o) => o.Key)).toEqual(['a/b.json']);
 
-      await s3.stop();
+      // The second round keeps its log, as a failed test would: the stop is as clean.
+      await s3.stop({ keepLogs: round === 2 });
       expect(pidAlive(pid)).toBe(false);
       expect(await portAccepts(s3.port)).toBe(false);
       expect(existsSync(s3.dir)).toBe(false);
+      if (round === 1) expect(s3.keptLogs).toBeUndefined();
+      else expect(readFileSync(join(keptFolder(s3.keptLogs), 'versitygw.log'), 'utf8')).toMatch(/bound on host 127\.0\.0\.1 and port \d+/);
     });
   }
+
+  it('a server that cannot bind its pinned port fails with its log kept in test-logs, named by the error', async () => {
+    const { s3 } = await s3Server();
+    const error: Error = await startS3Server({ port: s3.port, startTimeoutMs: 10_000 }).then(
+      async (second) => {
+        await second.stop();
+        return new Error('a second server started on a taken port');
+      },
+      (e: Error) => e,
+    );
+    expect(error.message).toMatch(/versitygw exited during start[\s\S]*address already in use/);
+    const folder = keptFolder(/versitygw: logs kept in (\S+)/.exec(error.message)?.[1]);
+    expect(readFileSync(join(folder, 'versitygw.log'), 'utf8')).toMatch(/address already in use/);
+    expect(readFileSync(join(folder, 'start-error.txt'), 'utf8')).toContain('versitygw exited during start');
+  });
 
   it('rejects a second conditional create (If-None-Match: *) with 412 and keeps the first object', async () => {
     const { client } = await s3Server(['cond']);
@@ -213,10 +242,12 @@ describe('Iceberg REST catalog fixture on S3, read by PyIceberg', () => {
       expect(snapshots).toEqual([]);
       expect(scan).toEqual({ row_count: 0, columns: ['ts', 'sensor', 'value'], rows: [] });
 
-      await rest.stop();
+      await rest.stop({ keepLogs: round === 2 });
       expect(pidAlive(pid)).toBe(false);
       expect(await portAccepts(rest.port)).toBe(false);
       expect(existsSync(rest.dir)).toBe(false);
+      if (round === 1) expect(rest.keptLogs).toBeUndefined();
+      else expect(readFileSync(join(keptFolder(rest.keptLogs), 'iceberg-rest.log'), 'utf8')).toMatch(/Started ServerConnector/);
     });
   }
 
