@@ -5,13 +5,13 @@
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { connect as mqttConnect, connectAsync, type MqttClient } from 'mqtt';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startMosquitto, type Mosquitto } from '../services/mosquitto.ts';
-import { TEST_LOGS_DIR } from '../services/service-logs.ts';
 import { spawnDaemon, startDaemon } from '../support/child-daemon.ts';
 import { freePort } from '../support/free-port.ts';
+import { folderNamedBy, keptFolder } from '../support/kept-logs.ts';
 import { pidAlive, portAccepts } from '../support/liveness.ts';
 import { createPublisher, payloadSeq, publishN } from '../support/mqtt-publisher.ts';
 import { createSmallFs, type SmallFs } from '../support/small-fs.ts';
@@ -33,16 +33,6 @@ async function subscriber(url: string, topic: string, opts: { clientId?: string;
   client.on('message', (t, payload, packet) => received.push({ topic: t, payload: payload.toString(), qos: packet.qos }));
   await client.subscribeAsync(topic, { qos: 1 });
   return { client, received };
-}
-
-/** The test-logs folder a start error names; removed after the test. */
-function keptFolder(message: string, service: string): string {
-  const match = new RegExp(`${service}: logs kept in (\\S+)`).exec(message);
-  expect(match, message).not.toBeNull();
-  const folder = match![1]!;
-  cleanups.push(() => rm(folder, { recursive: true, force: true }));
-  expect(dirname(folder)).toBe(TEST_LOGS_DIR);
-  return folder;
 }
 
 async function until(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
@@ -118,7 +108,7 @@ describe('mosquitto service', () => {
       (e: Error) => e,
     );
     expect(error.message).toMatch(/mosquitto exited during start[\s\S]*in use/i);
-    const folder = keptFolder(error.message, 'mosquitto');
+    const folder = folderNamedBy(error, 'mosquitto', cleanups);
     expect(readFileSync(join(folder, 'mosquitto.log'), 'utf8')).toMatch(/in use/i);
   });
 
@@ -132,7 +122,7 @@ describe('mosquitto service', () => {
     );
     // The tail stays in the message; the folder holds what the broker said.
     expect(error.message).toMatch(/mosquitto exited during start \(code \d+[\s\S]*Unknown configuration variable "no_such_option"/);
-    const folder = keptFolder(error.message, 'mosquitto');
+    const folder = folderNamedBy(error, 'mosquitto', cleanups);
     expect(readdirSync(folder).sort()).toEqual(['mosquitto.conf', 'mosquitto.stderr', 'start-error.txt']);
     expect(readFileSync(join(folder, 'mosquitto.stderr'), 'utf8')).toContain('Unknown configuration variable "no_such_option"');
     expect(readFileSync(join(folder, 'mosquitto.conf'), 'utf8')).toContain('no_such_option on');
@@ -143,9 +133,7 @@ describe('mosquitto service', () => {
     const broker = await startMosquitto();
     cleanups.push(() => broker.stop());
     await broker.stop({ keepLogs: true });
-    const folder = broker.keptLogs!;
-    cleanups.push(() => rm(folder, { recursive: true, force: true }));
-    expect(dirname(folder)).toBe(TEST_LOGS_DIR);
+    const folder = keptFolder(broker.keptLogs, cleanups);
     expect(readFileSync(join(folder, 'mosquitto.log'), 'utf8')).toMatch(/mosquitto version \S+ running[\s\S]*terminating/);
     expect(existsSync(broker.dir)).toBe(false);
   });
@@ -163,11 +151,8 @@ describe('logs of a failed test', () => {
   });
 
   it('kept that broker log in test-logs', () => {
-    const folder = broker?.keptLogs;
-    if (folder) cleanups.push(() => rm(folder, { recursive: true, force: true }));
-    expect(folder).toBeDefined();
-    expect(dirname(folder!)).toBe(TEST_LOGS_DIR);
-    expect(readFileSync(join(folder!, 'mosquitto.log'), 'utf8')).toMatch(/mosquitto version \S+ running/);
+    const folder = keptFolder(broker?.keptLogs, cleanups);
+    expect(readFileSync(join(folder, 'mosquitto.log'), 'utf8')).toMatch(/mosquitto version \S+ running/);
     expect(existsSync(broker!.dir)).toBe(false);
   });
 });

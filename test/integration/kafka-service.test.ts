@@ -4,13 +4,12 @@
 // a row (a second start must not trip over the first's ports, files or processes).
 // A broker restart keeps every acknowledged record and the group's committed offsets.
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
 import { connect } from 'node:net';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startKafka, type KafkaBroker } from '../services/kafka.ts';
-import { TEST_LOGS_DIR } from '../services/service-logs.ts';
 import { endOffsets, idempotentProducer, produceMessages, testKafka } from '../support/kafka-client.ts';
+import { folderNamedBy, keptFolder } from '../support/kept-logs.ts';
 
 const cleanups: Array<() => Promise<unknown>> = [];
 afterEach(async () => {
@@ -27,14 +26,6 @@ function portAccepts(hostPort: string): Promise<boolean> {
     });
     s.once('error', () => resolve(false));
   });
-}
-
-/** A test-logs folder the test made: removed after the test. */
-function keptFolder(folder: string | undefined): string {
-  expect(folder).toBeDefined();
-  cleanups.push(() => rm(folder!, { recursive: true, force: true }));
-  expect(dirname(folder!)).toBe(TEST_LOGS_DIR);
-  return folder!;
 }
 
 function pidAlive(pid: number): boolean {
@@ -99,7 +90,7 @@ describe('Kafka 4 test service', () => {
       expect(await portAccepts(k.brokers[0]!)).toBe(false);
       expect(existsSync(k.dir)).toBe(false);
       if (round === 0) {
-        const folder = keptFolder(k.keptLogs);
+        const folder = keptFolder(k.keptLogs, cleanups);
         expect(readdirSync(folder).sort()).toEqual(['kafka.log', 'log4j2.properties', 'server.properties']);
         expect(readFileSync(join(folder, 'kafka.log'), 'utf8')).toMatch(/Kafka Server started/);
         expect(readFileSync(join(folder, 'server.properties'), 'utf8')).toContain(`listeners=PLAINTEXT://${k.brokers[0]}`);
@@ -118,7 +109,7 @@ describe('Kafka 4 test service', () => {
       (e: Error) => e,
     );
     expect(error.message).toMatch(/kafka not ready within 1 ms/);
-    const folder = keptFolder(/kafka: logs kept in (\S+)/.exec(error.message)?.[1]);
+    const folder = folderNamedBy(error, 'kafka', cleanups);
     expect(readdirSync(folder)).toEqual(expect.arrayContaining(['server.properties', 'log4j2.properties', 'start-error.txt']));
     expect(readFileSync(join(folder, 'start-error.txt'), 'utf8')).toContain('kafka not ready within 1 ms');
   });

@@ -5,8 +5,7 @@
 // lakeside. (Mosquitto's own start/answer/stop twice is in harness.test.ts.)
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
@@ -23,7 +22,7 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { provisionIcebergRest, startIcebergRest } from '../services/iceberg-rest.ts';
 import { provisionPyiceberg, pyiceberg, pyicebergBatch, pyicebergClient, type PyDataFile, type PyScan, type PySnapshot } from '../services/pyiceberg.ts';
 import { provisionVersitygw, startS3Server, type S3Server } from '../services/s3-server.ts';
-import { TEST_LOGS_DIR } from '../services/service-logs.ts';
+import { folderNamedBy, keptFolder } from '../support/kept-logs.ts';
 import { pidAlive, portAccepts } from '../support/liveness.ts';
 
 const cleanups: Array<() => Promise<unknown>> = [];
@@ -43,14 +42,6 @@ async function s3Server(buckets: string[] = []): Promise<{ s3: S3Server; client:
   const client = s3.client();
   cleanups.push(async () => client.destroy());
   return { s3, client };
-}
-
-/** The test-logs folder stop({ keepLogs: true }) or a start error left; removed after the test. */
-function keptFolder(folder: string | undefined): string {
-  expect(folder).toBeDefined();
-  cleanups.push(() => rm(folder!, { recursive: true, force: true }));
-  expect(dirname(folder!)).toBe(TEST_LOGS_DIR);
-  return folder!;
 }
 
 async function getText(client: S3Client, bucket: string, key: string): Promise<string> {
@@ -87,7 +78,7 @@ describe('S3 server (versitygw)', () => {
       expect(await portAccepts(s3.port)).toBe(false);
       expect(existsSync(s3.dir)).toBe(false);
       if (round === 1) expect(s3.keptLogs).toBeUndefined();
-      else expect(readFileSync(join(keptFolder(s3.keptLogs), 'versitygw.log'), 'utf8')).toMatch(/bound on host 127\.0\.0\.1 and port \d+/);
+      else expect(readFileSync(join(keptFolder(s3.keptLogs, cleanups), 'versitygw.log'), 'utf8')).toMatch(/bound on host 127\.0\.0\.1 and port \d+/);
     });
   }
 
@@ -101,7 +92,7 @@ describe('S3 server (versitygw)', () => {
       (e: Error) => e,
     );
     expect(error.message).toMatch(/versitygw exited during start[\s\S]*address already in use/);
-    const folder = keptFolder(/versitygw: logs kept in (\S+)/.exec(error.message)?.[1]);
+    const folder = folderNamedBy(error, 'versitygw', cleanups);
     expect(readFileSync(join(folder, 'versitygw.log'), 'utf8')).toMatch(/address already in use/);
     expect(readFileSync(join(folder, 'start-error.txt'), 'utf8')).toContain('versitygw exited during start');
   });
@@ -247,7 +238,7 @@ describe('Iceberg REST catalog fixture on S3, read by PyIceberg', () => {
       expect(await portAccepts(rest.port)).toBe(false);
       expect(existsSync(rest.dir)).toBe(false);
       if (round === 1) expect(rest.keptLogs).toBeUndefined();
-      else expect(readFileSync(join(keptFolder(rest.keptLogs), 'iceberg-rest.log'), 'utf8')).toMatch(/Started ServerConnector/);
+      else expect(readFileSync(join(keptFolder(rest.keptLogs, cleanups), 'iceberg-rest.log'), 'utf8')).toMatch(/Started ServerConnector/);
     });
   }
 

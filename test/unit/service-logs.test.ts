@@ -5,11 +5,11 @@
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { basename, dirname, join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { basename, join } from 'node:path';
+import { afterEach, describe, expect, it, type RunnerTask } from 'vitest';
 import { managedProcess, serviceControl, type ManagedProcess } from '../services/managed-process.ts';
-import type { RunnerTask } from 'vitest';
-import { anyTaskFailed, keepLogsOnStop, setFailureProbe, startFailure, TEST_LOGS_DIR } from '../services/service-logs.ts';
+import { anyTaskFailed, keepLogsOnStop, setFailureProbe, startFailure } from '../services/service-logs.ts';
+import { folderNamedBy, keptFolder } from '../support/kept-logs.ts';
 
 const cleanups: Array<() => Promise<unknown>> = [];
 afterEach(async () => {
@@ -21,13 +21,6 @@ async function tempDir(): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'lakeside-service-logs-'));
   cleanups.push(() => rm(dir, { recursive: true, force: true }));
   return dir;
-}
-
-/** A kept folder the test made: removed after the test. */
-function kept(folder: string | undefined): string {
-  expect(folder).toBeDefined();
-  cleanups.push(() => rm(folder!, { recursive: true, force: true }));
-  return folder!;
 }
 
 // Logs a line, never becomes ready, idles until a signal.
@@ -56,10 +49,7 @@ describe('service logs', () => {
       (e: unknown) => startFailure('fake', e, [join(dir, 'fake.log'), join(dir, 'absent.log')], () => rm(dir, { recursive: true, force: true })),
     );
     expect(proc.running).toBe(false);
-    const match = /fake: logs kept in (\S+)/.exec(failure.message);
-    expect(match).not.toBeNull();
-    const folder = kept(match![1]);
-    expect(dirname(folder)).toBe(TEST_LOGS_DIR);
+    const folder = folderNamedBy(failure, 'fake', cleanups);
     expect(basename(folder)).toMatch(new RegExp(`^fake-\\d{4}-\\d\\d-\\d\\dT[\\d-]+Z-${process.pid}$`));
     // The message still carries the tail, and the folder holds the log and the error.
     expect(failure.message).toMatch(/fake not ready within 1500 ms[\s\S]*warming up: cannot reach the metadata store/);
@@ -91,8 +81,7 @@ describe('service logs', () => {
     await control.stop({ keepLogs: true });
     expect(proc.running).toBe(false);
     expect(existsSync(dir)).toBe(false);
-    const folder = kept(control.keptLogs);
-    expect(dirname(folder)).toBe(TEST_LOGS_DIR);
+    const folder = keptFolder(control.keptLogs, cleanups);
     expect(readFileSync(join(folder, 'fake.log'), 'utf8')).toContain('serving');
   });
 
@@ -101,12 +90,12 @@ describe('service logs', () => {
     const sources = [{ name: 'stderr.txt', text: 'broker said no\n' }];
     expect(keepLogsOnStop('fake', {}, sources)).toBeUndefined();
     setFailureProbe(() => true);
-    const folder = kept(keepLogsOnStop('fake', {}, sources));
+    const folder = keptFolder(keepLogsOnStop('fake', {}, sources), cleanups);
     expect(readFileSync(join(folder, 'stderr.txt'), 'utf8')).toBe('broker said no\n');
     expect(keepLogsOnStop('fake', { keepLogs: false }, sources)).toBeUndefined();
     // Two folders in the same millisecond do not collide.
-    const a = kept(keepLogsOnStop('fake', { keepLogs: true }, [dir]));
-    const b = kept(keepLogsOnStop('fake', { keepLogs: true }, [dir]));
+    const a = keptFolder(keepLogsOnStop('fake', { keepLogs: true }, [dir]), cleanups);
+    const b = keptFolder(keepLogsOnStop('fake', { keepLogs: true }, [dir]), cleanups);
     expect(a).not.toBe(b);
   });
 
