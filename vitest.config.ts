@@ -20,6 +20,8 @@ export default defineConfig({
           // CI provisions first (npm run services:provision), so there it is seconds.
           hookTimeout: 900_000,
           fileParallelism: false,
+          // stop() of a test service keeps its logs in test-logs/ when the test failed.
+          setupFiles: ['test/support/keep-service-logs.ts'],
         },
       },
     ],

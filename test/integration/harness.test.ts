@@ -2,7 +2,7 @@
 // integration suite say nothing about lakeside. Covers the real Mosquitto (start, QoS 1
 // round trip, clean stop, twice; persistent sessions across a broker restart), the
 // load publisher, the child-process runner, and the small filesystem's ENOSPC.
-import { writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,6 +11,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { startMosquitto, type Mosquitto } from '../services/mosquitto.ts';
 import { spawnDaemon, startDaemon } from '../support/child-daemon.ts';
 import { freePort } from '../support/free-port.ts';
+import { folderNamedBy, keptFolder } from '../support/kept-logs.ts';
 import { pidAlive, portAccepts } from '../support/liveness.ts';
 import { createPublisher, payloadSeq, publishN } from '../support/mqtt-publisher.ts';
 import { createSmallFs, type SmallFs } from '../support/small-fs.ts';
@@ -63,6 +64,9 @@ describe('mosquitto service', () => {
       await broker.stop();
       expect(pidAlive(pid)).toBe(false);
       expect(await portAccepts(broker.port)).toBe(false);
+      // A passing test leaves nothing in test-logs.
+      expect(broker.keptLogs).toBeUndefined();
+      expect(existsSync(broker.dir)).toBe(false);
     });
   }
 
@@ -96,12 +100,60 @@ describe('mosquitto service', () => {
     await again.endAsync();
   });
 
-  it('fails loudly with the log tail when the port is taken', async () => {
+  it('fails loudly with the log tail when the port is taken, and keeps the log', async () => {
     const first = await startMosquitto();
     cleanups.push(() => first.stop());
-    await expect(startMosquitto({ port: first.port, startTimeoutMs: 5_000 })).rejects.toThrow(
-      /mosquitto exited during start[\s\S]*in use/i,
+    const error: Error = await startMosquitto({ port: first.port, startTimeoutMs: 5_000 }).then(
+      () => new Error('started on a taken port'),
+      (e: Error) => e,
     );
+    expect(error.message).toMatch(/mosquitto exited during start[\s\S]*in use/i);
+    const folder = folderNamedBy(error, 'mosquitto', cleanups);
+    expect(readFileSync(join(folder, 'mosquitto.log'), 'utf8')).toMatch(/in use/i);
+  });
+
+  it('a broker that cannot start (invalid config) leaves its log, config and error in test-logs, named by the error', async () => {
+    const error: Error = await startMosquitto({ extraConfig: ['no_such_option on'], startTimeoutMs: 5_000 }).then(
+      async (b) => {
+        await b.stop();
+        return new Error('started with an invalid option');
+      },
+      (e: Error) => e,
+    );
+    // The tail stays in the message; the folder holds what the broker said.
+    expect(error.message).toMatch(/mosquitto exited during start \(code \d+[\s\S]*Unknown configuration variable "no_such_option"/);
+    const folder = folderNamedBy(error, 'mosquitto', cleanups);
+    expect(readdirSync(folder).sort()).toEqual(['mosquitto.conf', 'mosquitto.stderr', 'start-error.txt']);
+    expect(readFileSync(join(folder, 'mosquitto.stderr'), 'utf8')).toContain('Unknown configuration variable "no_such_option"');
+    expect(readFileSync(join(folder, 'mosquitto.conf'), 'utf8')).toContain('no_such_option on');
+    expect(readFileSync(join(folder, 'start-error.txt'), 'utf8')).toContain('mosquitto exited during start');
+  });
+
+  it('stop({ keepLogs: true }) leaves the broker log in test-logs and still removes the temp dir', async () => {
+    const broker = await startMosquitto();
+    cleanups.push(() => broker.stop());
+    await broker.stop({ keepLogs: true });
+    const folder = keptFolder(broker.keptLogs, cleanups);
+    expect(readFileSync(join(folder, 'mosquitto.log'), 'utf8')).toMatch(/mosquitto version \S+ running[\s\S]*terminating/);
+    expect(existsSync(broker.dir)).toBe(false);
+  });
+});
+
+// The integration setup file (test/support/keep-service-logs.ts) makes stop() keep the
+// logs of a service stopped by a failed test's afterEach, with no flag from the test.
+describe('logs of a failed test', () => {
+  let broker: Mosquitto | undefined;
+
+  it.fails('fails on purpose after starting a broker (its afterEach stops the broker)', async () => {
+    broker = await startMosquitto();
+    cleanups.push(() => broker!.stop());
+    throw new Error('deliberate failure: the broker log must be kept');
+  });
+
+  it('kept that broker log in test-logs', () => {
+    const folder = keptFolder(broker?.keptLogs, cleanups);
+    expect(readFileSync(join(folder, 'mosquitto.log'), 'utf8')).toMatch(/mosquitto version \S+ running/);
+    expect(existsSync(broker!.dir)).toBe(false);
   });
 });
 

@@ -3,11 +3,13 @@
 // consumes through a consumer group with offsets committed, and stops cleanly; twice in
 // a row (a second start must not trip over the first's ports, files or processes).
 // A broker restart keeps every acknowledged record and the group's committed offsets.
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { connect } from 'node:net';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startKafka, type KafkaBroker } from '../services/kafka.ts';
 import { endOffsets, idempotentProducer, produceMessages, testKafka } from '../support/kafka-client.ts';
+import { folderNamedBy, keptFolder } from '../support/kept-logs.ts';
 
 const cleanups: Array<() => Promise<unknown>> = [];
 afterEach(async () => {
@@ -82,11 +84,34 @@ describe('Kafka 4 test service', () => {
       await admin.disconnect();
       expect(committed[0]!.partitions.map((p) => Number(p.offset)).reduce((a, b) => a + b, 0)).toBe(300);
 
-      await k.stop();
+      // The first round keeps its logs, as a failed test would: the stop is as clean.
+      await k.stop({ keepLogs: round === 0 });
       expect(pidAlive(pid)).toBe(false);
       expect(await portAccepts(k.brokers[0]!)).toBe(false);
       expect(existsSync(k.dir)).toBe(false);
+      if (round === 0) {
+        const folder = keptFolder(k.keptLogs, cleanups);
+        expect(readdirSync(folder).sort()).toEqual(['kafka.log', 'log4j2.properties', 'server.properties']);
+        expect(readFileSync(join(folder, 'kafka.log'), 'utf8')).toMatch(/Kafka Server started/);
+        expect(readFileSync(join(folder, 'server.properties'), 'utf8')).toContain(`listeners=PLAINTEXT://${k.brokers[0]}`);
+      } else {
+        expect(k.keptLogs).toBeUndefined();
+      }
     }
+  });
+
+  it('a broker that is not ready in time fails with its logs and config kept in test-logs, named by the error', async () => {
+    const error: Error = await startKafka({ startTimeoutMs: 1 }).then(
+      async (k) => {
+        await k.stop();
+        return new Error('started within 1 ms');
+      },
+      (e: Error) => e,
+    );
+    expect(error.message).toMatch(/kafka not ready within 1 ms/);
+    const folder = folderNamedBy(error, 'kafka', cleanups);
+    expect(readdirSync(folder)).toEqual(expect.arrayContaining(['server.properties', 'log4j2.properties', 'start-error.txt']));
+    expect(readFileSync(join(folder, 'start-error.txt'), 'utf8')).toContain('kafka not ready within 1 ms');
   });
 
   it('a broker restart keeps every acknowledged record and the committed offsets, on the same port', async () => {

@@ -4,7 +4,8 @@
 // twice in a row; if this file fails, failures in the catalog tests say nothing about
 // lakeside. (Mosquitto's own start/answer/stop twice is in harness.test.ts.)
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
@@ -21,6 +22,7 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { provisionIcebergRest, startIcebergRest } from '../services/iceberg-rest.ts';
 import { provisionPyiceberg, pyiceberg, pyicebergBatch, pyicebergClient, type PyDataFile, type PyScan, type PySnapshot } from '../services/pyiceberg.ts';
 import { provisionVersitygw, startS3Server, type S3Server } from '../services/s3-server.ts';
+import { folderNamedBy, keptFolder } from '../support/kept-logs.ts';
 import { pidAlive, portAccepts } from '../support/liveness.ts';
 
 const cleanups: Array<() => Promise<unknown>> = [];
@@ -70,12 +72,30 @@ describe('S3 server (versitygw)', () => {
       const listed = await client.send(new ListObjectsV2Command({ Bucket: 'harness', Prefix: 'a/' }));
       expect(listed.Contents?.map((o) => o.Key)).toEqual(['a/b.json']);
 
-      await s3.stop();
+      // The second round keeps its log, as a failed test would: the stop is as clean.
+      await s3.stop({ keepLogs: round === 2 });
       expect(pidAlive(pid)).toBe(false);
       expect(await portAccepts(s3.port)).toBe(false);
       expect(existsSync(s3.dir)).toBe(false);
+      if (round === 1) expect(s3.keptLogs).toBeUndefined();
+      else expect(readFileSync(join(keptFolder(s3.keptLogs, cleanups), 'versitygw.log'), 'utf8')).toMatch(/bound on host 127\.0\.0\.1 and port \d+/);
     });
   }
+
+  it('a server that cannot bind its pinned port fails with its log kept in test-logs, named by the error', async () => {
+    const { s3 } = await s3Server();
+    const error: Error = await startS3Server({ port: s3.port, startTimeoutMs: 10_000 }).then(
+      async (second) => {
+        await second.stop();
+        return new Error('a second server started on a taken port');
+      },
+      (e: Error) => e,
+    );
+    expect(error.message).toMatch(/versitygw exited during start[\s\S]*address already in use/);
+    const folder = folderNamedBy(error, 'versitygw', cleanups);
+    expect(readFileSync(join(folder, 'versitygw.log'), 'utf8')).toMatch(/address already in use/);
+    expect(readFileSync(join(folder, 'start-error.txt'), 'utf8')).toContain('versitygw exited during start');
+  });
 
   it('rejects a second conditional create (If-None-Match: *) with 412 and keeps the first object', async () => {
     const { client } = await s3Server(['cond']);
@@ -213,10 +233,12 @@ describe('Iceberg REST catalog fixture on S3, read by PyIceberg', () => {
       expect(snapshots).toEqual([]);
       expect(scan).toEqual({ row_count: 0, columns: ['ts', 'sensor', 'value'], rows: [] });
 
-      await rest.stop();
+      await rest.stop({ keepLogs: round === 2 });
       expect(pidAlive(pid)).toBe(false);
       expect(await portAccepts(rest.port)).toBe(false);
       expect(existsSync(rest.dir)).toBe(false);
+      if (round === 1) expect(rest.keptLogs).toBeUndefined();
+      else expect(readFileSync(join(keptFolder(rest.keptLogs, cleanups), 'iceberg-rest.log'), 'utf8')).toMatch(/Started ServerConnector/);
     });
   }
 

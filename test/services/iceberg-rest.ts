@@ -11,7 +11,8 @@
 //   `__` → `-`, `_` → `.`): warehouse `s3://<bucket>/wh`, S3FileIO against our S3
 //   endpoint with path-style access and the S3 server's test credentials.
 // - The catalog database is a file, so restart() keeps namespaces, tables and their
-//   current metadata pointers; stop() removes the temp dir unless `keepDir`.
+//   current metadata pointers; stop() removes the temp dir unless `keepDir`. A failed
+//   start, or a stop after a failed test, keeps the log in test-logs (service-logs.ts).
 // - The fixture's Jetty binds every interface (it takes only a port); the port is a
 //   free one picked on loopback. Ready = `GET /v1/config` answers 200.
 // - Its token endpoint issues dummy tokens and checks none: no auth is tested here.
@@ -20,6 +21,7 @@ import { HeadBucketCommand } from '@aws-sdk/client-s3';
 import { launchOnFreePort, managedProcess, serviceControl, serviceDir, type ManagedProcess, type ServiceControl } from './managed-process.ts';
 import type { S3Server } from './s3-server.ts';
 import { mavenClasspath } from './service-cache.ts';
+import { startFailure } from './service-logs.ts';
 
 export const ICEBERG_REST_VERSION = '1.10.1';
 
@@ -140,10 +142,9 @@ export async function startIcebergRest(opts: IcebergRestOptions): Promise<Iceber
   try {
     await start(opts.port !== undefined);
   } catch (e) {
-    await remove();
-    throw e;
+    throw await startFailure('iceberg-rest', e, [logFile], remove);
   }
-  const control = serviceControl('iceberg-rest', { current: () => proc, relaunch: () => start(true), remove });
+  const control = serviceControl('iceberg-rest', { current: () => proc, relaunch: () => start(true), remove, logs: [logFile] });
 
   return {
     get uri() {
@@ -173,6 +174,9 @@ export async function startIcebergRest(opts: IcebergRestOptions): Promise<Iceber
     kill: control.kill,
     restart: control.restart,
     stop: control.stop,
+    get keptLogs() {
+      return control.keptLogs;
+    },
     logTail: control.logTail,
   };
 }

@@ -12,16 +12,17 @@
 //   (`--add-scram`) and unsecured OAUTHBEARER (the broker's default validator accepts
 //   unsigned JWTs: fine for a test of the client side only), on a PEM key and
 //   certificate made with openssl.
+// - A failed start, or a stop after a failed test, keeps the broker log and its config
+//   in test-logs (service-logs.ts); `keepDir` keeps the whole working dir.
 import { execFileSync } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Kafka, logLevel, type Admin } from 'kafkajs';
 import { freePort } from '../support/free-port.ts';
-import { managedProcess, type ManagedProcess } from './managed-process.ts';
+import { managedProcess, serviceControl, serviceDir, type ManagedProcess, type ServiceControl } from './managed-process.ts';
 import { mavenClasspath, runCommand, type MavenArtifact } from './service-cache.ts';
+import { startFailure } from './service-logs.ts';
 
 /** The newest Kafka 4.x whose artifacts are all on Maven Central (4.4.0 lacks kafka-tools-api there). */
 export const KAFKA_VERSION = '4.3.1';
@@ -54,6 +55,10 @@ export interface KafkaOptions {
   /** JVM heap (default 768m: the machines have 2 cores and a few GB). */
   heap?: string;
   startTimeoutMs?: number;
+  /** Working directory (config, data, log); by default a new temp dir. */
+  dir?: string;
+  /** Keep the working directory after stop() (default: remove it if we created it). */
+  keepDir?: boolean;
 }
 
 export interface KafkaSecureListener {
@@ -64,22 +69,15 @@ export interface KafkaSecureListener {
   caPem: string;
 }
 
-export interface KafkaBroker {
+export interface KafkaBroker extends ServiceControl {
   /** host:port list of the PLAINTEXT listener. */
   readonly brokers: string[];
   readonly secure: KafkaSecureListener | null;
   readonly dir: string;
   readonly logFile: string;
-  readonly pid: number | undefined;
   createTopic(name: string, partitions?: number): Promise<void>;
   /** A kafkajs admin client on the PLAINTEXT listener (the caller disconnects it). */
   admin(): Promise<Admin>;
-  /** SIGTERM (a controlled shutdown), then start again on the same ports and data. */
-  restart(opts?: { signal?: NodeJS.Signals }): Promise<void>;
-  /** Sends a signal and waits for exit; the broker stays down until restart(). */
-  kill(signal?: NodeJS.Signals): Promise<void>;
-  stop(): Promise<void>;
-  logTail(lines?: number): string;
 }
 
 const LOG4J2 = `
@@ -200,10 +198,11 @@ async function partitionsServed(broker: string): Promise<boolean> {
 
 export async function startKafka(opts: KafkaOptions = {}): Promise<KafkaBroker> {
   const classpath = await provisionKafka();
-  const dir = await mkdtemp(join(tmpdir(), 'lakeside-kafka-'));
+  const { dir, remove } = await serviceDir('lakeside-kafka-', opts);
   const logFile = join(dir, 'kafka.log');
   const propsFile = join(dir, 'server.properties');
   const log4jFile = join(dir, 'log4j2.properties');
+  const logs = [logFile, propsFile, log4jFile];
   writeFileSync(log4jFile, LOG4J2);
   const secureUsers = opts.secure?.users ?? null;
   if (secureUsers) makeCertificates(join(dir, 'tls'));
@@ -257,8 +256,7 @@ export async function startKafka(opts: KafkaOptions = {}): Promise<KafkaBroker> 
     } catch (error) {
       const text = `${(error as Error).message}`;
       if (attempt < 3 && /Address already in use|BindException/i.test(text)) continue;
-      await rm(dir, { recursive: true, force: true });
-      throw error;
+      throw await startFailure('kafka', error, logs, remove);
     }
   }
 
@@ -270,7 +268,20 @@ export async function startKafka(opts: KafkaOptions = {}): Promise<KafkaBroker> 
     await a.connect();
     return a;
   };
-  let stopped = false;
+  const control = serviceControl('kafka', {
+    current,
+    remove,
+    logs,
+    relaunch: async () => {
+      await launch();
+      // Metadata answers before the partitions are led again: wait for those too.
+      const deadline = Date.now() + 60_000;
+      while (!(await partitionsServed(brokers[0]!))) {
+        if (Date.now() > deadline) throw new Error(`kafka: partitions not served within 60 s after a restart:\n${current().logTail()}`);
+        await new Promise((res) => setTimeout(res, 200));
+      }
+    },
+  });
   return {
     brokers,
     secure:
@@ -280,7 +291,7 @@ export async function startKafka(opts: KafkaOptions = {}): Promise<KafkaBroker> 
     dir,
     logFile,
     get pid() {
-      return current().pid;
+      return control.pid;
     },
     admin,
     async createTopic(name, partitions = 1) {
@@ -300,26 +311,12 @@ export async function startKafka(opts: KafkaOptions = {}): Promise<KafkaBroker> 
         await a.disconnect();
       }
     },
-    async restart(r = {}) {
-      if (stopped) throw new Error('kafka: restart() after stop()');
-      await current().stop(r.signal ?? 'SIGTERM');
-      await launch();
-      // Metadata answers before the partitions are led again: wait for those too.
-      const deadline = Date.now() + 60_000;
-      while (!(await partitionsServed(brokers[0]!))) {
-        if (Date.now() > deadline) throw new Error(`kafka: partitions not served within 60 s after a restart:\n${current().logTail()}`);
-        await new Promise((res) => setTimeout(res, 200));
-      }
+    restart: control.restart,
+    kill: control.kill,
+    stop: control.stop,
+    get keptLogs() {
+      return control.keptLogs;
     },
-    async kill(signal = 'SIGTERM') {
-      await current().stop(signal);
-    },
-    async stop() {
-      if (stopped) return;
-      stopped = true;
-      await current().stop('SIGTERM');
-      await rm(dir, { recursive: true, force: true });
-    },
-    logTail: (lines) => current().logTail(lines),
+    logTail: control.logTail,
   };
 }

@@ -8,6 +8,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from '../support/free-port.ts';
+import { keepLogsOnStop, type LogSource, type StopOptions } from './service-logs.ts';
 
 export interface ManagedProcessOptions {
   /** Name used in errors, e.g. "kafka". */
@@ -148,16 +149,22 @@ export interface ServiceControl {
   kill(signal?: NodeJS.Signals): Promise<void>;
   /** Stop (SIGTERM by default, SIGKILL for a crash) and start again on the same port and data. */
   restart(opts?: { signal?: NodeJS.Signals }): Promise<void>;
-  /** SIGTERM, wait for exit, remove the working directory if it was ours. */
-  stop(): Promise<void>;
+  /**
+   * SIGTERM, wait for exit, copy the logs to test-logs when `keepLogs` (default: when the
+   * test that stops it failed), then remove the working directory if it was ours.
+   */
+  stop(opts?: StopOptions): Promise<void>;
+  /** The test-logs folder stop() copied the logs to, if it did. */
+  readonly keptLogs: string | undefined;
   logTail(lines?: number): string;
 }
 
 export function serviceControl(
   name: string,
-  o: { current: () => ManagedProcess | undefined; relaunch: () => Promise<void>; remove: () => Promise<void> },
+  o: { current: () => ManagedProcess | undefined; relaunch: () => Promise<void>; remove: () => Promise<void>; logs: LogSource[] },
 ): ServiceControl {
   let stopped = false;
+  let keptLogs: string | undefined;
   const kill = async (signal: NodeJS.Signals = 'SIGTERM'): Promise<void> => {
     await o.current()?.stop(signal);
   };
@@ -171,11 +178,15 @@ export function serviceControl(
       await kill(r.signal ?? 'SIGTERM');
       await o.relaunch();
     },
-    async stop() {
+    async stop(opts = {}) {
       if (stopped) return;
       stopped = true;
       await kill('SIGTERM');
+      keptLogs = keepLogsOnStop(name, opts, o.logs);
       await o.remove();
+    },
+    get keptLogs() {
+      return keptLogs;
     },
     logTail: (lines?: number) => o.current()?.logTail(lines) ?? '(not started)',
   };

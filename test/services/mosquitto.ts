@@ -1,7 +1,8 @@
 // A real Mosquitto broker for integration tests, crash tests and benchmarks: its own
 // config, persistence and log in a temp dir, on a free loopback port. Tests never skip
 // for a missing broker: a missing binary is an error with an install hint, because a
-// silently skipped durability test is worse than a failing one.
+// silently skipped durability test is worse than a failing one. A failed start, or a
+// stop after a failed test, keeps the log, stderr and config in test-logs (service-logs.ts).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -9,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { connectAsync, type IClientOptions } from 'mqtt';
 import { freePort } from '../support/free-port.ts';
+import { keepLogsOnStop, startFailure, type LogSource, type StopOptions } from './service-logs.ts';
 
 export interface MosquittoOptions {
   /** Fixed port; by default a free loopback port is picked (and re-picked if taken). */
@@ -42,8 +44,13 @@ export interface Mosquitto {
   readonly logFile: string;
   /** PID of the current broker process (changes on restart). */
   readonly pid: number | undefined;
-  /** SIGTERM (the broker saves its persistence file), wait for exit, clean up. */
-  stop(): Promise<void>;
+  /**
+   * SIGTERM (the broker saves its persistence file), wait for exit, copy the logs to
+   * test-logs when `keepLogs` (default: when the test that stops it failed), clean up.
+   */
+  stop(opts?: StopOptions): Promise<void>;
+  /** The test-logs folder stop() copied the logs to, if it did. */
+  readonly keptLogs: string | undefined;
   /**
    * Stop the broker and start it again on the same port and persistence directory.
    * With SIGTERM the broker writes its DB first, so persistent sessions and queued
@@ -242,14 +249,18 @@ export async function startMosquitto(opts: MosquittoOptions = {}): Promise<Mosqu
     clearTimeout(timer);
   };
 
+  const logs = (): LogSource[] => [logFile, confFile, { name: 'mosquitto.stderr', text: stderr }];
+  const remove = async (): Promise<void> => {
+    if (ownDir && !opts.keepDir) await rm(dir, { recursive: true, force: true });
+  };
   try {
     await start();
   } catch (e) {
-    if (ownDir && !opts.keepDir) await rm(dir, { recursive: true, force: true });
-    throw e;
+    throw await startFailure('mosquitto', e, logs(), remove);
   }
 
   let stopped = false;
+  let keptLogs: string | undefined;
   return {
     get url() {
       return `${scheme}://${host}:${port}`;
@@ -278,11 +289,15 @@ export async function startMosquitto(opts: MosquittoOptions = {}): Promise<Mosqu
         pinned = wasPinned;
       }
     },
-    async stop() {
+    async stop(o = {}) {
       if (stopped) return;
       stopped = true;
       await kill('SIGTERM');
-      if (ownDir && !opts.keepDir) await rm(dir, { recursive: true, force: true });
+      keptLogs = keepLogsOnStop('mosquitto', o, logs());
+      await remove();
+    },
+    get keptLogs() {
+      return keptLogs;
     },
   };
 }

@@ -17,12 +17,14 @@
 //   (or, when the filesystem has no user xattrs, in a sidecar folder `<dir>/meta`), so
 //   everything survives restart().
 // - The listener is on 127.0.0.1 only; stop() removes the temp dir unless `keepDir`.
+// - A failed start, or a stop after a failed test, keeps the log in test-logs (service-logs.ts).
 import { existsSync, mkdirSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { delimiter, join } from 'node:path';
 import { CreateBucketCommand, ListBucketsCommand, S3Client } from '@aws-sdk/client-s3';
 import { launchOnFreePort, managedProcess, serviceControl, serviceDir, type ManagedProcess, type ServiceControl } from './managed-process.ts';
 import { cachedEntry, runCommand } from './service-cache.ts';
+import { startFailure } from './service-logs.ts';
 
 export const VERSITYGW_VERSION = 'v1.8.0';
 
@@ -148,10 +150,9 @@ export async function startS3Server(opts: S3ServerOptions = {}): Promise<S3Serve
   try {
     await start(opts.port !== undefined);
   } catch (e) {
-    await remove();
-    throw e;
+    throw await startFailure('versitygw', e, [logFile], remove);
   }
-  const control = serviceControl('s3 server', { current: () => proc, relaunch: () => start(true), remove });
+  const control = serviceControl('versitygw', { current: () => proc, relaunch: () => start(true), remove, logs: [logFile] });
 
   const createBucket = async (name: string): Promise<void> => {
     const c = makeClient();
@@ -164,8 +165,8 @@ export async function startS3Server(opts: S3ServerOptions = {}): Promise<S3Serve
   try {
     for (const b of opts.buckets ?? []) await createBucket(b);
   } catch (e) {
-    await control.stop();
-    throw e;
+    await control.stop({ keepLogs: true });
+    throw new Error(`${(e as Error).message}\nversitygw: logs kept in ${control.keptLogs}`, { cause: e });
   }
 
   return {
@@ -188,6 +189,9 @@ export async function startS3Server(opts: S3ServerOptions = {}): Promise<S3Serve
     kill: control.kill,
     restart: control.restart,
     stop: control.stop,
+    get keptLogs() {
+      return control.keptLogs;
+    },
     logTail: control.logTail,
   };
 }
