@@ -12,9 +12,28 @@
  *   watermark in the same transaction (landing/schema.ts `source_offsets`). So a
  *   record landed but not yet committed to Kafka when the agent died is redelivered
  *   and skipped: exactly once into the hot tier.
- * - A batch that went stale in a rebalance (its partition may belong to another
- *   member now) is dropped before landing; one that went stale while landing is not
- *   committed (the new owner's commit wins).
+ * - Rebalances (kafka-rebalance-generation.ts; kafkajs' `isStale()` only reports a
+ *   `seek()`, which lakeside never makes): a batch is stamped with the rebalance counts
+ *   when it arrives. Before landing, a batch is dropped (unresolved, uncommitted,
+ *   `staleBatchesDropped`) if a rebalance was announced (a heartbeat answered
+ *   REBALANCE_IN_PROGRESS) or the generation changed (REBALANCING, GROUP_JOIN; a
+ *   heartbeat or commit answered ILLEGAL_GENERATION / UNKNOWN_MEMBER_ID) since it
+ *   arrived; a batch at the pause gate stops waiting and is dropped as soon as a
+ *   heartbeat reports a rebalance, so a paused agent does not hold up the group's
+ *   rejoin. After landing, its offset is not committed if the generation changed (the
+ *   partition may be another member's now, and kafkajs would send the commit with the
+ *   new generation); this agent's watermark skips the records if they come back to
+ *   it. A batch landed while a rebalance is only announced is still committed: the
+ *   coordinator accepts the commit only while this member's generation stands, so a
+ *   graceful handover keeps its offset and the next owner does not land it again.
+ * - A dropped batch is never lost: it was not resolved, so the next fetch of its
+ *   partition in the same generation starts at it again (offsetManager.nextOffset is
+ *   the last resolved offset), and after a rejoin every member fetches from the
+ *   committed offsets: kafkajs' sync builds a new OffsetManager with no offsets, and
+ *   the first fetch of the generation asks the coordinator for them (offsetFetch in
+ *   OffsetManager.resolveOffsets, via ConsumerGroup.fetch -> seekOffsets), for a
+ *   partition this member keeps as for one it receives (kafkajs 2.2.4, read in
+ *   consumer/consumerGroup.js and consumer/offsetManager/index.js).
  * - Backpressure: `pause()` (critical disk watermark, landing log blocked) pauses
  *   fetching of every topic, and a batch in hand waits at the gate, heartbeating.
  * - Stop: stop fetching, let the batch in hand land and commit, leave the group.
@@ -34,6 +53,7 @@ import type { KafkaMapper } from '../mapping/kafka-mapper.ts';
 import type { KafkaRecordMeta } from '../mapping/mapper.ts';
 import { kafkaClientConfig } from './kafka-client.ts';
 import { PauseGate } from './pause-gate.ts';
+import { RebalanceGeneration, type BatchTicket } from './kafka-rebalance-generation.ts';
 
 export interface KafkaSourceOptions {
   config: KafkaSourceConfig;
@@ -51,6 +71,7 @@ export interface KafkaSourceStats {
   quarantined: number;
   /** Records skipped because their offset had already landed (redelivery after a crash). */
   duplicates: number;
+  /** Batches a rebalance overtook: dropped before landing, or landed and left uncommitted. */
   staleBatchesDropped: number;
   commitFailures: number;
 }
@@ -104,6 +125,7 @@ export class KafkaSource implements Component {
   private stopping = false;
   private readonly abort = new AbortController();
   private readonly gate = new PauseGate();
+  private readonly rebalances = new RebalanceGeneration();
   /** Settles when the batch handed over last has been mapped (see land). */
   private mappingTurn: Promise<void> = Promise.resolve();
   private readonly options: KafkaSourceOptions;
@@ -141,6 +163,7 @@ export class KafkaSource implements Component {
       retry: { initialRetryTime: 300, maxRetryTime: 30_000, retries: 8, restartOnFailure: async () => !this.stopping },
     });
     this.consumer = consumer;
+    this.rebalances.watch(consumer);
     const joined = new Promise<true>((resolve) => consumer.on(consumer.events.GROUP_JOIN, () => resolve(true)));
     consumer.on(consumer.events.GROUP_JOIN, (event) => {
       this.log.info({ member: event.payload.memberId, assignment: event.payload.memberAssignment }, 'kafka group joined');
@@ -202,17 +225,21 @@ export class KafkaSource implements Component {
 
   private async onBatch({ batch, resolveOffset, heartbeat, isRunning, isStale, commitOffsetsIfNecessary }: EachBatchPayload): Promise<void> {
     if (batch.messages.length === 0) return;
-    await this.waitAtGate(heartbeat, isRunning);
-    if (this.stopping || !isRunning() || isStale()) {
-      // Unresolved, uncommitted: fetched again by whoever owns the partition next.
-      if (isStale()) this.stats.staleBatchesDropped++;
+    const ticket = this.rebalances.ticket();
+    await this.waitAtGate(ticket, heartbeat, isRunning);
+    if (this.stopping || !isRunning()) return;
+    const mayLand = () => this.rebalances.mayLand(ticket) && !isStale();
+    // Unresolved, uncommitted: fetched again from the committed offset by whoever owns the partition next.
+    const landed = mayLand() ? await this.land(batch, mayLand) : 'stale';
+    if (landed === 'stale') {
+      this.stats.staleBatchesDropped++;
+      this.log.info({ topic: batch.topic, partition: batch.partition, records: batch.messages.length }, 'batch overtaken by a rebalance; dropped before landing');
       return;
     }
-    const landed = await this.land(batch);
-    if (!landed) return;
-    if (isStale()) {
-      // Landed here, but the partition moved on: committing now could move the new
-      // owner's offset backwards. This agent's watermark keeps it from landing twice.
+    if (landed === 'failed') return;
+    if (!this.rebalances.mayCommit(ticket) || isStale()) {
+      // Landed here, but the partition may have moved on: committing now could move the
+      // new owner's offset backwards. This agent's watermark keeps it from landing twice.
       this.stats.staleBatchesDropped++;
       this.log.info({ topic: batch.topic, partition: batch.partition, records: batch.messages.length }, 'batch went stale in a rebalance after landing; offsets left to the new owner');
       return;
@@ -222,7 +249,7 @@ export class KafkaSource implements Component {
     resolveOffset(batch.lastOffset());
     const committed = await this.commitLanded(batch.topic, batch.partition, next, commitOffsetsIfNecessary);
     if (committed) this.options.onCommit?.(batch.topic, batch.partition, next, batch.messages.length);
-    await heartbeat().catch(() => {});
+    await heartbeat().catch((error: unknown) => this.rebalances.noteError(error));
   }
 
   /**
@@ -247,6 +274,7 @@ export class KafkaSource implements Component {
         return true;
       } catch (error) {
         const type = (error as { type?: string }).type ?? '';
+        this.rebalances.noteError(error);
         const final = attempt >= COMMIT_ATTEMPTS - 1 || FENCED_COMMIT.has(type);
         if (final) {
           this.stats.commitFailures++;
@@ -258,17 +286,25 @@ export class KafkaSource implements Component {
     }
   }
 
-  /** Waits while paused, heartbeating so the group keeps the partitions with us. */
-  private async waitAtGate(heartbeat: () => Promise<void>, isRunning: () => boolean): Promise<void> {
-    while (this.gate.isPaused && !this.stopping && isRunning()) {
+  /**
+   * Waits while paused, heartbeating so the group keeps the partitions with us; stops
+   * waiting once a heartbeat reports a rebalance (the batch is then dropped, and kafkajs
+   * can rejoin instead of holding the whole group up until the rebalance timeout).
+   */
+  private async waitAtGate(ticket: BatchTicket, heartbeat: () => Promise<void>, isRunning: () => boolean): Promise<void> {
+    while (this.gate.isPaused && !this.stopping && isRunning() && this.rebalances.mayLand(ticket)) {
       const tick = new Promise<void>((resolve) => setTimeout(resolve, Math.max(200, this.options.config.heartbeat_interval_ms / 2)).unref());
       await Promise.race([this.gate.wait(), tick]);
-      await heartbeat().catch(() => {});
+      await heartbeat().catch((error: unknown) => this.rebalances.noteError(error));
     }
   }
 
-  /** Maps and lands every record of the batch; resolves true once all of it is durable. */
-  private async land(batch: Batch): Promise<boolean> {
+  /**
+   * Maps and lands every record of the batch: 'landed' once all of it is durable,
+   * 'stale' if `mayLand` turned false before the landing append (a rebalance was
+   * learnt while it waited to be mapped), 'failed' if the landing log is stopping.
+   */
+  private async land(batch: Batch, mayLand: () => boolean): Promise<'landed' | 'stale' | 'failed'> {
     // Batches map one at a time, each after a turn of the event loop: kafkajs hands
     // over the batches of a fetch together, and mapping them back to back would hold
     // the landing writer's replies (and so its next commits) until all were mapped.
@@ -284,11 +320,13 @@ export class KafkaSource implements Component {
     } finally {
       mapped();
     }
+    if (!mayLand()) return 'stale';
     // Only raw binary values wait for their blob files, written a few at a time (a
     // batch can hold thousands: never one open file each).
     for (let i = 0; i < blobWrites.length; i += BLOB_WRITES_AT_ONCE) {
       await Promise.all(blobWrites.slice(i, i + BLOB_WRITES_AT_ONCE).map((write) => write()));
     }
+    if (!mayLand()) return 'stale';
     this.stats.received += items.length;
     try {
       // One transaction for the whole batch: one fsync, and the offsets' watermark raised once.
@@ -305,11 +343,11 @@ export class KafkaSource implements Component {
         this.stats.duplicates += duplicates;
         this.log.info({ topic: batch.topic, partition: batch.partition, skipped: duplicates }, 'redelivered records had landed already; skipped');
       }
-      return true;
+      return 'landed';
     } catch (error) {
       // The landing log is stopping: leave the batch unresolved for redelivery.
       this.log.warn({ err: (error as Error).message, topic: batch.topic, partition: batch.partition }, 'batch not landed; left uncommitted');
-      return false;
+      return 'failed';
     }
   }
 

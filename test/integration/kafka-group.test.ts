@@ -135,6 +135,8 @@ describe('kafka group: two agents split the partitions, every record once', () =
       expect(offsets.at(-1), `partition ${p}: the overlap ends at A's last landed offset`).toBe(lastOfA.get(p));
       expect(offsets.at(-1)! - offsets[0]! + 1, `partition ${p}: the overlap is contiguous`).toBe(offsets.length);
     }
-    console.log(`kafka group: ${report.expected} records; held by both after the SIGKILL: ${report.duplicated.length} (A's landed, uncommitted tail)`);
+    // How often a rebalance overtook a batch in hand (dropped before landing, or landed and left uncommitted), as the stopping agents logged it.
+    const stale = daemons.flatMap((d) => d.logs().filter((l) => l.msg === 'kafka source stopped')).reduce((n, l) => n + Number(l.staleBatchesDropped ?? 0), 0);
+    console.log(`kafka group: ${report.expected} records; held by both after the SIGKILL: ${report.duplicated.length} (A's landed, uncommitted tail); stale batches dropped on graceful stops: ${stale}`);
   });
 });

@@ -73,6 +73,8 @@ export interface KafkaDaemonConfig {
   landing?: Record<string, unknown>;
   /** The `hot` section; default: fast seals and 1-minute compaction windows (tests). */
   hot?: Record<string, unknown>;
+  /** The `tiering` section (disk budget, eviction interval); default: none. */
+  tiering?: Record<string, unknown>;
 }
 
 /** Writes a daemon config (JSON is YAML) reading the topics; fast seals and 1-minute compaction. */
@@ -85,6 +87,7 @@ export async function writeKafkaConfig(path: string, c: KafkaDaemonConfig): Prom
     log_level: 'info',
     landing: c.landing ?? {},
     hot: c.hot ?? { seal_interval_ms: 300, compaction_window_minutes: 1, compaction_grace_seconds: 1, compaction_interval_ms: 700 },
+    ...(c.tiering ? { tiering: c.tiering } : {}),
     datasets: KAFKA_DATASETS,
     api: { listen_port: 0 },
     sources: {
