@@ -273,7 +273,7 @@ const kafkaSaslSchema = z
     mechanism: z.enum(['scram-sha-256', 'scram-sha-512', 'oauthbearer']),
     username: z.string().min(1).optional(),
     password: secretRef.optional(),
-    /** The OAUTHBEARER token (a JWT), from a secret reference, read when the config is loaded (restart to rotate it). */
+    /** The OAUTHBEARER token (a JWT), from a secret reference; a `${file:…}` token is read again at each authentication (rotate it by rewriting the file), an `${env:…}` one only at start. */
     token: secretRef.optional(),
   })
   .superRefine((sasl, ctx) => {

@@ -21,6 +21,24 @@ type Path = (string | number)[];
 
 /** Secret paths relative to each object that contains (or leads to) a secret. */
 const secretsBelow = new WeakMap<object, Path[]>();
+/** The file each `${file:…}` secret was read from, by the object holding it and its key. */
+const secretFiles = new WeakMap<object, Map<string | number, string>>();
+
+/**
+ * The file a resolved secret came from (`${file:…}`), or undefined (an `${env:…}`
+ * secret, or an object that is not the one the loader resolved). Lets a client re-read
+ * a secret that another process rotates (e.g. a short-lived OAuth token).
+ */
+export function secretFileOf(holder: object, key: string | number): string | undefined {
+  return secretFiles.get(holder)?.get(key);
+}
+
+/** A secret file's text as the loader reads it (one trailing newline dropped); throws if unreadable or empty. */
+export function readSecretFile(file: string): string {
+  const text = readFileSync(file, 'utf8').replace(/\r?\n$/, '');
+  if (text === '') throw Object.assign(new Error(`secret file ${file} is empty`), { code: 'EMPTY' });
+  return text;
+}
 
 export interface SecretResolution {
   issues: ConfigIssue[];
@@ -54,7 +72,12 @@ export function resolveSecrets(root: object, options: SecretOptions): SecretReso
       try {
         const text = readFileSync(file, 'utf8').replace(/\r?\n$/, '');
         if (text === '') issues.push({ path: where, message: `secret file ${file} is empty` });
-        else secret = text;
+        else {
+          secret = text;
+          const files = secretFiles.get(holder) ?? new Map<string | number, string>();
+          files.set(key, file);
+          secretFiles.set(holder, files);
+        }
         const mode = statSync(file).mode & 0o777;
         if (mode & 0o077) {
           warnings.push(`${where}: secret file ${file} is readable by group or others (mode ${mode.toString(8).padStart(3, '0')}); chmod 600 it`);

@@ -1,12 +1,14 @@
 /**
  * kafkajs client settings from a Kafka source's config: brokers, TLS (CA, client
- * certificate), SASL SCRAM-SHA-256/512 or OAUTHBEARER, retries that never give up
+ * certificate), SASL SCRAM-SHA-256/512 or OAUTHBEARER (a `${file:…}` token re-read at
+ * each authentication), retries that never give up
  * (a broker outage is waited out, never a crash), and kafkajs' own log lines routed
  * into ours at warn level and above.
  */
 import { readFile } from 'node:fs/promises';
 import { logLevel, type KafkaConfig, type LogEntry, type SASLOptions } from 'kafkajs';
 import type { KafkaSourceConfig } from '../../config/schema.ts';
+import { readSecretFile, secretFileOf } from '../../config/secrets.ts';
 import { ErrorCode, type Logger } from '../log.ts';
 
 function logCreator(logger: Logger): KafkaConfig['logCreator'] {
@@ -20,14 +22,32 @@ function logCreator(logger: Logger): KafkaConfig['logCreator'] {
     };
 }
 
-function saslOptions(config: KafkaSourceConfig): SASLOptions | undefined {
+/**
+ * The OAUTHBEARER token for each (re)authentication. A `${file:…}` token is read again
+ * every time, so whatever rotates the file (an OAuth client refreshing a short-lived
+ * JWT) is picked up on the next connection without a restart; if the file cannot be
+ * read then, the last token read is used and a warning names the file (never the token).
+ */
+function oauthBearerToken(sasl: NonNullable<KafkaSourceConfig['sasl']>, logger: Logger): () => Promise<{ value: string }> {
+  let token = sasl.token!;
+  const file = secretFileOf(sasl, 'token');
+  if (file === undefined) return async () => ({ value: token });
+  return async () => {
+    try {
+      token = readSecretFile(file);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code ?? 'unknown error';
+      logger.warn({ code: ErrorCode.kafkaConnect, file, err: code }, 'cannot read the OAUTHBEARER token file again; using the last token read');
+    }
+    return { value: token };
+  };
+}
+
+function saslOptions(config: KafkaSourceConfig, logger: Logger): SASLOptions | undefined {
   const sasl = config.sasl;
   if (!sasl) return undefined;
   // The schema guarantees token for oauthbearer, username and password for SCRAM.
-  if (sasl.mechanism === 'oauthbearer') {
-    const token = sasl.token!;
-    return { mechanism: 'oauthbearer', oauthBearerProvider: async () => ({ value: token }) };
-  }
+  if (sasl.mechanism === 'oauthbearer') return { mechanism: 'oauthbearer', oauthBearerProvider: oauthBearerToken(sasl, logger) };
   return { mechanism: sasl.mechanism, username: sasl.username!, password: sasl.password! };
 }
 
@@ -50,7 +70,7 @@ export async function kafkaClientConfig(config: KafkaSourceConfig, logger: Logge
       ...(tls.key_file ? { key: await readFile(tls.key_file, 'utf8') } : {}),
     };
   }
-  const sasl = saslOptions(config);
+  const sasl = saslOptions(config, logger);
   if (sasl) out.sasl = sasl;
   return out;
 }

@@ -1,9 +1,11 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { kafkaSourceSchema } from '../../../config/schema.ts';
-import { silentLogger } from '../../../agent/log.ts';
+import { resolveSecrets } from '../../../config/secrets.ts';
+import { createLogger, silentLogger } from '../../../agent/log.ts';
 import { kafkaClientConfig } from '../../../agent/sources/kafka-client.ts';
 
 const base = { name: 'k', brokers: ['b1:9093'], group_id: 'g', routes: [{ topic: 't', dataset: 'd', fields: {} }] };
@@ -32,5 +34,36 @@ describe('kafkajs client settings', () => {
     const sasl = out.sasl as { mechanism: string; oauthBearerProvider: () => Promise<{ value: string }> };
     expect(sasl.mechanism).toBe('oauthbearer');
     expect(await sasl.oauthBearerProvider()).toEqual({ value: 'header.payload.' });
+  });
+
+  it('OAUTHBEARER re-reads a ${file:} token at each authentication, and keeps the last one if the file goes', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kafka-client-'));
+    const tokenFile = join(dir, 'kafka-token');
+    writeFileSync(tokenFile, 'first.jwt.\n', { mode: 0o600 });
+    const config = kafkaSourceSchema.parse({ ...base, sasl: { mechanism: 'oauthbearer', token: `\${file:${tokenFile}}` } });
+    expect(resolveSecrets(config, { env: {}, baseDir: dir }).issues).toEqual([]); // as the loader resolves it
+    const lines: string[] = [];
+    const sink = new Writable({ write: (chunk, _encoding, done) => (lines.push(String(chunk)), done()) });
+    const out = await kafkaClientConfig(config, createLogger('warn', sink));
+    const provider = (out.sasl as { oauthBearerProvider: () => Promise<{ value: string }> }).oauthBearerProvider;
+    expect(await provider()).toEqual({ value: 'first.jwt.' });
+    writeFileSync(tokenFile, 'rotated.jwt.\n'); // an OAuth client refreshed it
+    expect(await provider()).toEqual({ value: 'rotated.jwt.' });
+    rmSync(tokenFile);
+    expect(await provider()).toEqual({ value: 'rotated.jwt.' });
+    const warning = lines.join('');
+    expect(warning).toContain(tokenFile);
+    expect(warning).toContain('ENOENT');
+    expect(warning).not.toContain('rotated.jwt');
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('an ${env:} OAUTHBEARER token is the one read at start', async () => {
+    const config = kafkaSourceSchema.parse({ ...base, sasl: { mechanism: 'oauthbearer', token: '${env:KAFKA_TOKEN}' } });
+    resolveSecrets(config, { env: { KAFKA_TOKEN: 'env.jwt.' }, baseDir: '/' });
+    const out = await kafkaClientConfig(config, silentLogger());
+    const provider = (out.sasl as { oauthBearerProvider: () => Promise<{ value: string }> }).oauthBearerProvider;
+    expect(await provider()).toEqual({ value: 'env.jwt.' });
+    expect(await provider()).toEqual({ value: 'env.jwt.' });
   });
 });
