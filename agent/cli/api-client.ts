@@ -4,6 +4,9 @@
  * bearer token from the LAKESIDE_TOKEN environment variable (never a command-line
  * argument, which other users could read in the process list).
  */
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { loadConfigFile } from '../../config/loader.ts';
 
 export interface ClientOptions {
@@ -49,6 +52,12 @@ export class ApiClient {
   async text(path: string, init: { method?: string; body?: unknown; accept: string }): Promise<string> {
     const response = await this.request(path, init, init.accept);
     return response.text();
+  }
+
+  /** Copies the response body to `out` as it arrives (bounded memory, whatever the result's size). */
+  async pipeTo(path: string, init: { method?: string; body?: unknown; accept: string }, out: NodeJS.WritableStream): Promise<void> {
+    const response = await this.request(path, init, init.accept);
+    if (response.body) await pipeline(Readable.fromWeb(response.body as WebReadableStream<Uint8Array>), out, { end: false });
   }
 
   private async request(path: string, init: { method?: string; body?: unknown }, accept: string): Promise<Response> {

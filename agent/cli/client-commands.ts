@@ -3,7 +3,7 @@
  * Exit codes: 0 ok, 1 the daemon refused or failed (its error code is printed), 2 bad
  * input.
  */
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { ApiClient, ApiError, type ClientOptions } from './api-client.ts';
 import { formatStatus, type StatusReport } from './status-format.ts';
 import { styleFor } from './style.ts';
@@ -66,22 +66,25 @@ export function streamQuery(spec: string): URLSearchParams {
 export function registerClientCommands(program: Command): void {
   withConnection(program.command('query'))
     .argument('<sql>', 'a SELECT (or WITH, EXPLAIN, DESCRIBE, SHOW) over the hot tier')
-    .option('-f, --format <format>', 'table, csv or json', 'table')
+    .addOption(new Option('-f, --format <format>', 'output format').choices(['table', 'csv', 'json']).default('table'))
     .option('--max-rows <n>', 'at most this many rows', (v) => Number(v))
     .description('run SQL on the running daemon')
     .action((sql: string, options: ClientOptions & { format: string; maxRows?: number }) =>
       run(async () => {
         const client = await ApiClient.from(options);
         const body = { sql, ...(options.maxRows ? { max_rows: options.maxRows } : {}) };
+        // CSV and JSON go to stdout as the daemon streams them (a large result never sits in
+        // memory here); a table needs every row first to size its columns.
         if (options.format === 'csv') {
-          process.stdout.write(await client.text('/v1/query', { method: 'POST', body: { ...body, format: 'csv' }, accept: 'text/csv' }));
+          await client.pipeTo('/v1/query', { method: 'POST', body: { ...body, format: 'csv' }, accept: 'text/csv' }, process.stdout);
+          return;
+        }
+        if (options.format === 'json') {
+          await client.pipeTo('/v1/query', { method: 'POST', body, accept: 'application/json' }, process.stdout);
+          process.stdout.write('\n');
           return;
         }
         const result = await client.json<QueryResponse>('/v1/query', { method: 'POST', body });
-        if (options.format === 'json') {
-          process.stdout.write(`${JSON.stringify(result)}\n`);
-          return;
-        }
         process.stdout.write(formatTable(result.columns.map((c) => c.name), result.rows));
         process.stderr.write(`${result.rows.length} row(s)${result.truncated ? ' (truncated)' : ''} in ${result.elapsed_ms} ms\n`);
       }),

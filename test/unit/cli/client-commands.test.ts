@@ -118,6 +118,28 @@ describe('lakeside query', () => {
     );
   });
 
+  it('streams a large CSV and a JSON result through to stdout whole', async () => {
+    const rows = 200_000;
+    const csv = await lakeside(['query', '--url', url, '--format', 'csv', `SELECT range AS n, 'x,' || range AS s FROM range(${rows})`]);
+    expect(csv.code, csv.stderr).toBe(0);
+    const lines = csv.stdout.split('\r\n');
+    expect(lines).toHaveLength(rows + 2); // header, rows, the empty string after the last CRLF
+    expect(lines[0]).toBe('n,s');
+    expect(lines[rows]).toBe(`${rows - 1},"x,${rows - 1}"`);
+    const json = await lakeside(['query', '--url', url, '--format', 'json', SELECT_READINGS]);
+    expect(json.code, json.stderr).toBe(0);
+    const body = JSON.parse(json.stdout) as { columns: { name: string }[]; rows: unknown[][] };
+    expect(body.columns.map((c) => c.name)).toEqual(['time', 'line', 'sensor', 'value', 'unit']);
+    expect(body.rows).toHaveLength(sealed.length);
+  });
+
+  it('refuses an unknown output format, naming it', async () => {
+    const result = await lakeside(['query', '--url', url, '--format', 'xml', SELECT_READINGS]);
+    expect(result.code).not.toBe(0);
+    expect(result.stdout).toBe('');
+    expect(result.stderr).toMatch(/xml/);
+  });
+
   it('refuses a COPY with its error code on stderr and a non-zero exit, writing nothing', async () => {
     const target = join(ef.fx.stateDir, 'hot', 'stolen.csv');
     const result = await lakeside(['query', '--url', url, `COPY readings TO '${target}'`]);
