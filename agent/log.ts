@@ -18,6 +18,8 @@ export const ErrorCode = {
   mqttConnect: 'MQTT_CONNECT_ERROR',
   kafkaConnect: 'KAFKA_CONNECT_ERROR',
   kafkaCommit: 'KAFKA_COMMIT_ERROR',
+  /** A partition's log ends below this agent's landed watermark: the topic was recreated (kafka-source.ts). */
+  kafkaTopicReset: 'KAFKA_TOPIC_RESET',
   folderRefused: 'FOLDER_FILE_REFUSED',
   folderError: 'FOLDER_ERROR',
   sealFailed: 'SEAL_FAILED',

@@ -9,19 +9,20 @@
  * Invariants:
  * - `decodeCommit(encodeCommit(items))` gives back the same items in order: each with
  *   its rows in order (dataset and values), quarantine entries, blobs, source key,
- *   source and stream offset; absent fields stay absent (undefined), an undefined
- *   value in a row becomes null.
+ *   source and stream offset (with its stream end, `logEnd`, when given); absent
+ *   fields stay absent (undefined), an undefined value in a row becomes null.
  * - A row of an unknown dataset, or not as wide as its dataset, travels as it is, so
  *   the writer refuses it as before (the item is quarantined, `landing_rejected`).
  * - The buffers are transferred (detached on the sending side): encode once per attempt.
  * - The writer's results travel back packed (`encodeResults`): four counts per item
- *   in one transferred Int32Array rather than an object per item.
+ *   in one transferred Int32Array rather than an object per item; the rare lowered
+ *   watermarks (a recreated stream) travel beside them as [item, old watermark] pairs.
  * - Decoded items share frozen empty arrays for absent quarantine entries and blobs:
  *   the writer only reads them.
  */
 import type { Dataset, RowValues } from '../../config/dataset.ts';
 import { decodePart, encodePart, type LandedPart } from '../reads/landed-batch.ts';
-import type { BlobRef, LandingItem, LandingItemResult, LandingRow, QuarantineEntry } from './types.ts';
+import type { BlobRef, LandingItem, LandingItemResult, LandingRow, QuarantineEntry, SourceOffset } from './types.ts';
 
 /** What an item has besides rows and coordinates (rare: folders, quarantine). */
 interface ItemExtras {
@@ -40,6 +41,8 @@ export interface CommitWire {
   offsetSource: Int32Array;
   offsetStream: Int32Array;
   offset: Float64Array;
+  /** The offset's `logEnd` (the stream's end when read), -1: none. */
+  logEnd: Float64Array;
   /** Item i's rows are entries rowStart[i] .. rowStart[i + 1] - 1 of rowPart and rowIndex. */
   rowStart: Int32Array;
   /** The row's part in `parts`, or -1: it is `oddRows[rowIndex]`. */
@@ -72,6 +75,7 @@ export function encodeCommit(items: readonly LandingItem[], datasets: ReadonlyMa
   const offsetSource = new Int32Array(count);
   const offsetStream = new Int32Array(count);
   const offset = new Float64Array(count);
+  const logEnd = new Float64Array(count);
   const rowStart = new Int32Array(count + 1);
   const rowPart = new Int32Array(totalRows);
   const rowIndex = new Int32Array(totalRows);
@@ -87,6 +91,7 @@ export function encodeCommit(items: readonly LandingItem[], datasets: ReadonlyMa
     offsetSource[i] = so ? code(so.source) : -1;
     offsetStream[i] = so ? code(so.stream) : -1;
     offset[i] = so ? so.offset : 0;
+    logEnd[i] = so?.logEnd ?? -1;
     for (const row of item.rows) {
       let group = groups.get(row.dataset);
       if (group === undefined) {
@@ -108,9 +113,9 @@ export function encodeCommit(items: readonly LandingItem[], datasets: ReadonlyMa
   }
   rowStart[count] = r;
   const transfer: ArrayBuffer[] = [];
-  for (const buffer of [source, offsetSource, offsetStream, offset, rowStart, rowPart, rowIndex]) transfer.push(buffer.buffer as ArrayBuffer);
+  for (const buffer of [source, offsetSource, offsetStream, offset, logEnd, rowStart, rowPart, rowIndex]) transfer.push(buffer.buffer as ArrayBuffer);
   const parts = [...groups.values()].map((group) => encodePart(group.dataset, group.values, transfer));
-  return { wire: { count, names, source, offsetSource, offsetStream, offset, rowStart, rowPart, rowIndex, parts, oddRows, extras }, transfer };
+  return { wire: { count, names, source, offsetSource, offsetStream, offset, logEnd, rowStart, rowPart, rowIndex, parts, oddRows, extras }, transfer };
 }
 
 export function decodeCommit(wire: CommitWire): LandingItem[] {
@@ -128,13 +133,18 @@ export function decodeCommit(wire: CommitWire): LandingItem[] {
     const sourceCode = wire.source[i]!;
     const streamCode = wire.offsetStream[i]!;
     const extras = wire.extras[extra]?.index === i ? wire.extras[extra++] : undefined;
+    let sourceOffset: SourceOffset | undefined;
+    if (streamCode >= 0) {
+      sourceOffset = { source: names[wire.offsetSource[i]!]!, stream: names[streamCode]!, offset: wire.offset[i]! };
+      if (wire.logEnd[i]! >= 0) sourceOffset.logEnd = wire.logEnd[i]!;
+    }
     items[i] = {
       rows,
       quarantine: extras?.quarantine ?? NO_QUARANTINE,
       blobs: extras?.blobs ?? NO_BLOBS,
       sourceKey: extras?.sourceKey,
       source: sourceCode < 0 ? undefined : names[sourceCode],
-      sourceOffset: streamCode < 0 ? undefined : { source: names[wire.offsetSource[i]!]!, stream: names[streamCode]!, offset: wire.offset[i]! },
+      sourceOffset,
     };
   }
   return items;
@@ -155,11 +165,23 @@ export function encodeResults(results: readonly LandingItemResult[]): Int32Array
   return packed;
 }
 
-export function decodeResults(packed: Int32Array): LandingItemResult[] {
+/** [item index, watermark it lowered] of the items that lowered one (rare: a recreated stream). */
+export type LoweredOffsets = [number, number][];
+
+export function loweredOffsets(results: readonly LandingItemResult[]): LoweredOffsets | undefined {
+  let lowered: LoweredOffsets | undefined;
+  results.forEach((result, i) => {
+    if (result.offsetLoweredFrom !== undefined) (lowered ??= []).push([i, result.offsetLoweredFrom]);
+  });
+  return lowered;
+}
+
+export function decodeResults(packed: Int32Array, lowered?: LoweredOffsets): LandingItemResult[] {
   const results: LandingItemResult[] = new Array(packed.length / RESULT_FIELDS);
   for (let i = 0; i < results.length; i++) {
     const at = i * RESULT_FIELDS;
     results[i] = { inserted: packed[at]!, duplicates: packed[at + 1]!, sourceDuplicate: packed[at + 3] === 1, quarantined: packed[at + 2]! };
   }
+  for (const [i, from] of lowered ?? []) results[i]!.offsetLoweredFrom = from;
   return results;
 }

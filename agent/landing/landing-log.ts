@@ -235,7 +235,7 @@ export class LandingLog extends EventEmitter implements Component {
       if (reply.type === 'committed') {
         this.stats.commitMs += reply.commitMs;
         if (reply.landedError !== undefined) this.onLandedError(reply.landedError);
-        this.onCommitted(batch, decodeResults(reply.results), reply.tally, reply.commitMs);
+        this.onCommitted(batch, decodeResults(reply.results, reply.lowered), reply.tally, reply.commitMs);
         return;
       }
       if (reply.type !== 'failed') throw new Error(`unexpected writer reply ${reply.type}`);

@@ -50,6 +50,15 @@ export interface SourceOffset {
   /** e.g. `<topic>/<partition>`. */
   stream: string;
   offset: number;
+  /**
+   * The stream's end when the item was read (Kafka: the partition's high watermark in
+   * the fetch response), if the source knows it. A stream's end never goes down, so a
+   * landed watermark above it means the stream was recreated (a Kafka topic deleted and
+   * created again under its name, its offsets restarting at 0): the writer then lowers
+   * the watermark to this item's offset, in the item's transaction, instead of skipping
+   * the new stream's records as already landed.
+   */
+  logEnd?: number;
 }
 
 export interface LandingItemResult {
@@ -59,4 +68,9 @@ export interface LandingItemResult {
   /** True when the item's source key had already landed (nothing was written). */
   sourceDuplicate: boolean;
   quarantined: number;
+  /**
+   * Set when this item found its stream's landed watermark above the stream's end
+   * (`SourceOffset.logEnd`): the watermark it lowered (to the item's offset).
+   */
+  offsetLoweredFrom?: number;
 }

@@ -7,6 +7,13 @@
  *   says ok, every row, quarantine entry, blob reference, source key and stream
  *   watermark (source_offsets) of the batch
  *   is on disk; when it says failed, none of them is.
+ * - A stream offset below its stream's landed watermark is skipped (a redelivery), with
+ *   one exception: an item whose stream end (`sourceOffset.logEnd`, the Kafka
+ *   partition's high watermark when read) is below the watermark comes from a recreated
+ *   stream (a stream's end never goes down), so before its watermark check the
+ *   watermark is lowered to the item's offset, in the item's transaction (rolled back
+ *   with it, memory included), and the item reports the old watermark
+ *   (`offsetLoweredFrom`) for its source to warn about.
  * - A retriable failure (disk full, I/O error, busy) is reported as such; the caller
  *   retries the same batch. Any other failure is isolated to the items that cause it:
  *   each item is retried alone and one that still fails is quarantined with the error,
@@ -27,7 +34,7 @@ import { StreamActivity, tallyCommit } from './ingest-tally.ts';
 import { failpoint } from '../failpoint.ts';
 import { deprioritizeThisThread } from '../thread-priority.ts';
 import { encodeLanded, transferOf, type LandedBatch, type LandedPart } from '../reads/landed-batch.ts';
-import { decodeCommit, encodeResults, type CommitWire } from './commit-wire.ts';
+import { decodeCommit, encodeResults, loweredOffsets, type CommitWire } from './commit-wire.ts';
 import { RowInserter } from './row-inserter.ts';
 import { applyPragmas, ensureSchema } from './schema.ts';
 import type { LandingItem, LandingItemResult, LandingRow, QuarantineEntry } from './types.ts';
@@ -57,6 +64,7 @@ function flushRows(): void {
 const insertDedupeKey = db.prepare('INSERT OR IGNORE INTO dedupe_keys (dataset, key, ts_us) VALUES (?, ?, ?)');
 const insertSourceKey = db.prepare('INSERT OR IGNORE INTO source_keys (source, key, at_us) VALUES (?, ?, ?)');
 const selectSourceOffset = db.prepare('SELECT next_offset FROM source_offsets WHERE source = ? AND stream = ?').pluck();
+const lowerSourceOffset = db.prepare('UPDATE source_offsets SET next_offset = ? WHERE source = ? AND stream = ?');
 const upsertSourceOffset = db.prepare(
   `INSERT INTO source_offsets (source, stream, next_offset) VALUES (?, ?, ?)
    ON CONFLICT (source, stream) DO UPDATE SET next_offset = max(next_offset, excluded.next_offset)`,
@@ -98,6 +106,21 @@ function nextOffsetOf(source: string, stream: string): number {
     next = (selectSourceOffset.get(source, stream) as number | undefined) ?? 0;
     committedOffsets.set(id, next);
   }
+  return next;
+}
+
+/**
+ * A recreated stream (see the header): when the watermark is above the stream's end
+ * the item was read at, lowers it to the item's offset inside the open transaction
+ * (the database row now, so the upsert's max() starts from there; the committed map
+ * only on commit) and returns the old watermark.
+ */
+function lowerIfRecreated(source: string, stream: string, offset: number, logEnd: number | undefined): number | undefined {
+  if (logEnd === undefined) return undefined;
+  const next = nextOffsetOf(source, stream); // loads the committed watermark before the row changes
+  if (next <= logEnd || offset >= next) return undefined;
+  pendingOffsets.set(streamId(source, stream), { source, stream, next: offset });
+  lowerSourceOffset.run(offset, source, stream);
   return next;
 }
 
@@ -148,6 +171,8 @@ function writeItem(item: LandingItem, at: number): LandingItemResult {
   }
   const so = item.sourceOffset;
   if (so) {
+    const loweredFrom = lowerIfRecreated(so.source, so.stream, so.offset, so.logEnd);
+    if (loweredFrom !== undefined) result.offsetLoweredFrom = loweredFrom;
     if (so.offset < nextOffsetOf(so.source, so.stream)) {
       result.sourceDuplicate = true;
       return result;
@@ -207,8 +232,10 @@ const quarantineOne = settled(
   db.transaction((entries: QuarantineEntry[], item: LandingItem) => {
     entries.forEach(writeQuarantine);
     const so = item.sourceOffset;
+    const loweredFrom = so ? lowerIfRecreated(so.source, so.stream, so.offset, so.logEnd) : undefined;
     if (so && so.offset >= nextOffsetOf(so.source, so.stream)) raiseOffset(so.source, so.stream, so.offset);
     writePendingOffsets();
+    return loweredFrom;
   }),
 );
 
@@ -235,8 +262,10 @@ function commitIsolated(items: LandingItem[], at: number): LandingItemResult[] {
         payloadBytes: 0,
         receivedAtUs: at,
       }));
-      quarantineOne([...entries, ...item.quarantine], item);
-      return { inserted: 0, duplicates: 0, sourceDuplicate: false, quarantined: entries.length + item.quarantine.length };
+      const loweredFrom = quarantineOne([...entries, ...item.quarantine], item);
+      const result: LandingItemResult = { inserted: 0, duplicates: 0, sourceDuplicate: false, quarantined: entries.length + item.quarantine.length };
+      if (loweredFrom !== undefined) result.offsetLoweredFrom = loweredFrom;
+      return result;
     }
   });
 }
@@ -326,7 +355,7 @@ function handle(request: WriterRequest): WriterReply {
 function committed(id: number, items: LandingItem[], results: LandingItemResult[], started: number, atUs: number, wire: CommitWire): WriterReply {
   const commitMs = performance.now() - started;
   activity.record(items, results, Math.floor(atUs / 1000));
-  const reply: WriterReply = { type: 'committed', id, results: encodeResults(results), commitMs, tally: tallyCommit(items, results) };
+  const reply: WriterReply = { type: 'committed', id, results: encodeResults(results), lowered: loweredOffsets(results), commitMs, tally: tallyCommit(items, results) };
   const landedError = publishLanded(items, results, wire.parts, wire.oddRows.length > 0);
   return landedError === undefined ? reply : { ...reply, landedError };
 }

@@ -12,6 +12,16 @@
  *   watermark in the same transaction (landing/schema.ts `source_offsets`). So a
  *   record landed but not yet committed to Kafka when the agent died is redelivered
  *   and skipped: exactly once into the hot tier.
+ * - A topic deleted and recreated under its name (kafkajs 2.2.4 has no topic ids)
+ *   restarts its offsets at 0, below the watermark: its records would be skipped as
+ *   landed. Every item carries its batch's `highWatermark` (the partition's log end) as
+ *   `sourceOffset.logEnd`. A log never gets shorter, so a log end below the landed
+ *   watermark means a new log (recreated topic, or a truncated partition): the writer
+ *   lowers the watermark to the item's offset in the batch's own transaction before its
+ *   watermark check, the batch lands whole, and `KAFKA_TOPIC_RESET` is logged (source,
+ *   topic, partition, old watermark, log end). Not caught: a recreated topic that holds
+ *   as many records as were landed from the old one by the time this agent reads it
+ *   (its log end is not below the watermark); its first records are skipped.
  * - Rebalances (kafka-rebalance-generation.ts; kafkajs' `isStale()` only reports a
  *   `seek()`, which lakeside never makes): a batch is stamped with the rebalance counts
  *   when it arrives. Before landing, a batch is dropped (unresolved, uncommitted,
@@ -45,7 +55,7 @@ import type { KafkaSourceConfig } from '../../config/schema.ts';
 import { failpoint } from '../failpoint.ts';
 import type { BlobStore } from '../blobs/blob-store.ts';
 import type { LandingLog } from '../landing/landing-log.ts';
-import type { LandingItem } from '../landing/types.ts';
+import type { LandingItem, LandingItemResult } from '../landing/types.ts';
 import { onceStop, type Component } from '../lifecycle.ts';
 import { ErrorCode, type Logger } from '../log.ts';
 import { backoffDelay, sleep } from '../retry.ts';
@@ -339,6 +349,7 @@ export class KafkaSource implements Component {
           this.stats.quarantined += result.quarantined;
         }
       }
+      this.warnIfRecreated(batch, results);
       if (duplicates > 0) {
         this.stats.duplicates += duplicates;
         this.log.info({ topic: batch.topic, partition: batch.partition, skipped: duplicates }, 'redelivered records had landed already; skipped');
@@ -351,11 +362,31 @@ export class KafkaSource implements Component {
     }
   }
 
+  /** Logs `KAFKA_TOPIC_RESET` when the batch lowered its partition's watermark (see the header). */
+  private warnIfRecreated(batch: Batch, results: LandingItemResult[]): void {
+    const lowered = results.find((result) => result.offsetLoweredFrom !== undefined);
+    if (!lowered) return;
+    this.log.warn(
+      {
+        code: ErrorCode.kafkaTopicReset,
+        source: this.options.config.name,
+        topic: batch.topic,
+        partition: batch.partition,
+        old_watermark: lowered.offsetLoweredFrom,
+        log_end: Number(batch.highWatermark),
+        first_offset: Number(batch.firstOffset()),
+      },
+      `kafka partition ${batch.topic}/${batch.partition} ends at offset ${batch.highWatermark}, below the ${lowered.offsetLoweredFrom} offsets landed from it: the topic was recreated (or the partition truncated); its records land from offset ${batch.firstOffset()}`,
+    );
+  }
+
   /** The batch's landing items (synchronous), and the blob writes some of them wait for. */
   private map(batch: Batch): { items: LandingItem[]; blobWrites: (() => Promise<void>)[] } {
     const { mapper, blobs } = this.options;
     const source = this.options.config.name;
     const stream = `${batch.topic}/${batch.partition}`;
+    const end = Number(batch.highWatermark);
+    const logEnd = Number.isSafeInteger(end) && end >= 0 ? end : undefined;
     const receivedAtUs = Date.now() * 1000;
     const items: LandingItem[] = new Array(batch.messages.length);
     const blobWrites: (() => Promise<void>)[] = [];
@@ -368,7 +399,7 @@ export class KafkaSource implements Component {
         quarantine: outcome.kind === 'quarantine' ? [outcome.entry] : NONE,
         blobs: NONE,
         source,
-        sourceOffset: { source, stream, offset: meta.offset },
+        sourceOffset: logEnd === undefined ? { source, stream, offset: meta.offset } : { source, stream, offset: meta.offset, logEnd },
       };
       items[index] = item;
       if (outcome.kind === 'row' && outcome.blobColumn !== null) {

@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { resolveDataset } from '../../../config/dataset.ts';
 import { datasetSchema } from '../../../config/schema.ts';
-import { decodeCommit, decodeResults, encodeCommit, encodeResults } from '../../../agent/landing/commit-wire.ts';
+import { decodeCommit, decodeResults, encodeCommit, encodeResults, loweredOffsets } from '../../../agent/landing/commit-wire.ts';
 import type { LandingItem, LandingItemResult } from '../../../agent/landing/types.ts';
 import { throughPort } from '../../support/through-port.ts';
 
@@ -52,6 +52,9 @@ describe('commit wire', () => {
         sourceKey: { source: 'cam', key: 'a.png:fff' },
       },
       { rows: [{ dataset: 'readings', values: [4, 7 as unknown as string, -0, null] }], quarantine: [], blobs: [], source: 'k', sourceOffset: { source: 'k', stream: 't/1', offset: 0 } },
+      // With the stream's end when read (a Kafka batch's high watermark), 0 included.
+      { rows: [{ dataset: 'readings', values: [5, 'l2', 2, true] }], quarantine: [], blobs: [], source: 'k', sourceOffset: { source: 'k', stream: 't/1', offset: 2 ** 40, logEnd: 2 ** 40 + 7 } },
+      { rows: [], quarantine: [], blobs: [], source: 'k', sourceOffset: { source: 'k', stream: 't/2', offset: 0, logEnd: 0 } },
     ];
     const decoded = viaPort(items);
     expect(decoded).toEqual(items);
@@ -78,5 +81,18 @@ describe('commit wire', () => {
     ];
     const packed = encodeResults(results);
     expect(decodeResults(throughPort(packed, [packed.buffer as ArrayBuffer]))).toEqual(results);
+  });
+
+  it('gives back which items lowered their stream watermark (a recreated stream), and from where', () => {
+    const results: LandingItemResult[] = [
+      { inserted: 1, duplicates: 0, sourceDuplicate: false, quarantined: 0 },
+      { inserted: 1, duplicates: 0, sourceDuplicate: false, quarantined: 0, offsetLoweredFrom: 2 ** 40 },
+      { inserted: 0, duplicates: 0, sourceDuplicate: false, quarantined: 1, offsetLoweredFrom: 1 },
+    ];
+    const lowered = loweredOffsets(results);
+    expect(lowered).toEqual([[1, 2 ** 40], [2, 1]]);
+    const packed = encodeResults(results);
+    expect(decodeResults(throughPort(packed, [packed.buffer as ArrayBuffer]), throughPort(lowered, []))).toStrictEqual(results);
+    expect(loweredOffsets(results.slice(0, 1))).toBeUndefined();
   });
 });

@@ -117,6 +117,95 @@ describe('LandingLog', () => {
     db.close();
   });
 
+  describe('a recreated stream (log end below the landed watermark)', () => {
+    // Offsets `from`..`to` - 1 of stream orders/0, read when the stream ended at `logEnd`;
+    // `tag` tells the incarnations' rows apart.
+    const batch = (from: number, to: number, logEnd: number | undefined, tag: string, bad?: number): LandingItem[] =>
+      Array.from({ length: to - from }, (_, i) => {
+        const offset = from + i;
+        const item: LandingItem = { ...row('events', 10_000 + offset, tag, offset), sourceOffset: { source: 'plant_kafka', stream: 'orders/0', offset } };
+        if (logEnd !== undefined) item.sourceOffset!.logEnd = logEnd;
+        if (offset === bad) item.rows[0]!.values[2] = { not: 'a number' } as unknown as number;
+        return item;
+      });
+    const watermark = (): number => {
+      const db = new Database(join(dir, 'landing.db'), { readonly: true });
+      try {
+        return db.prepare("SELECT next_offset FROM source_offsets WHERE stream = 'orders/0'").pluck().get() as number;
+      } finally {
+        db.close();
+      }
+    };
+    const landedTags = (): Record<string, number> => {
+      const db = new Database(join(dir, 'landing.db'), { readonly: true });
+      try {
+        const rows = db.prepare('SELECT line, count(*) AS n FROM landed_events GROUP BY line').raw().all() as [string, number][];
+        return Object.fromEntries(rows);
+      } finally {
+        db.close();
+      }
+    };
+
+    beforeEach(async () => {
+      const first = await log.appendAll(batch(0, 100, 100, 'old'));
+      expect(first.every((r) => r.inserted === 1 && !r.sourceDuplicate && r.offsetLoweredFrom === undefined)).toBe(true);
+      expect(watermark()).toBe(100);
+    });
+
+    it('a redelivery whose log end is at or above the watermark is still skipped whole', async () => {
+      for (const logEnd of [100, 150, undefined]) {
+        const again = await log.appendAll(batch(50, 60, logEnd, 'again'));
+        expect(again.every((r) => r.sourceDuplicate && r.inserted === 0 && r.offsetLoweredFrom === undefined)).toBe(true);
+      }
+      expect(watermark()).toBe(100);
+      expect(landedTags()).toEqual({ old: 100 });
+    });
+
+    it('lands every record of the new log, lowering the watermark in their transaction; a redelivery of them is skipped', async () => {
+      const reset = await log.appendAll(batch(0, 10, 10, 'new'));
+      expect(reset.map((r) => r.inserted)).toEqual(new Array(10).fill(1));
+      expect(reset.some((r) => r.sourceDuplicate)).toBe(false);
+      expect(reset[0]!.offsetLoweredFrom).toBe(100);
+      expect(reset.slice(1).every((r) => r.offsetLoweredFrom === undefined)).toBe(true);
+      expect(log.stats.duplicates).toBe(0);
+      expect(watermark()).toBe(10);
+      expect(landedTags()).toEqual({ old: 100, new: 10 });
+      // The new log is now the one watched: its own redelivery is exactly once again.
+      const again = await log.appendAll(batch(0, 10, 10, 'new'));
+      expect(again.every((r) => r.sourceDuplicate && r.offsetLoweredFrom === undefined)).toBe(true);
+      const more = await log.appendAll(batch(5, 15, 15, 'new'));
+      expect(more.map((r) => r.sourceDuplicate)).toEqual([...new Array(5).fill(true), ...new Array(5).fill(false)]);
+      expect(watermark()).toBe(15);
+      expect(landedTags()).toEqual({ old: 100, new: 15 });
+    });
+
+    it('a reset batch that rolls back leaves the old watermark, on disk and in the writer, and lowers it when it commits', async () => {
+      const locker = new Database(join(dir, 'landing.db'));
+      locker.exec('BEGIN IMMEDIATE'); // the writer's attempts fail with SQLITE_BUSY and roll back
+      const landing = log.appendAll(batch(0, 10, 10, 'new'));
+      await Promise.race([once(log, 'blocked'), landing]);
+      expect(log.blocked).toBe(true);
+      expect(locker.prepare("SELECT next_offset FROM source_offsets WHERE stream = 'orders/0'").pluck().get()).toBe(100);
+      locker.exec('ROLLBACK');
+      locker.close();
+      const results = await landing;
+      // Had the failed attempt left its lowered watermark in the writer's memory, the
+      // retry would not lower the database's (the upsert keeps the larger one): 100 would stay.
+      expect(results[0]!.offsetLoweredFrom).toBe(100);
+      expect(results.every((r) => r.inserted === 1)).toBe(true);
+      expect(watermark()).toBe(10);
+      expect(landedTags()).toEqual({ old: 100, new: 10 });
+    }, 30_000);
+
+    it('an item of the reset batch the database refuses is quarantined; the others land one by one after the rollback', async () => {
+      const results = await log.appendAll(batch(0, 10, 10, 'new', 0));
+      expect(results[0]).toMatchObject({ inserted: 0, quarantined: 1, offsetLoweredFrom: 100 });
+      expect(results.slice(1).every((r) => r.inserted === 1 && !r.sourceDuplicate)).toBe(true);
+      expect(watermark()).toBe(10);
+      expect(landedTags()).toEqual({ old: 100, new: 9 });
+    });
+  });
+
   it('a refused row still raises its stream watermark, so its redelivery is not quarantined twice', async () => {
     const bad: LandingItem = { rows: [{ dataset: 'nope', values: [1, 'x', 1, true] }], quarantine: [], blobs: [], sourceOffset: { source: 'k', stream: 't/0', offset: 7 } };
     expect(await log.append(bad)).toMatchObject({ quarantined: 1 });
