@@ -19,7 +19,10 @@
  * - `source_offsets`: (source, stream) → next_offset, the watermark of an ordered
  *   stream (a Kafka topic/partition): every offset below it has landed. Raised in the
  *   same transaction as the rows of the offsets it covers; a redelivered offset below
- *   it is skipped. Kept forever (one row per partition).
+ *   it is skipped. Lowered only for a recreated stream: an item read when its stream
+ *   ended (`SourceOffset.logEnd`, a Kafka high watermark) below the watermark lowers it
+ *   to the item's offset, in the item's transaction (landing/writer-worker.ts). Kept
+ *   forever (one row per partition).
  * - `blobs`: content-addressed files referenced by rows; a blob file on disk that is
  *   not in this table after a crash is an orphan and is removed at start-up.
  * - `quarantine`: messages that did not fit, with raw bytes (capped) and the reason,

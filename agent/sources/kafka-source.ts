@@ -21,7 +21,10 @@
  *   watermark check, the batch lands whole, and `KAFKA_TOPIC_RESET` is logged (source,
  *   topic, partition, old watermark, log end). Not caught: a recreated topic that holds
  *   as many records as were landed from the old one by the time this agent reads it
- *   (its log end is not below the watermark); its first records are skipped.
+ *   (its log end is not below the watermark); its first records are skipped. The rule
+ *   trusts the fetch's high watermark: one that dips below what this agent landed
+ *   (a newly elected leader whose high watermark still lags, during a redelivery after
+ *   a crash) would land the redelivered records again.
  * - Rebalances (kafka-rebalance-generation.ts; kafkajs' `isStale()` only reports a
  *   `seek()`, which lakeside never makes): a batch is stamped with the rebalance counts
  *   when it arrives. Before landing, a batch is dropped (unresolved, uncommitted,
@@ -368,15 +371,15 @@ export class KafkaSource implements Component {
     if (!lowered) return;
     this.log.warn(
       {
-        code: ErrorCode.kafkaTopicReset,
-        source: this.options.config.name,
+        code: ErrorCode.kafkaTopicReset, // the child logger names the source
         topic: batch.topic,
         partition: batch.partition,
         old_watermark: lowered.offsetLoweredFrom,
         log_end: Number(batch.highWatermark),
         first_offset: Number(batch.firstOffset()),
       },
-      `kafka partition ${batch.topic}/${batch.partition} ends at offset ${batch.highWatermark}, below the ${lowered.offsetLoweredFrom} offsets landed from it: the topic was recreated (or the partition truncated); its records land from offset ${batch.firstOffset()}`,
+      `kafka partition ${batch.topic}/${batch.partition} ends at offset ${batch.highWatermark}, below this agent's landed watermark ${lowered.offsetLoweredFrom}: ` +
+        `the topic was recreated (or the partition truncated); landing its records from offset ${batch.firstOffset()}`,
     );
   }
 

@@ -6,7 +6,10 @@
 //   - a broker restart in the middle of a stream loses nothing and doubles nothing;
 //   - TLS with SASL SCRAM-SHA-256 (password from ${env:}) and with OAUTHBEARER (token
 //     from ${file:}) against the broker's SASL_SSL listener; a wrong password never
-//     gets in, is logged as KAFKA_CONNECT_ERROR, and the daemon still starts.
+//     gets in, is logged as KAFKA_CONNECT_ERROR, and the daemon still starts;
+//   - a topic deleted and recreated under its name while the daemon is down (offsets
+//     restart at 0, below the landed watermark): every record of the new topic lands
+//     once beside the old topic's, and KAFKA_TOPIC_RESET names each partition.
 import { chmodSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -164,6 +167,79 @@ describe('kafka source on a real broker', () => {
     await d.waitForLine((l) => l.json?.code === 'KAFKA_CONNECT_ERROR', 30_000);
     expect(d.output()).not.toContain('not-the-password');
     expect(hotTierRecords(stateDir, 'events').size).toBe(0);
+  });
+
+  it('a topic deleted and recreated under its name lands whole after a restart, with KAFKA_TOPIC_RESET', async () => {
+    const topic = 'recreated';
+    const OLD = 200; // 100 a partition landed from the first topic
+    const NEW = 60; // 30 a partition in the new one: its log ends below the landed watermark
+    const produce = async (count: number, line: string): Promise<void> => {
+      const producer = await idempotentProducer(broker.brokers);
+      try {
+        await produceMessages(producer, topic, count, (i) => ({ key: 'press', value: eventValue(i), headers: { line } }), { partitions: 2, chunk: 50 });
+      } finally {
+        await producer.disconnect();
+      }
+    };
+    await broker.createTopic(topic, 2);
+    await produce(OLD, 'old');
+    const stateDir = join(dir, 'recreated');
+    const config = join(dir, 'recreated.yaml');
+    await writeKafkaConfig(config, { stateDir, brokers: broker.brokers, groupId: 'recreated', eventsTopic: topic, kafka: { from_beginning: true } });
+    const first = await startFaultDaemon(config, {}, track);
+    await until(() => groupCaughtUp(broker, 'recreated', topic), 60_000, 'the group to commit the first topic', 500);
+    expect(await first.stop()).toEqual({ code: 0, signal: null });
+
+    const admin = await broker.admin();
+    try {
+      await admin.deleteTopics({ topics: [topic] });
+      await until(async () => !(await admin.listTopics()).includes(topic), 60_000, 'the topic to be deleted', 200);
+      // Until the deletion has gone through everywhere, creating the name again is refused.
+      await until(
+        () => admin.createTopics({ topics: [{ topic, numPartitions: 2, replicationFactor: 1 }], waitForLeaders: false }).catch(() => false),
+        60_000,
+        'the topic to be created again',
+        300,
+      );
+      // Served by its leaders (an answer can be NOT_LEADER for a moment), and empty.
+      await until(
+        async () => {
+          const meta = await admin.fetchTopicMetadata({ topics: [topic] });
+          const parts = meta.topics[0]?.partitions ?? [];
+          if (parts.length !== 2 || parts.some((p) => p.leader < 0)) return false;
+          const ends = await admin.fetchTopicOffsets(topic);
+          return ends.length === 2 && ends.every((e) => Number(e.high) === 0);
+        },
+        60_000,
+        'the new, empty topic to be served by its leaders',
+        200,
+      );
+    } finally {
+      await admin.disconnect();
+    }
+    await produce(NEW, 'new');
+
+    // The consumer starts from the new log's beginning either way: Kafka 4.3 drops the
+    // group's committed offsets with the topic (none: from_beginning), and an offset that
+    // outlived it would be out of range, which kafkajs resets by the same from_beginning.
+    const second = await startFaultDaemon(config, {}, track);
+    await until(() => groupCaughtUp(broker, 'recreated', topic), 60_000, 'the group to commit the new topic', 500);
+    expect(await second.stop()).toEqual({ code: 0, signal: null });
+    // Every record of both incarnations once, with its own payload and coordinates:
+    // (line, seq, partition, offset), which the offsets alone could not tell apart.
+    const contents = readHotTier(stateDir, 'events', { dataset: kafkaDatasets.get('events')! });
+    const col = (name: string): number => contents.columns.indexOf(name);
+    const landed = contents.rows.map((r) => `${r[col('line')]}:${r[col('seq')]}:${r[col('kafka_partition')]}/${r[col('kafka_offset')]}`).sort();
+    const expected = [
+      ...Array.from({ length: OLD }, (_, i) => `old:${i}:${i % 2}/${i >> 1}`),
+      ...Array.from({ length: NEW }, (_, i) => `new:${i}:${i % 2}/${i >> 1}`),
+    ].sort();
+    expect(landed).toEqual(expected);
+    const resets = second.logs().filter((l) => l.code === 'KAFKA_TOPIC_RESET');
+    expect(resets.map((l) => l.partition).sort()).toEqual([0, 1]);
+    for (const line of resets) {
+      expect(line).toMatchObject({ level: 40, source: 'kafka:plant_kafka', topic, old_watermark: OLD / 2, log_end: NEW / 2, first_offset: 0 });
+    }
   });
 
   it('pause() stops consumption (backpressure) until resume(); nothing is lost', async () => {
