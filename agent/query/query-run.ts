@@ -12,7 +12,13 @@
  * - at most `maxRows` rows and `maxBytes` bytes (the UTF-8 size of each row's JSON
  *   text) are delivered; reading stops there and `truncated` is true only if rows
  *   were left unread;
- * - rows arrive in DuckDB's chunks (≤ 2048 rows), converted by json-values.ts.
+ * - rows arrive in DuckDB's chunks (≤ 2048 rows), converted by json-values.ts;
+ * - a query that fails after its first chunk never looks complete: DuckDB's streaming
+ *   fetch (@duckdb/node-api 1.5) returns the same empty chunk for "done" and for an
+ *   error or an interrupt, and does not expose the error. So the query runs in a
+ *   transaction of its own, and when the chunks run out a probe statement on the same
+ *   connection fails if that transaction was aborted (a timeout or a stop says so
+ *   itself); the reader then gets an error instead of the end of the rows.
  */
 import type { DuckDBConnection, DuckDBDataChunk, DuckDBResult, Json } from '@duckdb/node-api';
 import { QueryFailedError, QueryRejectedError, QueryTimeoutError, isQueryError, isSandboxError, messageOf, type AnyQueryError } from './errors.ts';
@@ -88,6 +94,7 @@ export class QueryRun implements QueryStream {
   async open(sql: string): Promise<void> {
     this.startClock();
     try {
+      await this.call(this.connection.run('BEGIN TRANSACTION')); // see the header: errors after the first chunk
       const prepared = await this.call(prepareAllowed(this.connection, sql));
       const result = await this.call(prepared.stream());
       this.result = result;
@@ -131,6 +138,7 @@ export class QueryRun implements QueryStream {
         if (this.truncated) return;
         chunk = await this.fetch();
       }
+      await this.confirmComplete();
     } catch (error) {
       throw this.mapError(error);
     } finally {
@@ -150,6 +158,19 @@ export class QueryRun implements QueryStream {
         this.onClosed();
       }
     })());
+  }
+
+  /** After the last chunk: throws if the query did not really finish (see the header). */
+  private async confirmComplete(): Promise<void> {
+    if (this.timedOut) throw new QueryTimeoutError(this.limits.timeoutMs);
+    if (this.stopped) throw new QueryFailedError('query engine stopped');
+    try {
+      await this.call(this.connection.run('SELECT 1'));
+    } catch {
+      throw new QueryFailedError(
+        `the query failed after ${this.rowCount} row(s) had been sent (DuckDB does not report the error of a streamed result; run it again with LIMIT, or check the casts and functions it applies to later rows)`,
+      );
+    }
   }
 
   private async fetch(): Promise<DuckDBDataChunk | null> {
