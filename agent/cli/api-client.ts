@@ -4,7 +4,7 @@
  * bearer token from the LAKESIDE_TOKEN environment variable (never a command-line
  * argument, which other users could read in the process list).
  */
-import { Readable } from 'node:stream';
+import { Readable, type Transform, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { loadConfigFile } from '../../config/loader.ts';
@@ -54,10 +54,24 @@ export class ApiClient {
     return response.text();
   }
 
-  /** Copies the response body to `out` as it arrives (bounded memory, whatever the result's size). */
-  async pipeTo(path: string, init: { method?: string; body?: unknown; accept: string }, out: NodeJS.WritableStream): Promise<void> {
+  /**
+   * Copies the response body to `out` as it arrives (bounded memory, whatever the
+   * result's size), through `through` if given. A reader that went away (`… | head`:
+   * EPIPE) ends it quietly, returning false; a body the daemon cut short is an ApiError.
+   */
+  async pipeTo(path: string, init: { method?: string; body?: unknown; accept: string }, out: NodeJS.WritableStream, through?: Transform): Promise<boolean> {
     const response = await this.request(path, init, init.accept);
-    if (response.body) await pipeline(Readable.fromWeb(response.body as WebReadableStream<Uint8Array>), out, { end: false });
+    if (!response.body) return true;
+    const body = Readable.fromWeb(response.body as WebReadableStream<Uint8Array>);
+    try {
+      if (through) await pipeline(body, through, out, { end: false });
+      else await pipeline(body, out, { end: false });
+      return true;
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'EPIPE' || (out as Writable).destroyed) return false;
+      throw new ApiError(0, 'STREAM_ABORTED', `the daemon ended the result early (${(error as Error).message}); what was printed is incomplete`);
+    }
   }
 
   private async request(path: string, init: { method?: string; body?: unknown }, accept: string): Promise<Response> {

@@ -3,6 +3,7 @@
  * Exit codes: 0 ok, 1 the daemon refused or failed (its error code is printed), 2 bad
  * input.
  */
+import { Transform } from 'node:stream';
 import { Option, type Command } from 'commander';
 import { ApiClient, ApiError, type ClientOptions } from './api-client.ts';
 import { formatStatus, type StatusReport } from './status-format.ts';
@@ -14,6 +15,33 @@ interface QueryResponse {
   rows: unknown[][];
   truncated: boolean;
   elapsed_ms: number;
+  /** A query that failed after its first rows were sent (HTTP 200, the error after the rows). */
+  error?: { code: string; message: string };
+}
+
+/** Passes a stream through and keeps its last few KB (where a streamed JSON result puts a late error). */
+class TailKeeper extends Transform {
+  private kept = Buffer.alloc(0);
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, done: (error?: Error | null, data?: Buffer) => void): void {
+    const joined = Buffer.concat([this.kept, chunk]);
+    this.kept = joined.subarray(Math.max(0, joined.length - 8192));
+    done(null, chunk);
+  }
+  text(): string {
+    return this.kept.toString('utf8');
+  }
+}
+
+/** The `"error": { code, message }` member the API ends a JSON result with when the query failed mid-stream. */
+function trailingQueryError(tail: string): { code: string; message: string } | null {
+  const at = tail.lastIndexOf(',"error":{');
+  if (at < 0) return null;
+  try {
+    const error = JSON.parse(tail.slice(at + ',"error":'.length, -1)) as { code?: unknown; message?: unknown };
+    return typeof error.code === 'string' ? { code: error.code, message: String(error.message ?? '') } : null;
+  } catch {
+    return null;
+  }
 }
 
 /** The shapes of GET /v1/datasets and GET /v1/latest (snake_case on the wire). */
@@ -80,11 +108,17 @@ export function registerClientCommands(program: Command): void {
           return;
         }
         if (options.format === 'json') {
-          await client.pipeTo('/v1/query', { method: 'POST', body, accept: 'application/json' }, process.stdout);
-          process.stdout.write('\n');
+          const tail = new TailKeeper();
+          if (await client.pipeTo('/v1/query', { method: 'POST', body, accept: 'application/json' }, process.stdout, tail)) process.stdout.write('\n');
+          const failed = trailingQueryError(tail.text());
+          if (failed) throw new ApiError(0, failed.code, `${failed.message} (the rows before it were printed)`);
           return;
         }
         const result = await client.json<QueryResponse>('/v1/query', { method: 'POST', body });
+        if (result.error) {
+          process.stdout.write(formatTable(result.columns.map((c) => c.name), result.rows));
+          throw new ApiError(0, result.error.code, `${result.error.message} (the rows before it were printed)`);
+        }
         process.stdout.write(formatTable(result.columns.map((c) => c.name), result.rows));
         process.stderr.write(`${result.rows.length} row(s)${result.truncated ? ' (truncated)' : ''} in ${result.elapsed_ms} ms\n`);
       }),

@@ -133,6 +133,27 @@ describe('lakeside query', () => {
     expect(body.rows).toHaveLength(sealed.length);
   });
 
+  it('a query failing after its first rows were sent exits 1 naming the error, in every format', async () => {
+    const failing = "SELECT CASE WHEN range < 250000 THEN range ELSE error('boom at the end') END AS n FROM range(300000)";
+    for (const format of ['json', 'table', 'csv']) {
+      const result = await lakeside(['query', '--url', url, '--format', format, failing]);
+      expect(result.code, `${format}: ${result.stderr}`).toBe(1);
+      expect(result.stderr, format).toMatch(format === 'csv' ? /^lakeside: STREAM_ABORTED: the daemon ended the result early/m : /^lakeside: QUERY_FAILED: the query failed after \d+ row/m);
+      expect(result.stderr, format).not.toMatch(/\n\s+at /); // a message, not a stack trace
+      expect(result.stdout.length, format).toBeGreaterThan(0); // the rows before the error were printed
+    }
+  });
+
+  it('stops quietly when the reader of its output goes away (`| head`)', async () => {
+    const child = spawn(nodeBinary(), [BIN, 'query', '--url', url, '--format', 'csv', 'SELECT range AS n FROM range(3000000)'], { env: cliEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.stdout.once('data', () => child.stdout.destroy()); // like head after its lines
+    const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
+    expect(stderr).toBe('');
+    expect(code).toBe(0);
+  });
+
   it('refuses an unknown output format, naming it', async () => {
     const result = await lakeside(['query', '--url', url, '--format', 'xml', SELECT_READINGS]);
     expect(result.code).not.toBe(0);
