@@ -37,11 +37,24 @@ export type RebalanceEvents = Pick<Consumer, 'on' | 'events'>;
 export class RebalanceGeneration {
   private generation = 0;
   private announced = 0;
+  /**
+   * Between the end of a generation (REBALANCING, or a heartbeat or commit saying it is
+   * gone) and the next GROUP_JOIN no batch may land, also one whose ticket was taken
+   * after the end: batches of one fetch are handed over one after another, so a later
+   * one of the same fetch would otherwise land for a partition that may have moved.
+   */
+  private outOfGroup = false;
 
   /** Follows the consumer's own rebalance events. */
   watch(consumer: RebalanceEvents): void {
     consumer.on(consumer.events.REBALANCING, () => this.changed());
-    consumer.on(consumer.events.GROUP_JOIN, () => this.changed());
+    consumer.on(consumer.events.GROUP_JOIN, () => this.joined());
+  }
+
+  /** A new generation began with this member in it. */
+  joined(): void {
+    this.changed();
+    this.outOfGroup = false;
   }
 
   ticket(): BatchTicket {
@@ -53,10 +66,11 @@ export class RebalanceGeneration {
     this.announced++;
   }
 
-  /** This member's generation ended or a new one began. */
+  /** This member's generation ended (until `joined()`). */
   changed(): void {
     this.generation++;
     this.announced++;
+    this.outOfGroup = true;
   }
 
   /**
@@ -73,7 +87,7 @@ export class RebalanceGeneration {
 
   /** The batch may be landed: nothing about a rebalance was learnt since it arrived. */
   mayLand(ticket: BatchTicket): boolean {
-    return ticket.announced === this.announced;
+    return !this.outOfGroup && ticket.announced === this.announced;
   }
 
   /** The landed batch's offset may be committed: the generation it was fetched in still stands. */

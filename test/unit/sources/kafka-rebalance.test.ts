@@ -138,7 +138,8 @@ describe('kafka source: batches overtaken by a rebalance', () => {
       expect(log.resolved, event).toEqual([]);
       expect(log.committed, event).toEqual([]);
       expect(h.source.stats.staleBatchesDropped, event).toBe(1);
-      // The next batch (fetched in the new generation) lands and commits as usual.
+      // The member joins again (kafkajs fetches only then); the next batch lands and commits as usual.
+      if (event === EVENTS.REBALANCING) h.consumer.emit(EVENTS.GROUP_JOIN);
       const next = payload(10, 3);
       await h.onBatch(next.payload);
       expect(h.appended).toHaveLength(1);
@@ -241,6 +242,19 @@ describe('RebalanceGeneration', () => {
     }
     expect(g.mayCommit(announced)).toBe(false);
     const fresh = g.ticket();
-    expect(g.mayLand(fresh) && g.mayCommit(fresh)).toBe(true);
+    expect(g.mayLand(fresh)).toBe(false); // out of the group until it joins again
+    g.joined();
+    const rejoined = g.ticket();
+    expect(g.mayLand(rejoined) && g.mayCommit(rejoined)).toBe(true);
+  });
+
+  it('a batch handed over after the generation ended (same fetch) does not land until the member joins again', () => {
+    const g = new RebalanceGeneration();
+    g.joined();
+    expect(g.noteError(kafkaError('ILLEGAL_GENERATION'))).toBe(true);
+    const later = g.ticket(); // the next batch of the same fetch
+    expect(g.mayLand(later)).toBe(false);
+    g.joined();
+    expect(g.mayLand(g.ticket())).toBe(true);
   });
 });
