@@ -54,9 +54,23 @@ export function keepLogs(service: string, sources: LogSource[]): string {
   return folder;
 }
 
+/**
+ * `keepLogs`, except that a copy which fails (disk full, permissions) never fails the
+ * stop or hides a start error: it is reported on stderr and nothing is kept.
+ */
+function tryKeepLogs(service: string, sources: LogSource[]): { folder?: string; failure?: string } {
+  try {
+    return { folder: keepLogs(service, sources) };
+  } catch (error) {
+    const failure = `${service}: could not keep its logs (${(error as Error).message})`;
+    process.stderr.write(`${failure}\n`);
+    return { failure };
+  }
+}
+
 /** Keeps the logs when `opts.keepLogs` says so, or (unset) when the failure probe does; returns the folder. */
 export function keepLogsOnStop(service: string, opts: StopOptions, sources: LogSource[]): string | undefined {
-  return (opts.keepLogs ?? failureProbe()) ? keepLogs(service, sources) : undefined;
+  return (opts.keepLogs ?? failureProbe()) ? tryKeepLogs(service, sources).folder : undefined;
 }
 
 /**
@@ -65,7 +79,7 @@ export function keepLogsOnStop(service: string, opts: StopOptions, sources: LogS
  */
 export async function startFailure(service: string, error: unknown, sources: LogSource[], remove: () => Promise<void>): Promise<Error> {
   const message = error instanceof Error ? error.message : String(error);
-  const folder = keepLogs(service, [...sources, { name: 'start-error.txt', text: `${message}\n` }]);
+  const kept = tryKeepLogs(service, [...sources, { name: 'start-error.txt', text: `${message}\n` }]);
   await remove();
-  return new Error(`${message}\n${service}: logs kept in ${folder}`, { cause: error });
+  return new Error(`${message}\n${kept.folder ? `${service}: logs kept in ${kept.folder}` : kept.failure}`, { cause: error });
 }

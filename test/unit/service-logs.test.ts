@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { afterEach, describe, expect, it, type RunnerTask } from 'vitest';
 import { managedProcess, serviceControl, type ManagedProcess } from '../services/managed-process.ts';
-import { anyTaskFailed, keepLogsOnStop, setFailureProbe, startFailure } from '../services/service-logs.ts';
+import { TEST_LOGS_DIR, anyTaskFailed, keepLogsOnStop, setFailureProbe, startFailure } from '../services/service-logs.ts';
 import { folderNamedBy, keptFolder } from '../support/kept-logs.ts';
 
 const cleanups: Array<() => Promise<unknown>> = [];
@@ -57,6 +57,18 @@ describe('service logs', () => {
     expect(readFileSync(join(folder, 'fake.log'), 'utf8')).toContain('warming up: cannot reach the metadata store');
     expect(readFileSync(join(folder, 'start-error.txt'), 'utf8')).toContain('fake not ready within 1500 ms');
     expect(existsSync(dir)).toBe(false);
+  });
+
+  it('a copy that fails neither hides the start error nor keeps the working dir', async () => {
+    const before = new Set(existsSync(TEST_LOGS_DIR) ? readdirSync(TEST_LOGS_DIR) : []);
+    cleanups.push(async () => {
+      for (const name of readdirSync(TEST_LOGS_DIR)) if (!before.has(name)) await rm(join(TEST_LOGS_DIR, name), { recursive: true, force: true });
+    });
+    const dir = await tempDir();
+    const error = await startFailure('unkeepable', new Error('readiness never came'), [{ name: 'no/such/dir/out.txt', text: 'x' }], () => rm(dir, { recursive: true, force: true }));
+    expect(error.message).toMatch(/^readiness never came\nunkeepable: could not keep its logs \(ENOENT/);
+    expect(existsSync(dir)).toBe(false);
+    expect(keepLogsOnStop('unkeepable', { keepLogs: true }, [{ name: 'no/such/dir/out.txt', text: 'x' }])).toBeUndefined();
   });
 
   it('stop({ keepLogs: true }) copies the log to test-logs before the working dir is removed', async () => {
