@@ -49,11 +49,6 @@ export class ApiClient {
     return (await response.json()) as T;
   }
 
-  async text(path: string, init: { method?: string; body?: unknown; accept: string }): Promise<string> {
-    const response = await this.request(path, init, init.accept);
-    return response.text();
-  }
-
   /**
    * Copies the response body to `out` as it arrives (bounded memory, whatever the
    * result's size), through `through` if given. A reader that went away (`… | head`:
