@@ -279,6 +279,7 @@ export class Daemon {
         await component.start();
         this.started.push(component);
       }
+      await this.keepOrphanHolds();
     } catch (error) {
       await this.stop();
       throw error;
@@ -294,6 +295,22 @@ export class Daemon {
     this.logger.info(
       { plant: config.plant, agent_id: config.agent_id, state_dir: config.state_dir, api: this.reads.url, sources: this.sources.map((s) => s.name) },
       'lakeside ready',
+    );
+  }
+
+  /**
+   * Held batches (landing/source-holds.ts) of a Kafka source no longer configured can
+   * never be settled against its group: they are kept (at least once), so that they do
+   * not stop the seal of their datasets for good.
+   */
+  private async keepOrphanHolds(): Promise<void> {
+    const kafka = new Set(this.loaded.config.sources.kafka.map((source) => source.name));
+    const orphans = (await this.landing.heldBatches()).filter((held) => !kafka.has(held.source));
+    if (orphans.length === 0) return;
+    await this.landing.settleHolds(orphans.map((held) => held.hold), []);
+    this.logger.warn(
+      { sources: [...new Set(orphans.map((held) => held.source))], batches: orphans.length },
+      'held batches of a Kafka source that is no longer configured: kept, unchecked (they may also be landed by another agent)',
     );
   }
 

@@ -21,12 +21,14 @@
  *   (purge.ts), which runs while this thread reads the next step.
  * - The ingest writer owns the other write transactions: ours is short (an insert
  *   per file and one watermark update), reads run outside it (WAL snapshot reads).
+ * - Held rows (a Kafka batch whose offset commit is not yet known: landing/source-holds.ts)
+ *   are never sealed: a seal stops below the dataset's lowest held id.
  * - Column 0 (event time) is never null: the landing log refuses such rows.
  */
 import type Database from 'better-sqlite3';
 import { join } from 'node:path';
 import type { Dataset } from '../../config/dataset.ts';
-import { landedTable, sealedThrough, type HotFileRecord } from '../landing/schema.ts';
+import { heldFloor, landedTable, sealedThrough, type HotFileRecord } from '../landing/schema.ts';
 import { failpoint } from '../failpoint.ts';
 import { writeFileAtomic } from './atomic-file.ts';
 import { RowColumnizer, type ColumnBatch } from './columns.ts';
@@ -84,7 +86,11 @@ interface Step {
 export function sealDataset(db: Database.Database, dataset: Dataset, stateDir: string, options: SealOptions): SealResult {
   const table = landedTable(dataset.name);
   const columns = dataset.columns.map((c) => `"${c.name}"`).join(', ');
-  const maxId = db.prepare(`SELECT max(id) FROM "${table}"`).pluck().get() as number | null;
+  // The highest id first, then the holds: a hold is written with its rows, so a row
+  // below that id is either seen held here or was released before.
+  const newest = db.prepare(`SELECT max(id) FROM "${table}"`).pluck().get() as number | null;
+  const floor = heldFloor(db, dataset.name);
+  const maxId = newest === null || floor === null ? newest : Math.min(newest, floor - 1);
   const sealedAt = sealedThrough(db, dataset.name);
   const timings = { readMs: 0, encodeMs: 0, encodeWaitMs: 0, publishMs: 0, commitMs: 0 };
   const result: SealResult = { dataset: dataset.name, rows: 0, files: [], timings };

@@ -31,6 +31,7 @@ import { onceStop, type Component } from '../lifecycle.ts';
 import { backoffDelay, sleep } from '../retry.ts';
 import { decodeResults, encodeCommit } from './commit-wire.ts';
 import type { ActivityReport, IngestTally } from './ingest-tally.ts';
+import type { HeldBatch, HoldSpan, SettleOutcome } from './source-holds.ts';
 import type { LandingItem, LandingItemResult } from './types.ts';
 import type { WriterReply, WriterRequest } from './writer-protocol.ts';
 
@@ -50,6 +51,8 @@ export interface LandingLogOptions {
 /** Items that go into one transaction together (one append, or one appendAll). */
 interface Pending {
   items: LandingItem[];
+  /** Lands held (source-holds.ts) under this id and tenure. */
+  hold: { id: string; tenure: string } | undefined;
   rows: number;
   resolve: (results: LandingItemResult[]) => void;
   reject: (error: Error) => void;
@@ -65,6 +68,17 @@ export interface LandingStats {
   commitMs: number;
   /** Commits whose rows could not be handed to the reads worker (the commit itself stands). */
   landedHandOffFailures: number;
+}
+
+/** The commit's held item ranges, in item order (undefined: none). */
+function holdSpans(batch: readonly Pending[]): HoldSpan[] | undefined {
+  let spans: HoldSpan[] | undefined;
+  let at = 0;
+  for (const pending of batch) {
+    if (pending.hold) (spans ??= []).push({ id: pending.hold.id, tenure: pending.hold.tenure, from: at, to: at + pending.items.length });
+    at += pending.items.length;
+  }
+  return spans;
 }
 
 export class LandingStoppedError extends Error {
@@ -147,14 +161,16 @@ export class LandingLog extends EventEmitter implements Component {
    * Lands the items in one transaction (more may share it), e.g. a Kafka batch: one
    * fsync for the whole batch even past `maxRows`. Resolves with one result per item
    * once durable; rejects only if the log stops before it could commit.
+   * With `hold`, the items land held (source-holds.ts): the seal leaves them alone
+   * until `releaseHolds` or `settleHolds` says what became of their batch.
    */
-  appendAll(items: LandingItem[]): Promise<LandingItemResult[]> {
+  appendAll(items: LandingItem[], hold?: { id: string; tenure: string }): Promise<LandingItemResult[]> {
     if (this.stopping) return Promise.reject(new LandingStoppedError());
     if (items.length === 0) return Promise.resolve([]);
     return new Promise((resolve, reject) => {
       let rows = 0;
       for (const item of items) rows += Math.max(1, item.rows.length + item.quarantine.length);
-      this.queue.push({ items, rows, resolve, reject });
+      this.queue.push({ items, hold, rows, resolve, reject });
       this.queuedRows += rows;
       this.schedule();
     });
@@ -226,10 +242,11 @@ export class LandingLog extends EventEmitter implements Component {
 
   private async commitUntilDone(batch: Pending[]): Promise<void> {
     const items = batch.flatMap((p) => p.items);
+    const holds = holdSpans(batch);
     for (let attempt = 0; ; attempt++) {
       // Encoded for each attempt: the buffers go to the writer (commit-wire.ts).
       const { wire, transfer } = encodeCommit(items, this.datasets);
-      const reply = await this.request({ type: 'commit', id: 0, batch: wire }, transfer).catch(
+      const reply = await this.request({ type: 'commit', id: 0, batch: wire, ...(holds && { holds }) }, transfer).catch(
         (error: Error): WriterReply => ({ type: 'failed', id: 0, code: 'WORKER', retriable: false, message: error.message }),
       );
       if (reply.type === 'committed') {
@@ -248,6 +265,32 @@ export class LandingLog extends EventEmitter implements Component {
       this.onBlocked(reply.code, reply.message, batch.length);
       await sleep(backoffDelay(attempt, { initialMs: this.options.retryInitialMs, maxMs: 30_000 }), this.abort.signal);
     }
+  }
+
+  /**
+   * A held batch's commit happened at its source: the stream's holds that end at or
+   * before `nextOffset` go. Never rejects (a release that fails leaves a hold that the
+   * next settle finds committed); resolves with how many holds went.
+   */
+  async releaseHolds(source: string, stream: string, nextOffset: number): Promise<number> {
+    const reply = await this.request({ type: 'holds-release', id: 0, source, stream, nextOffset }).catch((error: Error): WriterReply => ({ type: 'failed', id: 0, code: 'WORKER', retriable: false, message: error.message }));
+    if (reply.type === 'holds-released') return reply.released;
+    this.options.logger.warn({ source, stream, next_offset: nextOffset, err: reply.type === 'failed' ? reply.message : reply.type }, 'held batches not released; they are settled at the next rebalance');
+    return 0;
+  }
+
+  /** The batches landed held and not yet released or settled (of one source, or all). */
+  async heldBatches(source?: string): Promise<HeldBatch[]> {
+    const reply = await this.request({ type: 'holds-list', id: 0, ...(source !== undefined && { source }) });
+    if (reply.type !== 'holds') throw new Error(reply.type === 'failed' ? reply.message : `unexpected writer reply ${reply.type}`);
+    return reply.holds;
+  }
+
+  /** Keeps or drops held batches (source-holds.ts `settle`), durably. */
+  async settleHolds(keep: string[], drop: string[]): Promise<SettleOutcome> {
+    const reply = await this.request({ type: 'holds-settle', id: 0, keep, drop });
+    if (reply.type !== 'holds-settled') throw new Error(reply.type === 'failed' ? reply.message : `unexpected writer reply ${reply.type}`);
+    return { rowsDropped: reply.rowsDropped, quarantineDropped: reply.quarantineDropped };
   }
 
   /** Streams that got rows since the last call (the writer keeps them; ingest-tally.ts). */

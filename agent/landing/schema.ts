@@ -23,6 +23,11 @@
  *   ended (`SourceOffset.logEnd`, a Kafka high watermark) below the watermark lowers it
  *   to the item's offset, in the item's transaction (landing/writer-worker.ts). Kept
  *   forever (one row per partition).
+ * - `source_holds`: Kafka batches landed but not yet known to be committed to Kafka
+ *   (landing/source-holds.ts): one row per (hold, part), part = a dataset name (its
+ *   rows, ids first_id..last_id), `#quarantine` (quarantine ids) or `` (offsets only).
+ *   Written in the batch's own transaction. The seal never takes a held row (seal.ts
+ *   stops below the lowest held id), so a held batch can still be taken back.
  * - `blobs`: content-addressed files referenced by rows; a blob file on disk that is
  *   not in this table after a crash is an orphan and is removed at start-up.
  * - `quarantine`: messages that did not fit, with raw bytes (capped) and the reason,
@@ -48,6 +53,14 @@ export function landedTable(dataset: string): string {
 /** The SQL condition selecting a dataset's landed rows (see `sealed_through`). */
 export function landedRowsWhere(dataset: string): string {
   return `id > coalesce((SELECT id FROM sealed_through WHERE dataset = '${dataset.replaceAll("'", "''")}'), 0)`;
+}
+
+/**
+ * The lowest row id of the dataset held by an unsettled Kafka batch (`source_holds`),
+ * or null: the seal takes no row at or above it.
+ */
+export function heldFloor(db: Database.Database, dataset: string): number | null {
+  return (db.prepare('SELECT min(first_id) FROM source_holds WHERE part = ?').pluck().get(dataset) as number | null) ?? null;
 }
 
 /** The dataset's watermark: rows with id ≤ it are sealed, whether or not still in the table. */
@@ -112,6 +125,10 @@ export function ensureSchema(db: Database.Database, datasets: Dataset[]): void {
       stats_json TEXT NOT NULL, created_at_us INTEGER NOT NULL);
     CREATE INDEX IF NOT EXISTS hot_files_window ON hot_files (dataset, level, window_start_us);
     CREATE TABLE IF NOT EXISTS sealed_through (dataset TEXT PRIMARY KEY, id INTEGER NOT NULL) WITHOUT ROWID;
+    CREATE TABLE IF NOT EXISTS source_holds (
+      hold TEXT NOT NULL, part TEXT NOT NULL, source TEXT NOT NULL, stream TEXT NOT NULL, tenure TEXT NOT NULL,
+      first_offset INTEGER NOT NULL, next_offset INTEGER NOT NULL, first_id INTEGER, last_id INTEGER,
+      PRIMARY KEY (hold, part)) WITHOUT ROWID;
   `);
   // The version only goes up: it records that this database needs watermark-aware readers.
   db.prepare(

@@ -37,6 +37,7 @@ import { encodeLanded, transferOf, type LandedBatch, type LandedPart } from '../
 import { decodeCommit, encodeResults, loweredOffsets, type CommitWire } from './commit-wire.ts';
 import { RowInserter } from './row-inserter.ts';
 import { applyPragmas, ensureSchema } from './schema.ts';
+import { SourceHolds, type HoldSpan } from './source-holds.ts';
 import type { LandingItem, LandingItemResult, LandingRow, QuarantineEntry } from './types.ts';
 import type { WriterReply, WriterRequest } from './writer-protocol.ts';
 
@@ -198,14 +199,61 @@ function writeItem(item: LandingItem, at: number): LandingItemResult {
   return result;
 }
 
-const commitBatchTx = db.transaction((items: LandingItem[], at: number) => {
-  const results = items.map((item) => writeItem(item, at));
+const holds = new SourceHolds(db, datasets, (source, stream) => committedOffsets.delete(streamId(source, stream)));
+
+/** Flushes the row buffers so the AUTOINCREMENT sequences count every row written so far. */
+function sequencesNow(): Map<string, number> {
+  flushRows();
+  return holds.sequenceSnapshot();
+}
+
+/**
+ * Writes the items; those inside a hold span are held (source-holds.ts): their rows'
+ * ids and landed offsets are measured around them and recorded in the same transaction.
+ */
+function writeItems(items: LandingItem[], at: number, spans: readonly HoldSpan[] | undefined): LandingItemResult[] {
+  const results: LandingItemResult[] = new Array(items.length);
+  let next = 0; // the next span to open (spans are in item order and do not overlap)
+  let open: { span: HoldSpan; before: Map<string, number>; first: number; last: number; source: string; stream: string } | null = null;
+  for (let i = 0; i < items.length; i++) {
+    const span = spans?.[next];
+    if (open === null && span !== undefined && span.from === i) open = { span, before: sequencesNow(), first: Infinity, last: -1, source: '', stream: '' };
+    const item = items[i]!;
+    const result = writeItem(item, at);
+    results[i] = result;
+    if (open !== null) {
+      const so = item.sourceOffset;
+      if (so && !result.sourceDuplicate) {
+        open.first = Math.min(open.first, so.offset);
+        open.last = Math.max(open.last, so.offset);
+        open.source = so.source;
+        open.stream = so.stream;
+      }
+      if (i === open.span.to - 1) {
+        const offsets = open.last >= 0 ? { first: open.first, next: open.last + 1 } : null;
+        holds.record(open.span, open.source, open.stream, offsets, open.before, sequencesNow());
+        open = null;
+        next++;
+      }
+    }
+  }
+  return results;
+}
+
+/** The span covering item `index` of a commit, narrowed to that one item (for the isolated retries). */
+function spanOf(spans: readonly HoldSpan[] | undefined, index: number): HoldSpan[] | undefined {
+  const span = spans?.find((s) => s.from <= index && index < s.to);
+  return span ? [{ ...span, from: 0, to: 1 }] : undefined;
+}
+
+const commitBatchTx = db.transaction((items: LandingItem[], at: number, spans: readonly HoldSpan[] | undefined) => {
+  const results = writeItems(items, at, spans);
   flushRows();
   writePendingOffsets();
   return results;
 });
-const commitOneTx = db.transaction((item: LandingItem, at: number) => {
-  const result = writeItem(item, at);
+const commitOneTx = db.transaction((item: LandingItem, at: number, spans: readonly HoldSpan[] | undefined) => {
+  const result = writeItems([item], at, spans)[0]!;
   flushRows();
   writePendingOffsets();
   return result;
@@ -228,12 +276,16 @@ function settled<A extends unknown[], R>(tx: (...args: A) => R): (...args: A) =>
 const commitBatch = settled(commitBatchTx);
 const commitOne = settled(commitOneTx);
 // A refused item still covers its stream offset: a redelivery must not quarantine it twice.
+// Held like any other item of its batch (its entries and offset can still be taken back).
 const quarantineOne = settled(
-  db.transaction((entries: QuarantineEntry[], item: LandingItem) => {
+  db.transaction((entries: QuarantineEntry[], item: LandingItem, spans: readonly HoldSpan[] | undefined) => {
+    const before = spans ? sequencesNow() : null;
     entries.forEach(writeQuarantine);
     const so = item.sourceOffset;
     const loweredFrom = so ? lowerIfRecreated(so.source, so.stream, so.offset, so.logEnd) : undefined;
-    if (so && so.offset >= nextOffsetOf(so.source, so.stream)) raiseOffset(so.source, so.stream, so.offset);
+    const fresh = so !== undefined && so.offset >= nextOffsetOf(so.source, so.stream);
+    if (fresh) raiseOffset(so.source, so.stream, so.offset);
+    if (spans && before && so) holds.record(spans[0]!, so.source, so.stream, fresh ? { first: so.offset, next: so.offset + 1 } : null, before, sequencesNow());
     writePendingOffsets();
     return loweredFrom;
   }),
@@ -245,10 +297,11 @@ function isRetriable(error: unknown): boolean {
 }
 
 /** Retries items alone after a non-retriable batch failure; an item that fails alone is quarantined. */
-function commitIsolated(items: LandingItem[], at: number): LandingItemResult[] {
-  return items.map((item) => {
+function commitIsolated(items: LandingItem[], at: number, spans: readonly HoldSpan[] | undefined): LandingItemResult[] {
+  return items.map((item, index) => {
+    const span = spanOf(spans, index);
     try {
-      return commitOne(item, at);
+      return commitOne(item, at, span);
     } catch (error) {
       if (isRetriable(error)) throw error;
       const reason = error instanceof Error ? error.message : String(error);
@@ -262,7 +315,7 @@ function commitIsolated(items: LandingItem[], at: number): LandingItemResult[] {
         payloadBytes: 0,
         receivedAtUs: at,
       }));
-      const loweredFrom = quarantineOne([...entries, ...item.quarantine], item);
+      const loweredFrom = quarantineOne([...entries, ...item.quarantine], item, span);
       const result: LandingItemResult = { inserted: 0, duplicates: 0, sourceDuplicate: false, quarantined: entries.length + item.quarantine.length };
       if (loweredFrom !== undefined) result.offsetLoweredFrom = loweredFrom;
       return result;
@@ -299,17 +352,17 @@ function publishLanded(items: LandingItem[], results: LandingItemResult[], arriv
   }
 }
 
-function commit(id: number, items: LandingItem[], wire: CommitWire): WriterReply {
+function commit(id: number, items: LandingItem[], wire: CommitWire, spans: readonly HoldSpan[] | undefined): WriterReply {
   failpoint('landing.before-commit'); // watchdog tests: a writer that never answers
   const at = nowUs();
   const started = performance.now();
   try {
-    const results = commitBatch(items, at);
+    const results = commitBatch(items, at, spans);
     return committed(id, items, results, started, at, wire);
   } catch (error) {
     if (isRetriable(error)) return failure(id, error);
     try {
-      const results = commitIsolated(items, at);
+      const results = commitIsolated(items, at, spans);
       return committed(id, items, results, started, at, wire);
     } catch (inner) {
       return failure(id, inner);
@@ -320,7 +373,28 @@ function commit(id: number, items: LandingItem[], wire: CommitWire): WriterReply
 function handle(request: WriterRequest): WriterReply {
   switch (request.type) {
     case 'commit': {
-      return commit(request.id, decodeCommit(request.batch), request.batch);
+      return commit(request.id, decodeCommit(request.batch), request.batch, request.holds);
+    }
+    case 'holds-release': {
+      try {
+        return { type: 'holds-released', id: request.id, released: holds.release(request.source, request.stream, request.nextOffset) };
+      } catch (error) {
+        return failure(request.id, error);
+      }
+    }
+    case 'holds-list': {
+      try {
+        return { type: 'holds', id: request.id, holds: holds.held(request.source) };
+      } catch (error) {
+        return failure(request.id, error);
+      }
+    }
+    case 'holds-settle': {
+      try {
+        return { type: 'holds-settled', id: request.id, ...holds.settle(request.keep, request.drop) };
+      } catch (error) {
+        return failure(request.id, error);
+      }
     }
     case 'prune': {
       try {

@@ -9,9 +9,18 @@
  *   next offset committed.
  * - Every record's landing item carries its (topic/partition, offset); the landing
  *   log skips an offset below the partition's landed watermark and raises the
- *   watermark in the same transaction (landing/schema.ts `source_offsets`). So a
- *   record landed but not yet committed to Kafka when the agent died is redelivered
- *   and skipped: exactly once into the hot tier.
+ *   watermark in the same transaction (landing/schema.ts `source_offsets`): a
+ *   redelivery to this agent is skipped.
+ * - **Across agents** (a group of several, one killed): a batch lands *held*
+ *   (landing/source-holds.ts; the seal leaves it alone) and is released once its
+ *   offset commit is answered. Every commit carries the partition's handover history
+ *   in its metadata (kafka-handover.ts). At each join, before anything of the new
+ *   generation lands, the held batches left over (a kill between landing and commit,
+ *   a commit that failed, a batch that went stale) are judged by that history
+ *   (kafka-tenures.ts): one its tenure committed is kept; one it never committed is
+ *   dropped, rows and watermark, since whoever reads the partition now (this agent or
+ *   another) reads it again from the committed offset. So a killed agent that comes
+ *   back removes what its successor landed again: exactly once across the group.
  * - A topic deleted and recreated under its name (kafkajs 2.2.4 has no topic ids)
  *   restarts its offsets at 0, below the watermark: its records would be skipped as
  *   landed. Every item carries its batch's `highWatermark` (the partition's log end) as
@@ -53,7 +62,7 @@
  * Poison records (bad JSON, wrong types, tombstones) are quarantined in the same
  * transaction as their neighbours; the partition keeps flowing.
  */
-import { Kafka, type Batch, type Consumer, type EachBatchPayload, type IHeaders, type KafkaMessage } from 'kafkajs';
+import { Kafka, type Admin, type Batch, type Consumer, type EachBatchPayload, type IHeaders, type KafkaMessage } from 'kafkajs';
 import type { KafkaSourceConfig } from '../../config/schema.ts';
 import { failpoint } from '../failpoint.ts';
 import type { BlobStore } from '../blobs/blob-store.ts';
@@ -66,7 +75,8 @@ import type { KafkaMapper } from '../mapping/kafka-mapper.ts';
 import type { KafkaRecordMeta } from '../mapping/mapper.ts';
 import { kafkaClientConfig } from './kafka-client.ts';
 import { PauseGate } from './pause-gate.ts';
-import { RebalanceGeneration, type BatchTicket } from './kafka-rebalance-generation.ts';
+import { RebalanceGeneration, type BatchTicket, type RebalanceEvents } from './kafka-rebalance-generation.ts';
+import { PartitionTenures, streamOf, type PartitionTenure } from './kafka-tenures.ts';
 
 export interface KafkaSourceOptions {
   config: KafkaSourceConfig;
@@ -135,7 +145,14 @@ export class KafkaSource implements Component {
   readonly name: string;
   readonly stats: KafkaSourceStats = { received: 0, landed: 0, quarantined: 0, duplicates: 0, staleBatchesDropped: 0, commitFailures: 0 };
   private consumer: Consumer | null = null;
+  private kafka: Kafka | null = null;
   private stopping = false;
+  private readonly tenures: PartitionTenures;
+  /** Settles when the held batches of the generations before the current one are settled (kafka-tenures.ts). */
+  private settled: Promise<void> = Promise.resolve();
+  /** Batch handlers under way, so that a settle waits for those of earlier generations. */
+  private readonly handling = new Set<Promise<void>>();
+  private holdCount = 0;
   private readonly abort = new AbortController();
   private readonly gate = new PauseGate();
   private readonly rebalances = new RebalanceGeneration();
@@ -148,6 +165,60 @@ export class KafkaSource implements Component {
     this.options = options;
     this.name = `kafka:${options.config.name}`;
     this.log = options.logger.child({ source: this.name });
+    this.tenures = new PartitionTenures({
+      source: options.config.name,
+      heldBatches: (source) => options.landing.heldBatches(source),
+      settleHolds: (keep, drop) => options.landing.settleHolds(keep, drop),
+      fetchOffsets: (topics) => this.fetchCommitted(topics),
+      log: this.log,
+    });
+  }
+
+  /**
+   * The group's committed offsets and metadata of these topics, through an admin client
+   * of its own each time: kafkajs keeps every topic it was asked about in its metadata
+   * requests, and one deleted topic would fail all of them from then on.
+   */
+  private async fetchCommitted(topics: string[]): ReturnType<Admin['fetchOffsets']> {
+    if (!this.kafka) throw new Error('the kafka source is not started');
+    const admin = this.kafka.admin({ retry: { retries: 2 } });
+    try {
+      await admin.connect();
+      return await admin.fetchOffsets({ groupId: this.options.config.group_id, topics });
+    } finally {
+      await admin.disconnect().catch(() => {});
+    }
+  }
+
+  /** Follows the group's rebalances: stale batches (kafka-rebalance-generation.ts) and a settle at each join. */
+  private follow(consumer: RebalanceEvents): void {
+    this.rebalances.watch(consumer);
+    consumer.on(consumer.events.GROUP_JOIN, (event) => this.settleAtJoin(event.payload.memberAssignment));
+  }
+
+  /**
+   * At each join: once the handlers of earlier generations are done, settle the held
+   * batches and start the tenures (kafka-tenures.ts), retrying until it works or the
+   * source stops. Batches of the new generation wait for it before landing.
+   */
+  private settleAtJoin(assignment: Record<string, number[]>): void {
+    const previous = this.settled;
+    const earlier = [...this.handling];
+    this.settled = (async () => {
+      await previous;
+      await Promise.allSettled(earlier);
+      for (let attempt = 0; !this.stopping; attempt++) {
+        try {
+          const report = await this.tenures.settle(assignment);
+          if (report.kept + report.dropped > 0) this.log.info({ ...report }, 'held batches settled against the group’s commit history');
+          return;
+        } catch (error) {
+          const delayMs = backoffDelay(attempt, { initialMs: 500, maxMs: 30_000 });
+          this.log.warn({ code: ErrorCode.kafkaConnect, err: (error as Error).message, retry_in_ms: delayMs }, 'could not settle held batches; nothing lands until they are; retrying');
+          await sleep(delayMs, this.abort.signal).catch(() => {});
+        }
+      }
+    })();
   }
 
   /** Stops fetching (and landing) until `resume()`; used at the critical disk watermark. */
@@ -176,7 +247,8 @@ export class KafkaSource implements Component {
       retry: { initialRetryTime: 300, maxRetryTime: 30_000, retries: 8, restartOnFailure: async () => !this.stopping },
     });
     this.consumer = consumer;
-    this.rebalances.watch(consumer);
+    this.kafka = kafka;
+    this.follow(consumer);
     const joined = new Promise<true>((resolve) => consumer.on(consumer.events.GROUP_JOIN, () => resolve(true)));
     consumer.on(consumer.events.GROUP_JOIN, (event) => {
       this.log.info({ member: event.payload.memberId, assignment: event.payload.memberAssignment }, 'kafka group joined');
@@ -236,14 +308,27 @@ export class KafkaSource implements Component {
     this.log.info({ ...this.stats }, 'kafka source stopped');
   });
 
-  private async onBatch({ batch, resolveOffset, heartbeat, isRunning, isStale, commitOffsetsIfNecessary }: EachBatchPayload): Promise<void> {
+  private async onBatch(payload: EachBatchPayload): Promise<void> {
+    const run = this.handleBatch(payload);
+    this.handling.add(run);
+    try {
+      await run;
+    } finally {
+      this.handling.delete(run);
+    }
+  }
+
+  private async handleBatch({ batch, resolveOffset, heartbeat, isRunning, isStale, commitOffsetsIfNecessary }: EachBatchPayload): Promise<void> {
     if (batch.messages.length === 0) return;
     const ticket = this.rebalances.ticket();
+    const settled = this.settled; // this generation's settle (a later one waits for this handler)
     await this.waitAtGate(ticket, heartbeat, isRunning);
     if (this.stopping || !isRunning()) return;
+    await settled;
     const mayLand = () => this.rebalances.mayLand(ticket) && !isStale();
+    const tenure = this.tenures.of(batch.topic, batch.partition);
     // Unresolved, uncommitted: fetched again from the committed offset by whoever owns the partition next.
-    const landed = mayLand() ? await this.land(batch, mayLand) : 'stale';
+    const landed = mayLand() && tenure !== undefined ? await this.land(batch, tenure, mayLand) : 'stale';
     if (landed === 'stale') {
       this.stats.staleBatchesDropped++;
       this.log.info({ topic: batch.topic, partition: batch.partition, records: batch.messages.length }, 'batch overtaken by a rebalance; dropped before landing');
@@ -260,8 +345,12 @@ export class KafkaSource implements Component {
     failpoint('kafka.after-landing');
     const next = Number(batch.lastOffset()) + 1;
     resolveOffset(batch.lastOffset());
-    const committed = await this.commitLanded(batch.topic, batch.partition, next, commitOffsetsIfNecessary);
-    if (committed) this.options.onCommit?.(batch.topic, batch.partition, next, batch.messages.length);
+    const committed = await this.commitLanded(batch.topic, batch.partition, next, tenure!.metadata, commitOffsetsIfNecessary, () => this.rebalances.mayCommit(ticket));
+    if (committed) {
+      // The batch is committed: its hold goes, and the seal may take it.
+      void this.options.landing.releaseHolds(this.options.config.name, streamOf(batch.topic, batch.partition), next);
+      this.options.onCommit?.(batch.topic, batch.partition, next, batch.messages.length);
+    }
     await heartbeat().catch((error: unknown) => this.rebalances.noteError(error));
   }
 
@@ -278,10 +367,14 @@ export class KafkaSource implements Component {
     topic: string,
     partition: number,
     next: number,
+    metadata: string,
     commit: EachBatchPayload['commitOffsetsIfNecessary'],
+    mayCommit: () => boolean,
   ): Promise<boolean> {
-    const offsets = { topics: [{ topic, partitions: [{ partition, offset: String(next) }] }] };
+    // kafkajs passes a partition's `metadata` through to the OffsetCommit request (its type omits it).
+    const offsets = { topics: [{ topic, partitions: [{ partition, offset: String(next), metadata }] }] };
     for (let attempt = 0; ; attempt++) {
+      if (attempt > 0 && !mayCommit()) return false; // a retry after a rejoin would carry the new generation
       try {
         await commit(offsets);
         return true;
@@ -317,7 +410,7 @@ export class KafkaSource implements Component {
    * 'stale' if `mayLand` turned false before the landing append (a rebalance was
    * learnt while it waited to be mapped), 'failed' if the landing log is stopping.
    */
-  private async land(batch: Batch, mayLand: () => boolean): Promise<'landed' | 'stale' | 'failed'> {
+  private async land(batch: Batch, tenure: PartitionTenure, mayLand: () => boolean): Promise<'landed' | 'stale' | 'failed'> {
     // Batches map one at a time, each after a turn of the event loop: kafkajs hands
     // over the batches of a fetch together, and mapping them back to back would hold
     // the landing writer's replies (and so its next commits) until all were mapped.
@@ -343,7 +436,8 @@ export class KafkaSource implements Component {
     this.stats.received += items.length;
     try {
       // One transaction for the whole batch: one fsync, and the offsets' watermark raised once.
-      const results = await this.options.landing.appendAll(items);
+      // Held until its commit is known (landing/source-holds.ts): see the header.
+      const results = await this.options.landing.appendAll(items, { id: `${tenure.id}.${++this.holdCount}`, tenure: tenure.id });
       let duplicates = 0;
       for (const result of results) {
         if (result.sourceDuplicate) duplicates++;

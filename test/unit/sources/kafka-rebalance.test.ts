@@ -20,16 +20,19 @@ function kafkaError(type: string): Error {
   return Object.assign(new Error(`The group said ${type}`), { type });
 }
 
-/** A consumer as far as the rebalance events go: `emit` plays the group. */
+/** The partition every batch here comes from; each join assigns it to this member. */
+const PARTITION = 3;
+
+/** A consumer as far as the rebalance events go: `emit` plays the group (a join assigns t/3). */
 function stubConsumer(): RebalanceEvents & { emit: (event: string) => void } {
   const emitter = new EventEmitter();
   return {
     events: EVENTS as unknown as RebalanceEvents['events'],
-    on: ((event: string, listener: () => void) => {
+    on: ((event: string, listener: (e: unknown) => void) => {
       emitter.on(event, listener);
       return () => emitter.off(event, listener);
     }) as unknown as RebalanceEvents['on'],
-    emit: (event) => emitter.emit(event),
+    emit: (event) => emitter.emit(event, { payload: { memberAssignment: { t: [PARTITION] } } }),
   };
 }
 
@@ -57,6 +60,9 @@ function harness(): Harness {
       h.duringLanding?.();
       return items.map(() => ({ inserted: 1, quarantined: 0, sourceDuplicate: false }) as LandingItemResult);
     },
+    heldBatches: async () => [],
+    settleHolds: async () => ({ rowsDropped: 0, quarantineDropped: 0 }),
+    releaseHolds: async () => 0,
   } as unknown as LandingLog;
   const mapper = {
     topics: ['t'],
@@ -66,8 +72,21 @@ function harness(): Harness {
   h.source = new KafkaSource({ config, mapper, landing, blobs: {} as BlobStore, logger: silentLogger() });
   h.consumer = stubConsumer();
   // What start() does with the real consumer; the handler is the one start() hands kafkajs.
-  const internals = h.source as unknown as { rebalances: RebalanceGeneration; onBatch: (p: EachBatchPayload) => Promise<void> };
-  internals.rebalances.watch(h.consumer);
+  const internals = h.source as unknown as {
+    kafka: unknown;
+    follow: (c: RebalanceEvents) => void;
+    onBatch: (p: EachBatchPayload) => Promise<void>;
+  };
+  // The group's committed offsets: none yet.
+  internals.kafka = {
+    admin: () => ({
+      connect: async () => {},
+      disconnect: async () => {},
+      fetchOffsets: async ({ topics }: { topics: string[] }) => topics.map((topic) => ({ topic, partitions: [{ partition: PARTITION, offset: '-1', metadata: null }] })),
+    }),
+  };
+  internals.follow(h.consumer);
+  h.consumer.emit(EVENTS.GROUP_JOIN); // the first join, before any fetch
   h.onBatch = (payload) => internals.onBatch(payload);
   return h;
 }
@@ -91,7 +110,7 @@ function payload(firstOffset: number, count: number, heartbeat: () => Promise<vo
   })) as unknown as KafkaMessage[];
   const batch = {
     topic: 't',
-    partition: 3,
+    partition: PARTITION,
     messages,
     lastOffset: () => String(firstOffset + count - 1),
     firstOffset: () => String(firstOffset),
@@ -114,7 +133,10 @@ function payload(firstOffset: number, count: number, heartbeat: () => Promise<vo
   };
 }
 
-const commitOf = (next: number) => ({ topics: [{ topic: 't', partitions: [{ partition: 3, offset: String(next) }] }] });
+/** A commit of `next`, carrying the partition's handover history (kafka-handover.ts). */
+const commitOf = (next: number) => ({
+  topics: [{ topic: 't', partitions: [{ partition: PARTITION, offset: String(next), metadata: expect.stringMatching(/^lakeside1 [\w-]+:-1$/) }] }],
+});
 
 describe('kafka source: batches overtaken by a rebalance', () => {
   it('without a rebalance a batch lands, is resolved and its next offset committed', async () => {

@@ -1,0 +1,78 @@
+/**
+ * The handover history a partition's offset commits carry, and what it says about a
+ * held batch (landing/source-holds.ts): was its offset commit made, or will the
+ * partition's next reader land it again?
+ *
+ * Format (the commit's `metadata` string; Kafka keeps it with the offset, up to
+ * `offset.metadata.max.bytes`, 4096 by default): `lakeside1 <tenure>:<since> ...`, the
+ * partition's last `HISTORY_LIMIT` tenures, oldest first. A tenure is one agent's
+ * ownership of the partition (a random id); `since` is the committed offset it started
+ * reading from (-1: none). Every commit carries the whole history, its own tenure last.
+ *
+ * Why it decides: a tenure appears in the history from its first commit on, and the
+ * coordinator refuses commits from an ended generation, so a tenure's commits all come
+ * before its successor's first read. For a batch held by tenure T, covering offsets
+ * first..next-1, the boundary b is the successor's `since` (or, while T is last, the
+ * committed offset):
+ * - b >= next: T committed the batch: keep it;
+ * - b <= first: T never committed it; whoever reads the partition reads it again
+ *   from b: drop it (and lower the watermark);
+ * - T absent from a history that is not full: T never committed anything: drop it;
+ * - otherwise (a history without lakeside's format, a full history without T, a
+ *   boundary inside the batch: an offset reset by hand): keep it, at least once.
+ */
+import { randomBytes } from 'node:crypto';
+
+export const HISTORY_LIMIT = 32;
+const PREFIX = 'lakeside1';
+
+export interface Tenure {
+  id: string;
+  since: number;
+}
+
+export type HoldVerdict = 'keep' | 'drop' | 'unknown';
+
+export function newTenureId(): string {
+  return randomBytes(6).toString('base64url');
+}
+
+/** The history in a commit's metadata; [] for none or a foreign format. */
+export function parseHistory(metadata: string | null | undefined): Tenure[] {
+  if (!metadata?.startsWith(`${PREFIX} `)) return [];
+  const tenures: Tenure[] = [];
+  for (const entry of metadata.slice(PREFIX.length + 1).split(' ')) {
+    const at = entry.lastIndexOf(':');
+    const since = Number(entry.slice(at + 1));
+    if (at <= 0 || !Number.isSafeInteger(since)) return [];
+    tenures.push({ id: entry.slice(0, at), since });
+  }
+  return tenures;
+}
+
+export function formatHistory(history: readonly Tenure[]): string {
+  return `${PREFIX} ${history.map((t) => `${t.id}:${t.since}`).join(' ')}`;
+}
+
+/**
+ * The history this member commits with after taking the partition: the committed one,
+ * continued when its last tenure is `current` (the partition stayed with this agent),
+ * else extended by a new tenure starting at the committed offset.
+ */
+export function takeOver(committed: readonly Tenure[], committedOffset: number, current: string | undefined): Tenure[] {
+  if (current !== undefined && committed.at(-1)?.id === current) return [...committed];
+  return [...committed, { id: newTenureId(), since: committedOffset }].slice(-HISTORY_LIMIT);
+}
+
+/** See the header. `committedOffset` -1: nothing committed. */
+export function judgeHold(hold: { tenure: string; firstOffset: number; nextOffset: number }, history: readonly Tenure[], committedOffset: number): HoldVerdict {
+  const at = history.findIndex((t) => t.id === hold.tenure);
+  if (at < 0) {
+    if (history.length === 0) return committedOffset >= 0 && committedOffset <= hold.firstOffset ? 'drop' : 'unknown';
+    return history.length < HISTORY_LIMIT ? 'drop' : 'unknown';
+  }
+  const boundary = at + 1 < history.length ? history[at + 1]!.since : committedOffset;
+  if (boundary >= hold.nextOffset) return 'keep';
+  if (boundary <= hold.firstOffset) return 'drop';
+  return 'unknown';
+}

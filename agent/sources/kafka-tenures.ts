@@ -1,0 +1,121 @@
+/**
+ * The Kafka source's partition tenures, and the settling of its held batches at each
+ * new generation (kafka-handover.ts says what a history proves; landing/source-holds.ts
+ * what keeping and dropping do).
+ *
+ * `settle(assignment)` runs when this member joins a generation, before any batch of
+ * that generation lands, and after the batches of the generations before it are done
+ * (the caller waits for them): it reads every held batch of this source, reads the
+ * committed offsets and histories of their partitions and of the assigned ones, keeps
+ * or drops each batch, and only then starts (or continues) a tenure per assigned
+ * partition, whose history every commit of the generation carries.
+ */
+import type { HeldBatch, SettleOutcome } from '../landing/source-holds.ts';
+import type { Logger } from '../log.ts';
+import { formatHistory, judgeHold, parseHistory, takeOver, type HoldVerdict, type Tenure } from './kafka-handover.ts';
+
+export interface CommittedOffsets {
+  topic: string;
+  partitions: { partition: number; offset: string; metadata: string | null }[];
+}
+
+export interface TenureDeps {
+  source: string;
+  heldBatches: (source: string) => Promise<HeldBatch[]>;
+  settleHolds: (keep: string[], drop: string[]) => Promise<SettleOutcome>;
+  /** The group's committed offsets (with their metadata) of these topics. */
+  fetchOffsets: (topics: string[]) => Promise<CommittedOffsets[]>;
+  log: Logger;
+}
+
+export interface PartitionTenure {
+  id: string;
+  /** The commit metadata of this tenure (its partition's history). */
+  metadata: string;
+}
+
+export interface SettleReport {
+  kept: number;
+  dropped: number;
+  /** Kept without proof either way (at least once; logged). */
+  unproven: number;
+  rowsDropped: number;
+}
+
+export function streamOf(topic: string, partition: number): string {
+  return `${topic}/${partition}`;
+}
+
+function topicOf(stream: string): string {
+  return stream.slice(0, stream.lastIndexOf('/'));
+}
+
+export class PartitionTenures {
+  private tenures = new Map<string, PartitionTenure>();
+  private readonly deps: TenureDeps;
+
+  constructor(deps: TenureDeps) {
+    this.deps = deps;
+  }
+
+  /** The tenure a batch of this partition lands and commits under; undefined when not assigned here. */
+  of(topic: string, partition: number): PartitionTenure | undefined {
+    return this.tenures.get(streamOf(topic, partition));
+  }
+
+  /** See the header. Throws when Kafka or the landing log cannot answer (the caller retries). */
+  async settle(assignment: Record<string, number[]>): Promise<SettleReport> {
+    const { deps } = this;
+    const held = await deps.heldBatches(deps.source);
+    const assigned = Object.keys(assignment);
+    const committed = new Map<string, { offset: number; history: Tenure[] }>();
+    const note = (answers: CommittedOffsets[]): void => {
+      for (const { topic, partitions } of answers) {
+        for (const p of partitions) committed.set(streamOf(topic, p.partition), { offset: Number(p.offset), history: parseHistory(p.metadata) });
+      }
+    };
+    if (assigned.length > 0) note(await deps.fetchOffsets(assigned));
+    // Topics only held batches name (this source no longer reads them) one by one: a
+    // deleted topic leaves its batches without proof (kept), not the whole settle stuck.
+    for (const topic of new Set(held.map((h) => topicOf(h.stream)))) {
+      if (assigned.includes(topic)) continue;
+      try {
+        note(await deps.fetchOffsets([topic]));
+      } catch (error) {
+        if ((error as { type?: unknown }).type !== 'UNKNOWN_TOPIC_OR_PARTITION') throw error;
+      }
+    }
+    const report: SettleReport = { kept: 0, dropped: 0, unproven: 0, rowsDropped: 0 };
+    const keep: string[] = [];
+    const drop: string[] = [];
+    for (const hold of held) {
+      const at = committed.get(hold.stream);
+      const verdict: HoldVerdict = at ? judgeHold(hold, at.history, at.offset) : 'unknown';
+      const fields = { stream: hold.stream, first_offset: hold.firstOffset, next_offset: hold.nextOffset, committed_offset: at?.offset ?? null };
+      if (verdict === 'drop') {
+        drop.push(hold.hold);
+        deps.log.info(fields, 'held batch was never committed to Kafka; dropped, the partition’s reader lands it again');
+      } else {
+        keep.push(hold.hold);
+        if (verdict === 'unknown') {
+          report.unproven++;
+          deps.log.warn(fields, 'held batch: the partition’s commit history cannot tell whether it was committed; kept (it may be landed twice)');
+        }
+      }
+    }
+    if (keep.length + drop.length > 0) report.rowsDropped = (await deps.settleHolds(keep, drop)).rowsDropped;
+    report.kept = keep.length;
+    report.dropped = drop.length;
+    const tenures = new Map<string, PartitionTenure>();
+    for (const [topic, partitions] of Object.entries(assignment)) {
+      for (const partition of partitions) {
+        const stream = streamOf(topic, partition);
+        const at = committed.get(stream) ?? { offset: -1, history: [] };
+        const history = takeOver(at.history, at.offset, this.tenures.get(stream)?.id);
+        tenures.set(stream, { id: history.at(-1)!.id, metadata: formatHistory(history) });
+      }
+    }
+    this.tenures = tenures;
+    return report;
+  }
+}

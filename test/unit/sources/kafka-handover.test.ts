@@ -1,0 +1,137 @@
+// The handover history in Kafka offset-commit metadata (kafka-handover.ts), and the
+// settle at a join (kafka-tenures.ts) with stub landing and Kafka answers: which held
+// batches are kept, which dropped, and which tenure each assigned partition commits under.
+import { describe, expect, it } from 'vitest';
+import { silentLogger } from '../../../agent/log.ts';
+import type { HeldBatch } from '../../../agent/landing/source-holds.ts';
+import { formatHistory, HISTORY_LIMIT, judgeHold, parseHistory, takeOver, type Tenure } from '../../../agent/sources/kafka-handover.ts';
+import { PartitionTenures, type CommittedOffsets } from '../../../agent/sources/kafka-tenures.ts';
+
+const A: Tenure = { id: 'agentA', since: 100 };
+const hold = (firstOffset: number, nextOffset: number, tenure = 'agentA') => ({ tenure, firstOffset, nextOffset });
+
+describe('handover history', () => {
+  it('round-trips through commit metadata, and reads foreign or broken metadata as no history', () => {
+    const history = [A, { id: 'b-1_x', since: -1 }];
+    expect(parseHistory(formatHistory(history))).toEqual(history);
+    expect(formatHistory(history)).toBe('lakeside1 agentA:100 b-1_x:-1');
+    for (const foreign of [null, undefined, '', 'some other tool', 'lakeside1 x', 'lakeside1 x:y', 'lakeside1 :5']) expect(parseHistory(foreign), String(foreign)).toEqual([]);
+  });
+
+  it('continues the history while the partition stays with its last tenure, else starts a tenure at the committed offset', () => {
+    expect(takeOver([A], 250, 'agentA')).toEqual([A]);
+    const taken = takeOver([A], 250, undefined);
+    expect(taken.slice(0, 1)).toEqual([A]);
+    expect(taken[1]).toMatchObject({ since: 250 });
+    expect(taken[1]!.id).not.toBe('agentA');
+    expect(takeOver([A], 250, 'an-older-tenure-of-this-agent')[1]).toMatchObject({ since: 250 });
+    // Bounded: the oldest tenures go first.
+    const long = Array.from({ length: HISTORY_LIMIT }, (_, i) => ({ id: `t${i}`, since: i }));
+    const next = takeOver(long, 99, undefined);
+    expect(next).toHaveLength(HISTORY_LIMIT);
+    expect(next[0]!.id).toBe('t1');
+    expect(formatHistory(next).length).toBeLessThan(4096); // Kafka's default offset.metadata.max.bytes
+  });
+
+  it('keeps a batch its tenure committed, drops one it never committed, and keeps what it cannot tell', () => {
+    const B = { id: 'agentB', since: 200 };
+    // A committed up to 200, then B took over at 200.
+    expect(judgeHold(hold(150, 200), [A, B], 900)).toBe('keep');
+    expect(judgeHold(hold(200, 260), [A, B], 900)).toBe('drop'); // A landed 200..259 and died before committing
+    expect(judgeHold(hold(220, 260), [A, B], 900)).toBe('drop');
+    // A is still the last tenure: the committed offset tells.
+    expect(judgeHold(hold(200, 260), [A], 260)).toBe('keep');
+    expect(judgeHold(hold(200, 260), [A], 200)).toBe('drop');
+    // A never committed in this tenure: absent from the history.
+    expect(judgeHold(hold(0, 50), [B], 900)).toBe('drop');
+    // Nothing proves either way.
+    expect(judgeHold(hold(200, 260), [A], 230)).toBe('unknown'); // a boundary inside the batch (an offset reset by hand)
+    expect(judgeHold(hold(0, 50), [], 900)).toBe('unknown'); // a history of another tool
+    expect(judgeHold(hold(0, 50), [], -1)).toBe('unknown'); // nothing committed at all (a deleted group or topic)
+    expect(judgeHold(hold(100, 150), [], 100)).toBe('drop'); // committed below the batch: its reader reads it again
+    const full = Array.from({ length: HISTORY_LIMIT }, (_, i) => ({ id: `t${i}`, since: i }));
+    expect(judgeHold(hold(0, 50), full, 900)).toBe('unknown'); // pushed out of a full history
+  });
+});
+
+describe('settle at a join', () => {
+  function tenures(held: HeldBatch[], committed: Record<string, { offset: number; history: Tenure[] }>) {
+    const settled: { keep: string[]; drop: string[] }[] = [];
+    const fetched: string[][] = [];
+    const t = new PartitionTenures({
+      source: 'k',
+      heldBatches: async () => held,
+      settleHolds: async (keep, drop) => {
+        settled.push({ keep, drop });
+        return { rowsDropped: drop.length * 10, quarantineDropped: 0 };
+      },
+      fetchOffsets: async (topics): Promise<CommittedOffsets[]> => {
+        fetched.push(topics);
+        if (topics.includes('deleted')) throw Object.assign(new Error('This server does not host this topic-partition'), { type: 'UNKNOWN_TOPIC_OR_PARTITION' });
+        return topics.map((topic) => ({
+          topic,
+          partitions: Object.entries(committed)
+            .filter(([stream]) => stream.startsWith(`${topic}/`))
+            .map(([stream, c]) => ({ partition: Number(stream.split('/')[1]), offset: String(c.offset), metadata: c.history.length ? formatHistory(c.history) : null })),
+        }));
+      },
+      log: silentLogger(),
+    });
+    return { t, settled, fetched };
+  }
+  const heldBatch = (hold: string, stream: string, tenure: string, firstOffset: number, nextOffset: number): HeldBatch => ({ hold, source: 'k', stream, tenure, firstOffset, nextOffset });
+
+  it('settles the held batches of partitions it no longer has too, then starts a tenure on each assigned partition', async () => {
+    const B = { id: 'agentB', since: 200 };
+    const { t, settled, fetched } = tenures(
+      [heldBatch('h1', 'old-topic/0', 'agentA', 150, 200), heldBatch('h2', 'old-topic/0', 'agentA', 200, 260), heldBatch('h3', 'events/1', 'gone', 0, 5)],
+      { 'old-topic/0': { offset: 900, history: [A, B] }, 'events/0': { offset: 40, history: [A] }, 'events/1': { offset: -1, history: [] } },
+    );
+    const report = await t.settle({ events: [0, 1] });
+    expect(fetched).toEqual([['events'], ['old-topic']]);
+    expect(settled).toEqual([{ keep: ['h1', 'h3'], drop: ['h2'] }]);
+    expect(report).toEqual({ kept: 2, dropped: 1, unproven: 1, rowsDropped: 10 });
+    // events/0 was A's: this member starts its own tenure at A's committed offset; events/1 had no commit.
+    const e0 = parseHistory(t.of('events', 0)!.metadata);
+    expect(e0[0]).toEqual(A);
+    expect(e0[1]).toEqual({ id: t.of('events', 0)!.id, since: 40 });
+    expect(parseHistory(t.of('events', 1)!.metadata)).toEqual([{ id: t.of('events', 1)!.id, since: -1 }]);
+    expect(t.of('old-topic', 0)).toBeUndefined();
+  });
+
+  it('keeps the held batches of a deleted topic (nothing can prove them), and retries on any other error', async () => {
+    const { t, settled } = tenures([heldBatch('h1', 'deleted/0', 'agentA', 0, 5)], {});
+    expect(await t.settle({})).toMatchObject({ kept: 1, dropped: 0, unproven: 1 });
+    expect(settled).toEqual([{ keep: ['h1'], drop: [] }]);
+    const failing = new PartitionTenures({
+      source: 'k',
+      heldBatches: async () => [heldBatch('h1', 'events/0', 'agentA', 0, 5)],
+      settleHolds: async () => expect.unreachable('nothing settles without an answer'),
+      fetchOffsets: async () => {
+        throw Object.assign(new Error('coordinator not available'), { type: 'COORDINATOR_NOT_AVAILABLE' });
+      },
+      log: silentLogger(),
+    });
+    await expect(failing.settle({})).rejects.toThrow('coordinator not available');
+    await expect(failing.settle({ events: [0] })).rejects.toThrow('coordinator not available');
+    expect(failing.of('events', 0)).toBeUndefined();
+  });
+
+  it('keeps its tenure when it keeps a partition it last committed, and starts a new one after another member committed', async () => {
+    const first = tenures([], { 'events/0': { offset: 10, history: [] } });
+    await first.t.settle({ events: [0] });
+    const mine = first.t.of('events', 0)!;
+    const history = parseHistory(mine.metadata);
+    // The same object asked again: its tenure committed last, so it goes on.
+    const again = first.t as unknown as { deps: { fetchOffsets: unknown } };
+    again.deps.fetchOffsets = async (topics: string[]) => topics.map((topic) => ({ topic, partitions: [{ partition: 0, offset: '50', metadata: formatHistory(history) }] }));
+    await first.t.settle({ events: [0] });
+    expect(first.t.of('events', 0)).toEqual(mine);
+    // Another member committed since: a new tenure, starting where it stopped.
+    again.deps.fetchOffsets = async (topics: string[]) =>
+      topics.map((topic) => ({ topic, partitions: [{ partition: 0, offset: '80', metadata: formatHistory([...history, { id: 'other', since: 50 }]) }] }));
+    await first.t.settle({ events: [0] });
+    expect(first.t.of('events', 0)!.id).not.toBe(mine.id);
+    expect(parseHistory(first.t.of('events', 0)!.metadata).at(-1)).toEqual({ id: first.t.of('events', 0)!.id, since: 80 });
+  });
+});
