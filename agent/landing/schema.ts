@@ -27,7 +27,8 @@
  *   (landing/source-holds.ts): one row per (hold, part), part = a dataset name (its
  *   rows, ids first_id..last_id), `#quarantine` (quarantine ids) or `` (offsets only).
  *   Written in the batch's own transaction. The seal never takes a held row (seal.ts
- *   stops below the lowest held id), so a held batch can still be taken back.
+ *   stops below the lowest held id), so a held batch can still be taken back; held
+ *   rows are not part of the hot tier (`landedRowsWhere` leaves them out).
  * - `blobs`: content-addressed files referenced by rows; a blob file on disk that is
  *   not in this table after a crash is an orphan and is removed at start-up.
  * - `quarantine`: messages that did not fit, with raw bytes (capped) and the reason,
@@ -50,9 +51,17 @@ export function landedTable(dataset: string): string {
   return `landed_${dataset}`;
 }
 
-/** The SQL condition selecting a dataset's landed rows (see `sealed_through`). */
+/**
+ * The SQL condition selecting a dataset's landed rows (see `sealed_through`) that are
+ * part of the hot tier: not held (`source_holds`: a Kafka batch whose commit is not
+ * known yet may still be dropped, so it is counted nowhere until settled).
+ */
 export function landedRowsWhere(dataset: string): string {
-  return `id > coalesce((SELECT id FROM sealed_through WHERE dataset = '${dataset.replaceAll("'", "''")}'), 0)`;
+  const name = dataset.replaceAll("'", "''");
+  return (
+    `id > coalesce((SELECT id FROM sealed_through WHERE dataset = '${name}'), 0)` +
+    ` AND NOT EXISTS (SELECT 1 FROM source_holds h WHERE h.part = '${name}' AND id BETWEEN h.first_id AND h.last_id)`
+  );
 }
 
 /**
@@ -129,6 +138,7 @@ export function ensureSchema(db: Database.Database, datasets: Dataset[]): void {
       hold TEXT NOT NULL, part TEXT NOT NULL, source TEXT NOT NULL, stream TEXT NOT NULL, tenure TEXT NOT NULL,
       first_offset INTEGER NOT NULL, next_offset INTEGER NOT NULL, first_id INTEGER, last_id INTEGER,
       PRIMARY KEY (hold, part)) WITHOUT ROWID;
+    CREATE INDEX IF NOT EXISTS source_holds_part ON source_holds (part, first_id);
   `);
   // The version only goes up: it records that this database needs watermark-aware readers.
   db.prepare(

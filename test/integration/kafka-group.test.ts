@@ -10,8 +10,10 @@
 //      timeout B takes A's partitions from A's last committed offsets and lands what A
 //      had landed but not committed. A comes back: at its join it settles its held
 //      batches against the partitions' commit history (kafka-handover.ts) and drops the
-//      ones it never committed. Together the two hot tiers hold every record exactly
-//      once, and A really dropped a batch B had landed again.
+//      ones it never committed. While A is down, its tail is held on its disk (in no
+//      hot tier) and the two hot tiers hold every record exactly once; after A came
+//      back and dropped what B had landed again, too.
+import Database from 'better-sqlite3';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -33,6 +35,16 @@ import {
 } from '../support/kafka-scenario.ts';
 
 const GROUP = 'lakeside-pair';
+
+/** Batches landed held in an agent's landing DB (landing/source-holds.ts), not yet settled. */
+function heldBatchesIn(stateDir: string): number {
+  const db = new Database(join(stateDir, 'landing.db'), { readonly: true });
+  try {
+    return db.prepare('SELECT count(DISTINCT hold) FROM source_holds').pluck().get() as number;
+  } finally {
+    db.close();
+  }
+}
 const TOPIC = 'pair-events';
 const PARTITIONS = 6;
 
@@ -113,14 +125,27 @@ describe('kafka group: two agents split the partitions, every record once', () =
     await waitForFailpoint(a, 'kafka.after-landing', 90_000);
     await killHard(a);
     await landsMore('b', 600, "agent b lands a's partitions again");
+    await producer.stop();
+    producer = undefined;
+    await until(() => groupCaughtUp(broker, GROUP, TOPIC), 120_000, 'the group (b alone) to commit the end of the topic', 500);
+    expect(await b.stop()).toEqual({ code: 0, signal: null });
+    // While A is down its uncommitted tail is on its disk, held: in no hot tier (not
+    // sealed, not counted), while B holds those records.
+    expect(heldBatchesIn(agents.a.state)).toBeGreaterThan(0);
+    const whileDown = await compareWithLog(broker, TOPIC, mergeCounts(hotTierRecords(agents.a.state, 'events'), hotTierRecords(agents.b.state, 'events')));
+    expectExactlyOnce(whileDown, 'two agents while the killed one is down');
+
     // A comes back, settles its held batches at its join, and takes its share again.
     a = await startFaultDaemon(agents.a.config, {}, track);
-    await landsMore('a', 300, 'agent a lands after coming back');
+    b = await startFaultDaemon(agents.b.config, {}, track);
+    producer = await startBackgroundProducer(broker, { eventsTopic: TOPIC, chunk: 120, pauseMs: 20 });
+    await Promise.all([landsMore('a', 300, 'agent a lands after coming back'), landsMore('b', 300, 'agent b lands after a came back')]);
     await producer.stop();
     producer = undefined;
     await until(() => groupCaughtUp(broker, GROUP, TOPIC), 120_000, 'the group to commit the end of the topic after the kills', 500);
     expect(await b.stop()).toEqual({ code: 0, signal: null });
     expect(await a.stop()).toEqual({ code: 0, signal: null });
+    expect(heldBatchesIn(agents.a.state)).toBe(0);
 
     const report = await compareWithLog(broker, TOPIC, mergeCounts(hotTierRecords(agents.a.state, 'events'), hotTierRecords(agents.b.state, 'events')));
     expectExactlyOnce(report, 'two agents across two SIGKILLs of one of them');

@@ -73,12 +73,16 @@ describe('held batches', () => {
     expect(await log.heldBatches(SOURCE)).toEqual([{ hold: 'T1.1', source: SOURCE, stream: 't/0', tenure: 'T1', firstOffset: 5, nextOffset: 10 }]);
     expect(await log.heldBatches('other')).toEqual([]);
 
+    // Held rows are landed (durable) but not part of the hot tier until settled.
+    expect(landedTags()).toEqual({ before: 5, after: 3 });
+    expect(db.prepare('SELECT count(*) FROM landed_events').pluck().get()).toBe(13);
     expect(seal().rows).toBe(5); // `before` only: the seal stops at the held batch's first row
-    expect(landedTags()).toEqual({ held: 5, after: 3 });
+    expect(landedTags()).toEqual({ after: 3 });
 
     expect(await log.releaseHolds(SOURCE, 't/0', 9)).toBe(0); // a commit below the batch's end releases nothing
     expect(await log.releaseHolds(SOURCE, 't/0', 10)).toBe(2); // the offsets part and the dataset part
     expect(await log.heldBatches()).toEqual([]);
+    expect(landedTags()).toEqual({ held: 5, after: 3 });
     expect(seal().rows).toBe(8);
     expect(landedTags()).toEqual({});
   });
@@ -88,7 +92,8 @@ describe('held batches', () => {
     await log.appendAll(batch('t/0', 0, 10, 'again'), { id: 'T1.1', tenure: 'T1' });
     await log.appendAll(batch('t/0', 5, 15, 'overlap'), { id: 'T1.2', tenure: 'T1' });
     expect(await log.heldBatches()).toEqual([{ hold: 'T1.2', source: SOURCE, stream: 't/0', tenure: 'T1', firstOffset: 10, nextOffset: 15 }]);
-    expect(landedTags()).toEqual({ first: 10, overlap: 5 });
+    expect(db.prepare("SELECT count(*) FROM landed_events WHERE tag = 'overlap'").pluck().get()).toBe(5);
+    expect(db.prepare("SELECT count(*) FROM landed_events WHERE tag = 'again'").pluck().get()).toBe(0);
   });
 
   it('a dropped batch takes exactly its rows and quarantine entries, and its offsets land again', async () => {
@@ -102,6 +107,7 @@ describe('held batches', () => {
     expect(dropped.filter((r) => r.quarantined === 1)).toHaveLength(1); // the refused row, quarantined alone
     expect(watermark('t/0')).toBe(20);
     expect(db.prepare('SELECT count(*) FROM quarantine').pluck().get()).toBe(1);
+    expect(landedTags()).toEqual({ unheld: 4 });
 
     const outcome = await log.settleHolds(['T1.1', 'T1.2'], ['T1.3']);
     expect(outcome).toEqual({ rowsDropped: 9, quarantineDropped: 1 });
@@ -113,7 +119,8 @@ describe('held batches', () => {
     // The partition's next reader (here this agent) lands offsets 10..19 again: none is skipped.
     const again = await log.appendAll(batch('t/0', 10, 20, 'relanded'), { id: 'T2.1', tenure: 'T2' });
     expect(again.every((r) => !r.sourceDuplicate && r.inserted === 1)).toBe(true);
-    expect(landedTags()).toMatchObject({ kept: 10, relanded: 10 });
+    await log.releaseHolds(SOURCE, 't/0', 20);
+    expect(landedTags()).toEqual({ kept: 10, other: 4, unheld: 4, relanded: 10 });
     expect(watermark('t/0')).toBe(20);
   });
 
