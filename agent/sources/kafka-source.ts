@@ -148,8 +148,8 @@ export class KafkaSource implements Component {
   private kafka: Kafka | null = null;
   private stopping = false;
   private readonly tenures: PartitionTenures;
-  /** Settles when the held batches of the generations before the current one are settled (kafka-tenures.ts). */
-  private settled: Promise<void> = Promise.resolve();
+  /** The current generation's settle of held batches (kafka-tenures.ts): `done` once it ended. */
+  private settle: { done: boolean; promise: Promise<void> } = { done: true, promise: Promise.resolve() };
   /** Batch handlers under way, so that a settle waits for those of earlier generations. */
   private readonly handling = new Set<Promise<void>>();
   private holdCount = 0;
@@ -202,9 +202,10 @@ export class KafkaSource implements Component {
    * source stops. Batches of the new generation wait for it before landing.
    */
   private settleAtJoin(assignment: Record<string, number[]>): void {
-    const previous = this.settled;
+    const previous = this.settle.promise;
     const earlier = [...this.handling];
-    this.settled = (async () => {
+    const settle = { done: false, promise: Promise.resolve() };
+    settle.promise = (async () => {
       await previous;
       await Promise.allSettled(earlier);
       for (let attempt = 0; !this.stopping; attempt++) {
@@ -218,7 +219,10 @@ export class KafkaSource implements Component {
           await sleep(delayMs, this.abort.signal).catch(() => {});
         }
       }
-    })();
+    })().finally(() => {
+      settle.done = true;
+    });
+    this.settle = settle;
   }
 
   /** Stops fetching (and landing) until `resume()`; used at the critical disk watermark. */
@@ -321,14 +325,16 @@ export class KafkaSource implements Component {
   private async handleBatch({ batch, resolveOffset, heartbeat, isRunning, isStale, commitOffsetsIfNecessary }: EachBatchPayload): Promise<void> {
     if (batch.messages.length === 0) return;
     const ticket = this.rebalances.ticket();
-    const settled = this.settled; // this generation's settle (a later one waits for this handler)
+    const settle = this.settle; // this generation's settle (a later one waits for this handler)
     await this.waitAtGate(ticket, heartbeat, isRunning);
     if (this.stopping || !isRunning()) return;
-    await settled;
+    await this.waitForSettle(settle, ticket, heartbeat, isRunning);
+    // Not settled: stopping (left for the next reader), or a rebalance overtook it (mayLand is false: stale).
+    if (this.stopping || !isRunning()) return;
     const mayLand = () => this.rebalances.mayLand(ticket) && !isStale();
     const tenure = this.tenures.of(batch.topic, batch.partition);
     // Unresolved, uncommitted: fetched again from the committed offset by whoever owns the partition next.
-    const landed = mayLand() && tenure !== undefined ? await this.land(batch, tenure, mayLand) : 'stale';
+    const landed = mayLand() && settle.done && tenure !== undefined ? await this.land(batch, tenure, mayLand) : 'stale';
     if (landed === 'stale') {
       this.stats.staleBatchesDropped++;
       this.log.info({ topic: batch.topic, partition: batch.partition, records: batch.messages.length }, 'batch overtaken by a rebalance; dropped before landing');
@@ -402,6 +408,15 @@ export class KafkaSource implements Component {
       const tick = new Promise<void>((resolve) => setTimeout(resolve, Math.max(200, this.options.config.heartbeat_interval_ms / 2)).unref());
       await Promise.race([this.gate.wait(), tick]);
       await heartbeat().catch((error: unknown) => this.rebalances.noteError(error));
+    }
+  }
+
+  /** Waits for the generation's settle, heartbeating meanwhile (as at the pause gate) so the group keeps the partitions with us. */
+  private async waitForSettle(settle: { done: boolean; promise: Promise<void> }, ticket: BatchTicket, heartbeat: () => Promise<void>, isRunning: () => boolean): Promise<void> {
+    while (!settle.done && !this.stopping && isRunning() && this.rebalances.mayLand(ticket)) {
+      const tick = new Promise<void>((resolve) => setTimeout(resolve, Math.max(200, this.options.config.heartbeat_interval_ms / 2)).unref());
+      await Promise.race([settle.promise, tick]);
+      if (!settle.done) await heartbeat().catch((error: unknown) => this.rebalances.noteError(error));
     }
   }
 

@@ -42,6 +42,8 @@ interface Harness {
   appended: LandingItem[][];
   /** Runs inside the landing append, before it resolves (the batch is then landing). */
   duringLanding: (() => void) | null;
+  /** When set, a settle's listing of held batches waits for it. */
+  settleWaits: Promise<void> | null;
   onBatch: (payload: EachBatchPayload) => Promise<void>;
 }
 
@@ -53,14 +55,17 @@ function harness(): Harness {
     heartbeat_interval_ms: 100,
     routes: [{ topic: 't', dataset: 'd', fields: {} }],
   });
-  const h = { appended: [] as LandingItem[][], duringLanding: null as (() => void) | null } as Harness;
+  const h = { appended: [] as LandingItem[][], duringLanding: null as (() => void) | null, settleWaits: null as Promise<void> | null } as Harness;
   const landing = {
     appendAll: async (items: LandingItem[]): Promise<LandingItemResult[]> => {
       h.appended.push(items);
       h.duringLanding?.();
       return items.map(() => ({ inserted: 1, quarantined: 0, sourceDuplicate: false }) as LandingItemResult);
     },
-    heldBatches: async () => [],
+    heldBatches: async () => {
+      await h.settleWaits;
+      return [];
+    },
     settleHolds: async () => ({ rowsDropped: 0, quarantineDropped: 0 }),
     releaseHolds: async () => 0,
   } as unknown as LandingLog;
@@ -167,6 +172,22 @@ describe('kafka source: batches overtaken by a rebalance', () => {
       expect(h.appended).toHaveLength(1);
       expect(next.log.committed).toEqual([commitOf(13)]);
     }
+  });
+
+  it('a batch of a new generation waits for the settle of held batches, heartbeating, and lands after it', async () => {
+    const h = harness();
+    await h.onBatch(payload(0, 2).payload); // the first join's settle is done
+    let release!: () => void;
+    h.settleWaits = new Promise<void>((resolve) => (release = resolve));
+    h.consumer.emit(EVENTS.GROUP_JOIN); // a new generation: its settle waits
+    const { payload: p, log } = payload(10, 3);
+    const handled = h.onBatch(p);
+    while (log.heartbeats < 2) await new Promise((r) => setTimeout(r, 20)); // it heartbeats while it waits
+    expect(h.appended).toHaveLength(1); // and lands nothing
+    release();
+    await handled;
+    expect(h.appended).toHaveLength(2);
+    expect(log.committed).toEqual([commitOf(13)]);
   });
 
   it('(b) a generation change while landing: landed, but its offset not committed', async () => {
