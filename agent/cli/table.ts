@@ -8,7 +8,9 @@ function cell(value: unknown): string {
 
 export function formatTable(header: string[], rows: unknown[][]): string {
   const cells = [header, ...rows.map((row) => row.map(cell))];
-  const widths = header.map((_, c) => Math.max(...cells.map((row) => (row[c] ?? '').length)));
+  // A loop, not Math.max(...column): a spread of 100,000+ rows overflows the stack.
+  const widths = header.map(() => 0);
+  for (const row of cells) widths.forEach((width, c) => (widths[c] = Math.max(width, (row[c] ?? '').length)));
   const line = (row: string[]) => row.map((text, c) => text.padEnd(widths[c]!)).join('  ').trimEnd();
   return [line(cells[0]!), widths.map((w) => '-'.repeat(w)).join('  '), ...cells.slice(1).map(line)].join('\n') + '\n';
 }

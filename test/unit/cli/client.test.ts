@@ -18,6 +18,14 @@ describe('CLI client', () => {
     expect(lines[4]!.length).toBeLessThan(70);
   });
 
+  it('formats a table of 300,000 rows (no argument spread over the rows)', () => {
+    const rows = Array.from({ length: 300_000 }, (_, i) => [`line_${i % 7}`, i]);
+    const lines = formatTable(['line', 'n'], rows).trimEnd().split('\n');
+    expect(lines).toHaveLength(300_002);
+    expect(lines[1]).toBe('------  ------');
+    expect(lines.at(-1)).toBe('line_0  299999');
+  });
+
   it('says clearly when no daemon answers', async () => {
     const client = new ApiClient('http://127.0.0.1:9', undefined);
     const error = await client.json('/healthz').catch((e: unknown) => e);
