@@ -14,12 +14,14 @@
  * - `release`: the batch's commit happened (its source saw it answered); the hold goes.
  *   Not durable on purpose (synchronous=OFF: no fsync of its own): a release lost in a
  *   crash leaves a hold that the next settle finds committed.
- * - `settle`: kept holds go; dropped holds take their rows and quarantine entries with
- *   them and lower their stream's watermark to their first offset, all in one durable
- *   transaction, so the records are landed again by whoever reads the partition next.
+ * - `settle`: kept holds go; dropped holds take their rows, their rows' dedupe keys and
+ *   their quarantine entries with them and lower their stream's watermark to their first
+ *   offset, all in one durable transaction, so the records are landed again (not taken
+ *   for duplicates) by whoever reads the partition next.
  */
 import type Database from 'better-sqlite3';
-import type { Dataset } from '../../config/dataset.ts';
+import type { Dataset, RowValue } from '../../config/dataset.ts';
+import { dedupeKeyOfStored } from './dedupe-key.ts';
 import { landedTable, sealedThrough } from './schema.ts';
 
 /** Items `from..to-1` of one commit are one held batch. */
@@ -140,10 +142,9 @@ export class SourceHolds {
             lowered.push([part.source, part.stream]);
           } else if (part.part === QUARANTINE_PART) {
             outcome.quarantineDropped += this.deleteQuarantine.run(part.first_id, part.last_id).changes;
-          } else if (this.datasets.has(part.part)) {
-            // Held rows are never sealed (seal.ts); the watermark check only guards against a bug.
-            const floor = Math.max(part.first_id ?? 0, sealedThrough(this.db, part.part) + 1);
-            outcome.rowsDropped += this.db.prepare(`DELETE FROM "${landedTable(part.part)}" WHERE id BETWEEN ? AND ?`).run(floor, part.last_id).changes;
+          } else {
+            const dataset = this.datasets.get(part.part);
+            if (dataset) outcome.rowsDropped += this.dropRows(dataset, part.first_id ?? 0, part.last_id ?? -1);
           }
         }
         this.remove.run(hold);
@@ -152,5 +153,20 @@ export class SourceHolds {
     }).immediate();
     for (const [source, stream] of lowered) this.onWatermarkLowered(source, stream);
     return outcome;
+  }
+
+  /** Deletes held rows first..last of the dataset, and their dedupe keys (inside the settle's transaction). */
+  private dropRows(dataset: Dataset, first: number, last: number): number {
+    const table = landedTable(dataset.name);
+    // Held rows are never sealed (seal.ts); the watermark check only guards against a bug.
+    const floor = Math.max(first, sealedThrough(this.db, dataset.name) + 1);
+    if (dataset.dedupeKey) {
+      const names = dataset.columns.map((c) => `"${c.name}"`).join(', ');
+      const forget = this.db.prepare('DELETE FROM dedupe_keys WHERE dataset = ? AND key = ?');
+      // One batch's rows: read whole (the connection cannot run the deletes while iterating).
+      const rows = this.db.prepare(`SELECT ${names} FROM "${table}" WHERE id BETWEEN ? AND ?`).raw().all(floor, last) as RowValue[][];
+      for (const row of rows) forget.run(dataset.name, dedupeKeyOfStored(dataset, row));
+    }
+    return this.db.prepare(`DELETE FROM "${table}" WHERE id BETWEEN ? AND ?`).run(floor, last).changes;
   }
 }

@@ -38,6 +38,7 @@ import { decodeCommit, encodeResults, loweredOffsets, type CommitWire } from './
 import { RowInserter } from './row-inserter.ts';
 import { applyPragmas, ensureSchema } from './schema.ts';
 import { SourceHolds, type HoldSpan } from './source-holds.ts';
+import { dedupeKeyOf } from './dedupe-key.ts';
 import type { LandingItem, LandingItemResult, LandingRow, QuarantineEntry } from './types.ts';
 import type { WriterReply, WriterRequest } from './writer-protocol.ts';
 
@@ -159,10 +160,6 @@ function writeQuarantine(entry: QuarantineEntry): void {
   );
 }
 
-function dedupeKeyOf(dataset: Dataset, values: unknown[]): string {
-  // JSON keeps types apart ("1" vs 1) and is unambiguous about separators.
-  return JSON.stringify(dataset.dedupeKey!.map((i) => values[i] ?? null));
-}
 
 function writeItem(item: LandingItem, at: number): LandingItemResult {
   const result: LandingItemResult = { inserted: 0, duplicates: 0, sourceDuplicate: false, quarantined: 0 };

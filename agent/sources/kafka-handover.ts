@@ -11,18 +11,24 @@
  *
  * Why it decides: a tenure appears in the history from its first commit on, and the
  * coordinator refuses commits from an ended generation, so a tenure's commits all come
- * before its successor's first read. For a batch held by tenure T, covering offsets
- * first..next-1, the boundary b is the successor's `since` (or, while T is last, the
- * committed offset):
- * - b >= next: T committed the batch: keep it;
- * - b <= first: T never committed it; whoever reads the partition reads it again
+ * before its successor's first read; and a partition's offsets only move forward. For
+ * a batch held by tenure T, covering offsets first..next-1, take the boundary b:
+ * T's successor's `since`, or while T is last, the committed offset; when T is not in
+ * the history, the oldest recorded tenure's `since` (or, with no history, the committed
+ * offset):
+ * - T present and b >= next: T committed the batch: keep it;
+ * - 0 <= b <= first, and the partition still holds `first` (its low watermark is not
+ *   above it): T never committed it, and whoever reads the partition reads it again
  *   from b: drop it (and lower the watermark);
- * - T absent from a history that is not full: T never committed anything: drop it;
- * - otherwise (a history without lakeside's format, a full history without T, a
- *   boundary inside the batch: an offset reset by hand): keep it, at least once.
+ * - anything else: keep it, at least once (logged). That is: a negative boundary (a
+ *   reader that started from the earliest or latest offset, not from a commit), a
+ *   boundary inside the batch (an offset reset by hand), T absent with an oldest tenure
+ *   past the batch (T may have committed, and the history was wiped since, e.g. by a
+ *   reset or a commit without metadata), records already deleted by retention.
  */
 import { randomBytes } from 'node:crypto';
 
+/** Tenures a history keeps (about 1 KB); older ones go first. */
 export const HISTORY_LIMIT = 32;
 const PREFIX = 'lakeside1';
 
@@ -64,15 +70,15 @@ export function takeOver(committed: readonly Tenure[], committedOffset: number, 
   return [...committed, { id: newTenureId(), since: committedOffset }].slice(-HISTORY_LIMIT);
 }
 
-/** See the header. `committedOffset` -1: nothing committed. */
-export function judgeHold(hold: { tenure: string; firstOffset: number; nextOffset: number }, history: readonly Tenure[], committedOffset: number): HoldVerdict {
+/** See the header. `committedOffset` -1: nothing committed; `lowWatermark`: the partition's first offset still held by Kafka. */
+export function judgeHold(hold: { tenure: string; firstOffset: number; nextOffset: number }, history: readonly Tenure[], committedOffset: number, lowWatermark: number): HoldVerdict {
   const at = history.findIndex((t) => t.id === hold.tenure);
-  if (at < 0) {
-    if (history.length === 0) return committedOffset >= 0 && committedOffset <= hold.firstOffset ? 'drop' : 'unknown';
-    return history.length < HISTORY_LIMIT ? 'drop' : 'unknown';
+  let boundary: number;
+  if (at >= 0) {
+    boundary = at + 1 < history.length ? history[at + 1]!.since : committedOffset;
+    if (boundary >= hold.nextOffset) return 'keep';
+  } else {
+    boundary = history.length > 0 ? history[0]!.since : committedOffset;
   }
-  const boundary = at + 1 < history.length ? history[at + 1]!.since : committedOffset;
-  if (boundary >= hold.nextOffset) return 'keep';
-  if (boundary <= hold.firstOffset) return 'drop';
-  return 'unknown';
+  return boundary >= 0 && boundary <= hold.firstOffset && lowWatermark <= hold.firstOffset ? 'drop' : 'unknown';
 }

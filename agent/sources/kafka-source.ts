@@ -62,7 +62,7 @@
  * Poison records (bad JSON, wrong types, tombstones) are quarantined in the same
  * transaction as their neighbours; the partition keeps flowing.
  */
-import { Kafka, type Admin, type Batch, type Consumer, type EachBatchPayload, type IHeaders, type KafkaMessage } from 'kafkajs';
+import { Kafka, type Batch, type Consumer, type EachBatchPayload, type IHeaders, type KafkaMessage } from 'kafkajs';
 import type { KafkaSourceConfig } from '../../config/schema.ts';
 import { failpoint } from '../failpoint.ts';
 import type { BlobStore } from '../blobs/blob-store.ts';
@@ -76,7 +76,7 @@ import type { KafkaRecordMeta } from '../mapping/mapper.ts';
 import { kafkaClientConfig } from './kafka-client.ts';
 import { PauseGate } from './pause-gate.ts';
 import { RebalanceGeneration, type BatchTicket, type RebalanceEvents } from './kafka-rebalance-generation.ts';
-import { PartitionTenures, streamOf, type PartitionTenure } from './kafka-tenures.ts';
+import { PartitionTenures, streamOf, type CommittedOffsets, type PartitionTenure } from './kafka-tenures.ts';
 
 export interface KafkaSourceOptions {
   config: KafkaSourceConfig;
@@ -103,6 +103,18 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
 const BLOB_WRITES_AT_ONCE = 16;
 const NONE: never[] = Object.freeze([]) as unknown as never[];
 const COMMIT_ATTEMPTS = 4;
+const COMMIT_RETRY_MS = 5_000;
+
+/** A landed batch's offset commit: what to send, under which generation, through which group handle. */
+interface PendingCommit {
+  topic: string;
+  partition: number;
+  next: number;
+  records: number;
+  metadata: string;
+  ticket: BatchTicket;
+  commit: EachBatchPayload['commitOffsetsIfNecessary'];
+}
 /** Commit errors that retrying cannot fix: this member no longer holds the partition's generation. */
 const FENCED_COMMIT = new Set(['ILLEGAL_GENERATION', 'UNKNOWN_MEMBER_ID', 'REBALANCE_IN_PROGRESS', 'FENCED_INSTANCE_ID']);
 
@@ -153,6 +165,9 @@ export class KafkaSource implements Component {
   /** Batch handlers under way, so that a settle waits for those of earlier generations. */
   private readonly handling = new Set<Promise<void>>();
   private holdCount = 0;
+  /** Landed batches whose commit failed while their generation stands, by stream: retried (retryUncommitted). */
+  private readonly uncommitted = new Map<string, PendingCommit>();
+  private retryTimer: NodeJS.Timeout | null = null;
   private readonly abort = new AbortController();
   private readonly gate = new PauseGate();
   private readonly rebalances = new RebalanceGeneration();
@@ -175,16 +190,23 @@ export class KafkaSource implements Component {
   }
 
   /**
-   * The group's committed offsets and metadata of these topics, through an admin client
+   * The group's committed offsets and metadata of these topics, with each partition's
+   * low watermark (kafka-handover.ts drops nothing Kafka no longer holds), through an admin client
    * of its own each time: kafkajs keeps every topic it was asked about in its metadata
    * requests, and one deleted topic would fail all of them from then on.
    */
-  private async fetchCommitted(topics: string[]): ReturnType<Admin['fetchOffsets']> {
+  private async fetchCommitted(topics: string[]): Promise<CommittedOffsets[]> {
     if (!this.kafka) throw new Error('the kafka source is not started');
     const admin = this.kafka.admin({ retry: { retries: 2 } });
     try {
       await admin.connect();
-      return await admin.fetchOffsets({ groupId: this.options.config.group_id, topics });
+      const committed = await admin.fetchOffsets({ groupId: this.options.config.group_id, topics });
+      return await Promise.all(
+        committed.map(async ({ topic, partitions }) => {
+          const lows = new Map((await admin.fetchTopicOffsets(topic)).map((p) => [p.partition, p.low]));
+          return { topic, partitions: partitions.map((p) => ({ ...p, low: lows.get(p.partition) })) };
+        }),
+      );
     } finally {
       await admin.disconnect().catch(() => {});
     }
@@ -211,7 +233,7 @@ export class KafkaSource implements Component {
       for (let attempt = 0; !this.stopping; attempt++) {
         try {
           const report = await this.tenures.settle(assignment);
-          if (report.kept + report.dropped > 0) this.log.info({ ...report }, 'held batches settled against the group’s commit history');
+          if (report.kept + report.dropped + report.leftHeld > 0) this.log.info({ ...report }, 'held batches settled against the group’s commit history');
           return;
         } catch (error) {
           const delayMs = backoffDelay(attempt, { initialMs: 500, maxMs: 30_000 });
@@ -253,6 +275,8 @@ export class KafkaSource implements Component {
     this.consumer = consumer;
     this.kafka = kafka;
     this.follow(consumer);
+    this.retryTimer = setInterval(() => void this.retryUncommitted(), COMMIT_RETRY_MS);
+    this.retryTimer.unref();
     const joined = new Promise<true>((resolve) => consumer.on(consumer.events.GROUP_JOIN, () => resolve(true)));
     consumer.on(consumer.events.GROUP_JOIN, (event) => {
       this.log.info({ member: event.payload.memberId, assignment: event.payload.memberAssignment }, 'kafka group joined');
@@ -301,6 +325,7 @@ export class KafkaSource implements Component {
 
   readonly stop = onceStop(async () => {
     this.stopping = true;
+    if (this.retryTimer) clearInterval(this.retryTimer);
     this.abort.abort();
     this.gate.resume();
     const consumer = this.consumer;
@@ -351,13 +376,41 @@ export class KafkaSource implements Component {
     failpoint('kafka.after-landing');
     const next = Number(batch.lastOffset()) + 1;
     resolveOffset(batch.lastOffset());
-    const committed = await this.commitLanded(batch.topic, batch.partition, next, tenure!.metadata, commitOffsetsIfNecessary, () => this.rebalances.mayCommit(ticket));
-    if (committed) {
-      // The batch is committed: its hold goes, and the seal may take it.
-      void this.options.landing.releaseHolds(this.options.config.name, streamOf(batch.topic, batch.partition), next);
-      this.options.onCommit?.(batch.topic, batch.partition, next, batch.messages.length);
-    }
+    const pending: PendingCommit = { topic: batch.topic, partition: batch.partition, next, records: batch.messages.length, metadata: tenure!.metadata, ticket, commit: commitOffsetsIfNecessary };
+    const stream = streamOf(batch.topic, batch.partition);
+    const later = this.uncommitted.get(stream);
+    if (later && later.next <= next) this.uncommitted.delete(stream); // this commit covers it
+    if (await this.commitLanded(pending, () => this.rebalances.mayCommit(ticket))) this.committed(pending);
+    else if (this.rebalances.mayCommit(ticket)) this.uncommitted.set(stream, pending); // retried on a timer (retryUncommitted)
     await heartbeat().catch((error: unknown) => this.rebalances.noteError(error));
+  }
+
+  /** The batch is committed: its hold goes, and the seal may take it. */
+  private committed(pending: PendingCommit): void {
+    void this.options.landing.releaseHolds(this.options.config.name, streamOf(pending.topic, pending.partition), pending.next);
+    this.options.onCommit?.(pending.topic, pending.partition, pending.next, pending.records);
+  }
+
+  /**
+   * Retries the commits that failed while this member's generation stands (a
+   * coordinator moving, a timeout): without it, a partition that goes quiet after a
+   * failed commit would keep its batch held, and its dataset unsealed, until the next
+   * rebalance. A commit of a later batch of the partition replaces the retry.
+   */
+  private async retryUncommitted(): Promise<void> {
+    // Only while no batch is in hand: a retry must not overtake a later commit of its
+    // partition (one sent after it goes down the same coordinator connection behind it).
+    if (this.handling.size > 0) return;
+    for (const [stream, pending] of [...this.uncommitted]) {
+      if (this.stopping) return;
+      if (!this.rebalances.mayCommit(pending.ticket)) {
+        this.uncommitted.delete(stream); // settled at the next join
+        continue;
+      }
+      if (!(await this.commitLanded(pending, () => this.rebalances.mayCommit(pending.ticket), 1))) continue;
+      if (this.uncommitted.get(stream) === pending) this.uncommitted.delete(stream);
+      this.committed(pending);
+    }
   }
 
   /**
@@ -367,16 +420,11 @@ export class KafkaSource implements Component {
    * again by the partition's next owner. The group accepts the commit while a
    * rebalance is only being prepared (this member still holds its generation), so a
    * handover keeps the offset too. A few retries for transient errors; a commit that
-   * still fails costs the next owner a re-read, and this agent's watermark skips it.
+   * still fails is retried every few seconds while the generation stands
+   * (retryUncommitted), and otherwise settled at the next join.
    */
-  private async commitLanded(
-    topic: string,
-    partition: number,
-    next: number,
-    metadata: string,
-    commit: EachBatchPayload['commitOffsetsIfNecessary'],
-    mayCommit: () => boolean,
-  ): Promise<boolean> {
+  private async commitLanded(pending: PendingCommit, mayCommit: () => boolean, attempts = COMMIT_ATTEMPTS): Promise<boolean> {
+    const { topic, partition, next, metadata, commit } = pending;
     // kafkajs passes a partition's `metadata` through to the OffsetCommit request (its type omits it).
     const offsets = { topics: [{ topic, partitions: [{ partition, offset: String(next), metadata }] }] };
     for (let attempt = 0; ; attempt++) {
@@ -387,7 +435,7 @@ export class KafkaSource implements Component {
       } catch (error) {
         const type = (error as { type?: string }).type ?? '';
         this.rebalances.noteError(error);
-        const final = attempt >= COMMIT_ATTEMPTS - 1 || FENCED_COMMIT.has(type);
+        const final = attempt >= attempts - 1 || FENCED_COMMIT.has(type);
         if (final) {
           this.stats.commitFailures++;
           this.log.warn({ code: ErrorCode.kafkaCommit, topic, partition, offset: next, err: (error as Error).message }, 'kafka offset commit failed');

@@ -6,9 +6,14 @@
  * `settle(assignment)` runs when this member joins a generation, before any batch of
  * that generation lands, and after the batches of the generations before it are done
  * (the caller waits for them): it reads every held batch of this source, reads the
- * committed offsets and histories of their partitions and of the assigned ones, keeps
- * or drops each batch, and only then starts (or continues) a tenure per assigned
- * partition, whose history every commit of the generation carries.
+ * committed offsets, histories and low watermarks of their partitions and of the
+ * assigned ones, starts (or continues) a tenure per assigned partition, whose history
+ * every commit of the generation carries, and keeps or drops each held batch.
+ * A batch judged never committed whose tenure this member continues (it kept the
+ * partition and committed last) is neither: it stays held. This member reads the
+ * partition again from the committed offset, its watermark skips the batch's records,
+ * and the next commit past them releases it; so a commit whose answer was lost but that
+ * the coordinator applies late cannot turn a drop into a loss.
  */
 import type { HeldBatch, SettleOutcome } from '../landing/source-holds.ts';
 import type { Logger } from '../log.ts';
@@ -16,14 +21,15 @@ import { formatHistory, judgeHold, parseHistory, takeOver, type HoldVerdict, typ
 
 export interface CommittedOffsets {
   topic: string;
-  partitions: { partition: number; offset: string; metadata: string | null }[];
+  /** `low`: the partition's first offset still held by Kafka (absent: unknown, nothing is dropped). */
+  partitions: { partition: number; offset: string; metadata: string | null; low?: string }[];
 }
 
 export interface TenureDeps {
   source: string;
   heldBatches: (source: string) => Promise<HeldBatch[]>;
   settleHolds: (keep: string[], drop: string[]) => Promise<SettleOutcome>;
-  /** The group's committed offsets (with their metadata) of these topics. */
+  /** The group's committed offsets (with their metadata) of these topics, and their low watermarks. */
   fetchOffsets: (topics: string[]) => Promise<CommittedOffsets[]>;
   log: Logger;
 }
@@ -37,10 +43,15 @@ export interface PartitionTenure {
 export interface SettleReport {
   kept: number;
   dropped: number;
+  /** Judged never committed but left held: this member reads them again under the same tenure (see the header). */
+  leftHeld: number;
   /** Kept without proof either way (at least once; logged). */
   unproven: number;
   rowsDropped: number;
 }
+
+/** Errors that mean this source cannot read a topic's offsets at all (its batches are then kept, unproven). */
+const UNREADABLE_TOPIC = new Set(['UNKNOWN_TOPIC_OR_PARTITION', 'TOPIC_AUTHORIZATION_FAILED', 'GROUP_AUTHORIZATION_FAILED']);
 
 export function streamOf(topic: string, partition: number): string {
   return `${topic}/${partition}`;
@@ -68,31 +79,45 @@ export class PartitionTenures {
     const { deps } = this;
     const held = await deps.heldBatches(deps.source);
     const assigned = Object.keys(assignment);
-    const committed = new Map<string, { offset: number; history: Tenure[] }>();
+    const committed = new Map<string, { offset: number; history: Tenure[]; low: number }>();
     const note = (answers: CommittedOffsets[]): void => {
       for (const { topic, partitions } of answers) {
-        for (const p of partitions) committed.set(streamOf(topic, p.partition), { offset: Number(p.offset), history: parseHistory(p.metadata) });
+        for (const p of partitions) {
+          committed.set(streamOf(topic, p.partition), { offset: Number(p.offset), history: parseHistory(p.metadata), low: p.low === undefined ? Infinity : Number(p.low) });
+        }
       }
     };
     if (assigned.length > 0) note(await deps.fetchOffsets(assigned));
     // Topics only held batches name (this source no longer reads them) one by one: a
-    // deleted topic leaves its batches without proof (kept), not the whole settle stuck.
+    // deleted or forbidden topic leaves its batches without proof (kept), not the whole
+    // settle stuck.
     for (const topic of new Set(held.map((h) => topicOf(h.stream)))) {
       if (assigned.includes(topic)) continue;
       try {
         note(await deps.fetchOffsets([topic]));
       } catch (error) {
-        if ((error as { type?: unknown }).type !== 'UNKNOWN_TOPIC_OR_PARTITION') throw error;
+        if (!UNREADABLE_TOPIC.has(String((error as { type?: unknown }).type))) throw error;
       }
     }
-    const report: SettleReport = { kept: 0, dropped: 0, unproven: 0, rowsDropped: 0 };
+    const tenures = new Map<string, PartitionTenure>();
+    for (const [topic, partitions] of Object.entries(assignment)) {
+      for (const partition of partitions) {
+        const stream = streamOf(topic, partition);
+        const at = committed.get(stream) ?? { offset: -1, history: [], low: Infinity };
+        const history = takeOver(at.history, at.offset, this.tenures.get(stream)?.id);
+        tenures.set(stream, { id: history.at(-1)!.id, metadata: formatHistory(history) });
+      }
+    }
+    const report: SettleReport = { kept: 0, dropped: 0, leftHeld: 0, unproven: 0, rowsDropped: 0 };
     const keep: string[] = [];
     const drop: string[] = [];
     for (const hold of held) {
       const at = committed.get(hold.stream);
-      const verdict: HoldVerdict = at ? judgeHold(hold, at.history, at.offset) : 'unknown';
+      const verdict: HoldVerdict = at ? judgeHold(hold, at.history, at.offset, at.low) : 'unknown';
       const fields = { stream: hold.stream, first_offset: hold.firstOffset, next_offset: hold.nextOffset, committed_offset: at?.offset ?? null };
-      if (verdict === 'drop') {
+      if (verdict === 'drop' && tenures.get(hold.stream)?.id === hold.tenure) {
+        report.leftHeld++;
+      } else if (verdict === 'drop') {
         drop.push(hold.hold);
         deps.log.info(fields, 'held batch was never committed to Kafka; dropped, the partition’s reader lands it again');
       } else {
@@ -106,15 +131,6 @@ export class PartitionTenures {
     if (keep.length + drop.length > 0) report.rowsDropped = (await deps.settleHolds(keep, drop)).rowsDropped;
     report.kept = keep.length;
     report.dropped = drop.length;
-    const tenures = new Map<string, PartitionTenure>();
-    for (const [topic, partitions] of Object.entries(assignment)) {
-      for (const partition of partitions) {
-        const stream = streamOf(topic, partition);
-        const at = committed.get(stream) ?? { offset: -1, history: [] };
-        const history = takeOver(at.history, at.offset, this.tenures.get(stream)?.id);
-        tenures.set(stream, { id: history.at(-1)!.id, metadata: formatHistory(history) });
-      }
-    }
     this.tenures = tenures;
     return report;
   }

@@ -24,6 +24,17 @@ const events = datasetSchema.parse({
     { name: 'n', type: 'long' },
   ],
 });
+/** With a dedupe key (a boolean in it: stored as 0/1, keyed as true/false). */
+const keyed = datasetSchema.parse({
+  name: 'keyed',
+  time_column: 'ts',
+  columns: [
+    { name: 'tag', type: 'string' },
+    { name: 'n', type: 'long' },
+    { name: 'ok', type: 'boolean' },
+  ],
+  dedupe_key: ['tag', 'n', 'ok'],
+});
 const T0 = Date.UTC(2026, 10, 22, 5, 0) * 1000;
 const SOURCE = 'plant_kafka';
 
@@ -47,7 +58,7 @@ describe('held batches', () => {
   let db: Database.Database;
   beforeEach(async () => {
     dir = await mkdtemp(join(tmpdir(), 'holds-'));
-    log = new LandingLog({ dbPath: join(dir, 'landing.db'), datasets: [events], maxRows: 10_000, maxDelayMs: 1, retryInitialMs: 10, dedupeRetentionHours: 72, logger: silentLogger() });
+    log = new LandingLog({ dbPath: join(dir, 'landing.db'), datasets: [events, keyed], maxRows: 10_000, maxDelayMs: 1, retryInitialMs: 10, dedupeRetentionHours: 72, logger: silentLogger() });
     await log.start();
     db = new Database(join(dir, 'landing.db'));
   });
@@ -124,10 +135,29 @@ describe('held batches', () => {
     expect(watermark('t/0')).toBe(20);
   });
 
+  it('a dropped batch forgets its rows\' dedupe keys: landed again, its rows are not taken for duplicates', async () => {
+    const keyedBatch = (from: number, to: number): LandingItem[] =>
+      Array.from({ length: to - from }, (_, i) => ({
+        rows: [{ dataset: 'keyed', values: [T0 + from + i, 'k', from + i, (from + i) % 2 === 0] }],
+        quarantine: [],
+        blobs: [],
+        source: SOURCE,
+        sourceOffset: { source: SOURCE, stream: 'k/0', offset: from + i },
+      }));
+    await log.appendAll(keyedBatch(0, 4), { id: 'T1.1', tenure: 'T1' });
+    await log.appendAll(keyedBatch(4, 8), { id: 'T1.2', tenure: 'T1' });
+    expect(db.prepare("SELECT count(*) FROM dedupe_keys WHERE dataset = 'keyed'").pluck().get()).toBe(8);
+    expect(await log.settleHolds(['T1.1'], ['T1.2'])).toEqual({ rowsDropped: 4, quarantineDropped: 0 });
+    expect(db.prepare("SELECT count(*) FROM dedupe_keys WHERE dataset = 'keyed'").pluck().get()).toBe(4);
+    const again = await log.appendAll(keyedBatch(4, 8), { id: 'T2.1', tenure: 'T2' });
+    expect(again.map((r) => [r.inserted, r.duplicates])).toEqual([[1, 0], [1, 0], [1, 0], [1, 0]]);
+    expect(db.prepare('SELECT n FROM landed_keyed ORDER BY n').pluck().all()).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+  });
+
   it('holds survive a restart of the landing log (they are written with the rows)', async () => {
     await log.appendAll(batch('t/0', 0, 4, 'held'), { id: 'T1.1', tenure: 'T1' });
     await log.stop();
-    log = new LandingLog({ dbPath: join(dir, 'landing.db'), datasets: [events], maxRows: 10_000, maxDelayMs: 1, retryInitialMs: 10, dedupeRetentionHours: 72, logger: silentLogger() });
+    log = new LandingLog({ dbPath: join(dir, 'landing.db'), datasets: [events, keyed], maxRows: 10_000, maxDelayMs: 1, retryInitialMs: 10, dedupeRetentionHours: 72, logger: silentLogger() });
     await log.start();
     expect(await log.heldBatches()).toMatchObject([{ hold: 'T1.1', firstOffset: 0, nextOffset: 4 }]);
     expect(seal().rows).toBe(0);

@@ -35,22 +35,31 @@ describe('handover history', () => {
 
   it('keeps a batch its tenure committed, drops one it never committed, and keeps what it cannot tell', () => {
     const B = { id: 'agentB', since: 200 };
+    const low = 0; // Kafka still holds every offset
     // A committed up to 200, then B took over at 200.
-    expect(judgeHold(hold(150, 200), [A, B], 900)).toBe('keep');
-    expect(judgeHold(hold(200, 260), [A, B], 900)).toBe('drop'); // A landed 200..259 and died before committing
-    expect(judgeHold(hold(220, 260), [A, B], 900)).toBe('drop');
+    expect(judgeHold(hold(150, 200), [A, B], 900, low)).toBe('keep');
+    expect(judgeHold(hold(200, 260), [A, B], 900, low)).toBe('drop'); // A landed 200..259 and died before committing
+    expect(judgeHold(hold(220, 260), [A, B], 900, low)).toBe('drop');
     // A is still the last tenure: the committed offset tells.
-    expect(judgeHold(hold(200, 260), [A], 260)).toBe('keep');
-    expect(judgeHold(hold(200, 260), [A], 200)).toBe('drop');
-    // A never committed in this tenure: absent from the history.
-    expect(judgeHold(hold(0, 50), [B], 900)).toBe('drop');
+    expect(judgeHold(hold(200, 260), [A], 260, low)).toBe('keep');
+    expect(judgeHold(hold(200, 260), [A], 200, low)).toBe('drop');
+    // A never committed in this tenure: absent from the history, whose oldest reader started before the batch.
+    expect(judgeHold(hold(0, 50, 'gone'), [A, B], 900, low)).toBe('unknown'); // oldest reader (A, since 100) started after it
+    expect(judgeHold(hold(120, 150, 'gone'), [A, B], 900, low)).toBe('drop');
+    expect(judgeHold(hold(100, 150), [], 100, low)).toBe('drop'); // no history: committed at the batch, its reader reads it again
     // Nothing proves either way.
-    expect(judgeHold(hold(200, 260), [A], 230)).toBe('unknown'); // a boundary inside the batch (an offset reset by hand)
-    expect(judgeHold(hold(0, 50), [], 900)).toBe('unknown'); // a history of another tool
-    expect(judgeHold(hold(0, 50), [], -1)).toBe('unknown'); // nothing committed at all (a deleted group or topic)
-    expect(judgeHold(hold(100, 150), [], 100)).toBe('drop'); // committed below the batch: its reader reads it again
-    const full = Array.from({ length: HISTORY_LIMIT }, (_, i) => ({ id: `t${i}`, since: i }));
-    expect(judgeHold(hold(0, 50), full, 900)).toBe('unknown'); // pushed out of a full history
+    expect(judgeHold(hold(200, 260), [A], 230, low)).toBe('unknown'); // a boundary inside the batch (an offset reset by hand)
+    expect(judgeHold(hold(0, 50), [], 900, low)).toBe('unknown'); // a history of another tool, committed past the batch
+    expect(judgeHold(hold(0, 50), [], -1, low)).toBe('unknown'); // nothing committed at all (a deleted group or topic)
+    expect(judgeHold(hold(0, 50, 'gone'), [{ id: 'c', since: -1 }], 900, low)).toBe('unknown'); // its reader started from latest or earliest, not at the batch
+    expect(judgeHold(hold(200, 260), [A, { id: 'c', since: -2 }], 900, low)).toBe('unknown'); // a reset to a sentinel after A
+    // Kafka no longer holds the batch's records (retention): nobody can read them again.
+    expect(judgeHold(hold(200, 260), [A, B], 900, 210)).toBe('unknown');
+    expect(judgeHold(hold(200, 260), [A, B], 900, 200)).toBe('drop');
+    // A full history still proves a drop when its oldest reader started at or before the batch.
+    const full = Array.from({ length: HISTORY_LIMIT }, (_, i) => ({ id: `t${i}`, since: 10 + i }));
+    expect(judgeHold(hold(10, 50, 'pushed-out'), full, 900, low)).toBe('drop');
+    expect(judgeHold(hold(0, 5, 'pushed-out'), full, 900, low)).toBe('unknown');
   });
 });
 
@@ -72,7 +81,7 @@ describe('settle at a join', () => {
           topic,
           partitions: Object.entries(committed)
             .filter(([stream]) => stream.startsWith(`${topic}/`))
-            .map(([stream, c]) => ({ partition: Number(stream.split('/')[1]), offset: String(c.offset), metadata: c.history.length ? formatHistory(c.history) : null })),
+            .map(([stream, c]) => ({ partition: Number(stream.split('/')[1]), offset: String(c.offset), metadata: c.history.length ? formatHistory(c.history) : null, low: '0' })),
         }));
       },
       log: silentLogger(),
@@ -90,7 +99,7 @@ describe('settle at a join', () => {
     const report = await t.settle({ events: [0, 1] });
     expect(fetched).toEqual([['events'], ['old-topic']]);
     expect(settled).toEqual([{ keep: ['h1', 'h3'], drop: ['h2'] }]);
-    expect(report).toEqual({ kept: 2, dropped: 1, unproven: 1, rowsDropped: 10 });
+    expect(report).toEqual({ kept: 2, dropped: 1, leftHeld: 0, unproven: 1, rowsDropped: 10 });
     // events/0 was A's: this member starts its own tenure at A's committed offset; events/1 had no commit.
     const e0 = parseHistory(t.of('events', 0)!.metadata);
     expect(e0[0]).toEqual(A);
@@ -117,6 +126,29 @@ describe('settle at a join', () => {
     expect(failing.of('events', 0)).toBeUndefined();
   });
 
+  it('leaves held a batch never committed whose tenure it continues: it reads it again itself and its next commit releases it', async () => {
+    const first = tenures([], { 'events/0': { offset: 40, history: [] } });
+    await first.t.settle({ events: [0] });
+    const mine = first.t.of('events', 0)!;
+    const history = parseHistory(mine.metadata);
+    const state = first.t as unknown as { deps: { heldBatches: unknown; fetchOffsets: unknown } };
+    // This member committed 40..99 under its tenure, then landed 100..149 and its commit failed; the partition stays with it.
+    state.deps.heldBatches = async () => [heldBatch('h1', 'events/0', mine.id, 100, 150), heldBatch('h0', 'events/1', mine.id, 7, 9)];
+    state.deps.fetchOffsets = async (topics: string[]) =>
+      topics.map((topic) => ({
+        topic,
+        partitions: [
+          { partition: 0, offset: '100', metadata: formatHistory(history), low: '0' },
+          { partition: 1, offset: '7', metadata: formatHistory([{ id: mine.id, since: 0 }, { id: 'other', since: 7 }]), low: '0' },
+        ],
+      }));
+    const report = await first.t.settle({ events: [0] });
+    expect(first.t.of('events', 0)).toEqual(mine);
+    // events/0: left held; events/1 (moved to another member, which read from 7): dropped.
+    expect(report).toMatchObject({ leftHeld: 1, dropped: 1, kept: 0 });
+    expect(first.settled).toEqual([{ keep: [], drop: ['h0'] }]);
+  });
+
   it('keeps its tenure when it keeps a partition it last committed, and starts a new one after another member committed', async () => {
     const first = tenures([], { 'events/0': { offset: 10, history: [] } });
     await first.t.settle({ events: [0] });
@@ -124,12 +156,12 @@ describe('settle at a join', () => {
     const history = parseHistory(mine.metadata);
     // The same object asked again: its tenure committed last, so it goes on.
     const again = first.t as unknown as { deps: { fetchOffsets: unknown } };
-    again.deps.fetchOffsets = async (topics: string[]) => topics.map((topic) => ({ topic, partitions: [{ partition: 0, offset: '50', metadata: formatHistory(history) }] }));
+    again.deps.fetchOffsets = async (topics: string[]) => topics.map((topic) => ({ topic, partitions: [{ partition: 0, offset: '50', metadata: formatHistory(history), low: '0' }] }));
     await first.t.settle({ events: [0] });
     expect(first.t.of('events', 0)).toEqual(mine);
     // Another member committed since: a new tenure, starting where it stopped.
     again.deps.fetchOffsets = async (topics: string[]) =>
-      topics.map((topic) => ({ topic, partitions: [{ partition: 0, offset: '80', metadata: formatHistory([...history, { id: 'other', since: 50 }]) }] }));
+      topics.map((topic) => ({ topic, partitions: [{ partition: 0, offset: '80', metadata: formatHistory([...history, { id: 'other', since: 50 }]), low: '0' }] }));
     await first.t.settle({ events: [0] });
     expect(first.t.of('events', 0)!.id).not.toBe(mine.id);
     expect(parseHistory(first.t.of('events', 0)!.metadata).at(-1)).toEqual({ id: first.t.of('events', 0)!.id, since: 80 });

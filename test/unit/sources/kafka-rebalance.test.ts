@@ -42,6 +42,8 @@ interface Harness {
   appended: LandingItem[][];
   /** Runs inside the landing append, before it resolves (the batch is then landing). */
   duringLanding: (() => void) | null;
+  /** The holds released: [stream, next offset]. */
+  released: [string, number][];
   /** When set, a settle's listing of held batches waits for it. */
   settleWaits: Promise<void> | null;
   onBatch: (payload: EachBatchPayload) => Promise<void>;
@@ -55,7 +57,7 @@ function harness(): Harness {
     heartbeat_interval_ms: 100,
     routes: [{ topic: 't', dataset: 'd', fields: {} }],
   });
-  const h = { appended: [] as LandingItem[][], duringLanding: null as (() => void) | null, settleWaits: null as Promise<void> | null } as Harness;
+  const h = { appended: [] as LandingItem[][], duringLanding: null as (() => void) | null, settleWaits: null as Promise<void> | null, released: [] as [string, number][] } as Harness;
   const landing = {
     appendAll: async (items: LandingItem[]): Promise<LandingItemResult[]> => {
       h.appended.push(items);
@@ -67,7 +69,10 @@ function harness(): Harness {
       return [];
     },
     settleHolds: async () => ({ rowsDropped: 0, quarantineDropped: 0 }),
-    releaseHolds: async () => 0,
+    releaseHolds: async (_source: string, stream: string, next: number) => {
+      h.released.push([stream, next]);
+      return 1;
+    },
   } as unknown as LandingLog;
   const mapper = {
     topics: ['t'],
@@ -88,6 +93,7 @@ function harness(): Harness {
       connect: async () => {},
       disconnect: async () => {},
       fetchOffsets: async ({ topics }: { topics: string[] }) => topics.map((topic) => ({ topic, partitions: [{ partition: PARTITION, offset: '-1', metadata: null }] })),
+      fetchTopicOffsets: async () => [{ partition: PARTITION, offset: '0', high: '0', low: '0' }],
     }),
   };
   internals.follow(h.consumer);
@@ -188,6 +194,37 @@ describe('kafka source: batches overtaken by a rebalance', () => {
     await handled;
     expect(h.appended).toHaveLength(2);
     expect(log.committed).toEqual([commitOf(13)]);
+  });
+
+  it('a commit that keeps failing while the generation stands is retried later, and only then releases its hold', async () => {
+    const h = harness();
+    const { payload: p, log } = payload(10, 3);
+    let failures = 0;
+    p.commitOffsetsIfNecessary = async (offsets?: unknown) => {
+      if (failures++ < 4) throw Object.assign(new Error('The request timed out'), { type: 'REQUEST_TIMED_OUT' });
+      log.committed.push(offsets);
+    };
+    await h.onBatch(p);
+    expect(log.committed).toEqual([]);
+    expect(h.released).toEqual([]);
+    expect(h.source.stats.commitFailures).toBe(1);
+    const internals = h.source as unknown as { retryUncommitted: () => Promise<void>; uncommitted: Map<string, unknown> };
+    expect([...internals.uncommitted.keys()]).toEqual(['t/3']);
+    await internals.retryUncommitted();
+    expect(log.committed).toEqual([commitOf(13)]);
+    expect(h.released).toEqual([['t/3', 13]]);
+    expect(internals.uncommitted.size).toBe(0);
+    // A generation change forgets a retry instead (the next join settles the batch).
+    const second = payload(13, 2);
+    second.payload.commitOffsetsIfNecessary = async () => {
+      throw Object.assign(new Error('The request timed out'), { type: 'REQUEST_TIMED_OUT' });
+    };
+    await h.onBatch(second.payload);
+    expect(internals.uncommitted.size).toBe(1);
+    h.consumer.emit(EVENTS.REBALANCING);
+    await internals.retryUncommitted();
+    expect(internals.uncommitted.size).toBe(0);
+    expect(h.released).toEqual([['t/3', 13]]);
   });
 
   it('(b) a generation change while landing: landed, but its offset not committed', async () => {
