@@ -12,19 +12,21 @@
  * Why it decides: a tenure appears in the history from its first commit on, and the
  * coordinator refuses commits from an ended generation, so a tenure's commits all come
  * before its successor's first read; and a partition's offsets only move forward. For
- * a batch held by tenure T, covering offsets first..next-1, take the boundary b:
- * T's successor's `since`, or while T is last, the committed offset; when T is not in
- * the history, the oldest recorded tenure's `since` (or, with no history, the committed
- * offset):
- * - T present and b >= next: T committed the batch: keep it;
- * - 0 <= b <= first, and the partition still holds `first` (its low watermark is not
- *   above it): T never committed it, and whoever reads the partition reads it again
- *   from b: drop it (and lower the watermark);
- * - anything else: keep it, at least once (logged). That is: a negative boundary (a
+ * a batch held by tenure T, covering offsets first..next-1, Kafka still holding `first`
+ * (the partition's low watermark is not above it):
+ * - T in the history: take b, T's successor's `since` or, while T is last, the
+ *   committed offset. b >= next: T committed the batch: keep it. 0 <= b <= first: T
+ *   never committed it, and whoever reads the partition reads it from b: drop it (and
+ *   lower the watermark).
+ * - T not in the history: T never committed anything, or the history lost it (pushed
+ *   out of a full history, or wiped by a commit without metadata, such as an offset
+ *   reset). Either way every tenure still recorded came after T. If one of them started
+ *   reading at or before `first` (0 <= since <= first), it read the batch: drop it. With
+ *   no history at all, a committed offset at or before `first` says the same.
+ * - Anything else keeps the batch, at least once (logged): a negative boundary (a
  *   reader that started from the earliest or latest offset, not from a commit), a
- *   boundary inside the batch (an offset reset by hand), T absent with an oldest tenure
- *   past the batch (T may have committed, and the history was wiped since, e.g. by a
- *   reset or a commit without metadata), records already deleted by retention.
+ *   boundary inside the batch (an offset reset by hand), no recorded reader at or
+ *   before the batch, records already deleted by retention.
  */
 import { randomBytes } from 'node:crypto';
 
@@ -72,13 +74,13 @@ export function takeOver(committed: readonly Tenure[], committedOffset: number, 
 
 /** See the header. `committedOffset` -1: nothing committed; `lowWatermark`: the partition's first offset still held by Kafka. */
 export function judgeHold(hold: { tenure: string; firstOffset: number; nextOffset: number }, history: readonly Tenure[], committedOffset: number, lowWatermark: number): HoldVerdict {
+  const readFrom = (offset: number): boolean => offset >= 0 && offset <= hold.firstOffset && lowWatermark <= hold.firstOffset;
   const at = history.findIndex((t) => t.id === hold.tenure);
-  let boundary: number;
-  if (at >= 0) {
-    boundary = at + 1 < history.length ? history[at + 1]!.since : committedOffset;
-    if (boundary >= hold.nextOffset) return 'keep';
-  } else {
-    boundary = history.length > 0 ? history[0]!.since : committedOffset;
+  if (at < 0) {
+    const readAgain = history.length > 0 ? history.some((t) => readFrom(t.since)) : readFrom(committedOffset);
+    return readAgain ? 'drop' : 'unknown';
   }
-  return boundary >= 0 && boundary <= hold.firstOffset && lowWatermark <= hold.firstOffset ? 'drop' : 'unknown';
+  const boundary = at + 1 < history.length ? history[at + 1]!.since : committedOffset;
+  if (boundary >= hold.nextOffset) return 'keep';
+  return readFrom(boundary) ? 'drop' : 'unknown';
 }

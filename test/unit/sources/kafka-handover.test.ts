@@ -43,9 +43,10 @@ describe('handover history', () => {
     // A is still the last tenure: the committed offset tells.
     expect(judgeHold(hold(200, 260), [A], 260, low)).toBe('keep');
     expect(judgeHold(hold(200, 260), [A], 200, low)).toBe('drop');
-    // A never committed in this tenure: absent from the history, whose oldest reader started before the batch.
-    expect(judgeHold(hold(0, 50, 'gone'), [A, B], 900, low)).toBe('unknown'); // oldest reader (A, since 100) started after it
-    expect(judgeHold(hold(120, 150, 'gone'), [A, B], 900, low)).toBe('drop');
+    // A never committed in this tenure: absent from the history; a tenure recorded after it read from before the batch.
+    expect(judgeHold(hold(120, 150, 'gone'), [A, B], 900, low)).toBe('drop'); // A (since 100) read it
+    expect(judgeHold(hold(120, 150, 'gone'), [{ id: 'genesis', since: -1 }, A, B], 900, low)).toBe('drop'); // the group's first tenure does not hide it
+    expect(judgeHold(hold(0, 50, 'gone'), [A, B], 900, low)).toBe('unknown'); // every recorded reader started after it
     expect(judgeHold(hold(100, 150), [], 100, low)).toBe('drop'); // no history: committed at the batch, its reader reads it again
     // Nothing proves either way.
     expect(judgeHold(hold(200, 260), [A], 230, low)).toBe('unknown'); // a boundary inside the batch (an offset reset by hand)
@@ -56,10 +57,12 @@ describe('handover history', () => {
     // Kafka no longer holds the batch's records (retention): nobody can read them again.
     expect(judgeHold(hold(200, 260), [A, B], 900, 210)).toBe('unknown');
     expect(judgeHold(hold(200, 260), [A, B], 900, 200)).toBe('drop');
-    // A full history still proves a drop when its oldest reader started at or before the batch.
+    // A full history: a recorded reader at or before the batch still proves a drop; else nothing does.
     const full = Array.from({ length: HISTORY_LIMIT }, (_, i) => ({ id: `t${i}`, since: 10 + i }));
     expect(judgeHold(hold(10, 50, 'pushed-out'), full, 900, low)).toBe('drop');
     expect(judgeHold(hold(0, 5, 'pushed-out'), full, 900, low)).toBe('unknown');
+    // A history wiped by a reset to the latest offset after A committed: no recorded reader read it.
+    expect(judgeHold(hold(150, 200), [{ id: 'after-reset', since: -1 }, { id: 'later', since: 5000 }], 6000, low)).toBe('unknown');
   });
 });
 
