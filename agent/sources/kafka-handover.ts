@@ -23,10 +23,17 @@
  *   reset). Either way every tenure still recorded came after T. If one of them started
  *   reading at or before `first` (0 <= since <= first), it read the batch: drop it. With
  *   no history at all, a committed offset at or before `first` says the same.
- * - Anything else keeps the batch, at least once (logged): a negative boundary (a
- *   reader that started from the earliest or latest offset, not from a commit), a
- *   boundary inside the batch (an offset reset by hand), no recorded reader at or
- *   before the batch, records already deleted by retention.
+ * - "Reads from b" needs Kafka to still hold b: a reader whose offset is gone (or a
+ *   sentinel, -1/-2) starts at the latest offset, or with `from_beginning` at the
+ *   earliest, which reads the batch if Kafka still holds it.
+ * - Anything else keeps the batch, at least once (logged): a reader that started from
+ *   the latest offset, a boundary inside the batch (an offset reset by hand), no
+ *   recorded reader at or before the batch, records already deleted by retention.
+ * - Not covered: a commit answered with an error (a timeout during a coordinator
+ *   failover) and applied later, after this agent settled against the older offset
+ *   while no successor had committed yet: the batch is dropped and the successor may
+ *   start past it. A tenure's `since` is the first offset it actually read, so once a
+ *   successor has committed, its history tells the truth.
  */
 import { randomBytes } from 'node:crypto';
 
@@ -72,9 +79,22 @@ export function takeOver(committed: readonly Tenure[], committedOffset: number, 
   return [...committed, { id: newTenureId(), since: committedOffset }].slice(-HISTORY_LIMIT);
 }
 
-/** See the header. `committedOffset` -1: nothing committed; `lowWatermark`: the partition's first offset still held by Kafka. */
-export function judgeHold(hold: { tenure: string; firstOffset: number; nextOffset: number }, history: readonly Tenure[], committedOffset: number, lowWatermark: number): HoldVerdict {
-  const readFrom = (offset: number): boolean => offset >= 0 && offset <= hold.firstOffset && lowWatermark <= hold.firstOffset;
+/**
+ * See the header. `committedOffset` -1: nothing committed; `lowWatermark`: the
+ * partition's first offset still held by Kafka; `fromBeginning`: the group's readers
+ * start a partition with no (or a lost) committed offset at the earliest offset.
+ */
+export function judgeHold(
+  hold: { tenure: string; firstOffset: number; nextOffset: number },
+  history: readonly Tenure[],
+  committedOffset: number,
+  lowWatermark: number,
+  fromBeginning: boolean,
+): HoldVerdict {
+  // A reader starting at `offset` reads the batch: it starts at or before it, Kafka still
+  // holds the batch, and either still holds `offset` or resets a lost (or sentinel) offset to the earliest.
+  const readFrom = (offset: number): boolean =>
+    offset <= hold.firstOffset && lowWatermark <= hold.firstOffset && ((offset >= 0 && offset >= lowWatermark) || fromBeginning);
   const at = history.findIndex((t) => t.id === hold.tenure);
   if (at < 0) {
     const readAgain = history.length > 0 ? history.some((t) => readFrom(t.since)) : readFrom(committedOffset);

@@ -112,6 +112,7 @@ interface PendingCommit {
   next: number;
   records: number;
   metadata: string;
+  tenure: PartitionTenure;
   ticket: BatchTicket;
   commit: EachBatchPayload['commitOffsetsIfNecessary'];
 }
@@ -167,6 +168,9 @@ export class KafkaSource implements Component {
   private holdCount = 0;
   /** Landed batches whose commit failed while their generation stands, by stream: retried (retryUncommitted). */
   private readonly uncommitted = new Map<string, PendingCommit>();
+  /** Batches in hand per stream (a commit retry waits for its stream to be free). */
+  private readonly inHand = new Map<string, number>();
+  private retrying = false;
   private retryTimer: NodeJS.Timeout | null = null;
   private readonly abort = new AbortController();
   private readonly gate = new PauseGate();
@@ -185,6 +189,7 @@ export class KafkaSource implements Component {
       heldBatches: (source) => options.landing.heldBatches(source),
       settleHolds: (keep, drop) => options.landing.settleHolds(keep, drop),
       fetchOffsets: (topics) => this.fetchCommitted(topics),
+      fromBeginning: options.config.from_beginning,
       log: this.log,
     });
   }
@@ -338,12 +343,17 @@ export class KafkaSource implements Component {
   });
 
   private async onBatch(payload: EachBatchPayload): Promise<void> {
+    const stream = streamOf(payload.batch.topic, payload.batch.partition);
+    this.inHand.set(stream, (this.inHand.get(stream) ?? 0) + 1);
     const run = this.handleBatch(payload);
     this.handling.add(run);
     try {
       await run;
     } finally {
       this.handling.delete(run);
+      const left = this.inHand.get(stream)! - 1;
+      if (left === 0) this.inHand.delete(stream);
+      else this.inHand.set(stream, left);
     }
   }
 
@@ -358,6 +368,7 @@ export class KafkaSource implements Component {
     if (this.stopping || !isRunning()) return;
     const mayLand = () => this.rebalances.mayLand(ticket) && !isStale();
     const tenure = this.tenures.of(batch.topic, batch.partition);
+    if (tenure && mayLand() && settle.done) this.tenures.firstRead(tenure, Number(batch.firstOffset()));
     // Unresolved, uncommitted: fetched again from the committed offset by whoever owns the partition next.
     const landed = mayLand() && settle.done && tenure !== undefined ? await this.land(batch, tenure, mayLand) : 'stale';
     if (landed === 'stale') {
@@ -376,10 +387,21 @@ export class KafkaSource implements Component {
     failpoint('kafka.after-landing');
     const next = Number(batch.lastOffset()) + 1;
     resolveOffset(batch.lastOffset());
-    const pending: PendingCommit = { topic: batch.topic, partition: batch.partition, next, records: batch.messages.length, metadata: tenure!.metadata, ticket, commit: commitOffsetsIfNecessary };
+    // Past the end of a batch left held at the settle if this one stops inside it (kafka-tenures.ts).
+    const through = this.tenures.commitThrough(tenure!, next);
+    const pending: PendingCommit = {
+      topic: batch.topic,
+      partition: batch.partition,
+      next: through,
+      records: batch.messages.length,
+      metadata: tenure!.metadata,
+      tenure: tenure!,
+      ticket,
+      commit: commitOffsetsIfNecessary,
+    };
     const stream = streamOf(batch.topic, batch.partition);
     const later = this.uncommitted.get(stream);
-    if (later && later.next <= next) this.uncommitted.delete(stream); // this commit covers it
+    if (later && later.next <= through) this.uncommitted.delete(stream); // this commit covers it
     if (await this.commitLanded(pending, () => this.rebalances.mayCommit(ticket))) this.committed(pending);
     else if (this.rebalances.mayCommit(ticket)) this.uncommitted.set(stream, pending); // retried on a timer (retryUncommitted)
     await heartbeat().catch((error: unknown) => this.rebalances.noteError(error));
@@ -387,6 +409,7 @@ export class KafkaSource implements Component {
 
   /** The batch is committed: its hold goes, and the seal may take it. */
   private committed(pending: PendingCommit): void {
+    this.tenures.committed(pending.tenure, pending.next);
     void this.options.landing.releaseHolds(this.options.config.name, streamOf(pending.topic, pending.partition), pending.next);
     this.options.onCommit?.(pending.topic, pending.partition, pending.next, pending.records);
   }
@@ -398,18 +421,25 @@ export class KafkaSource implements Component {
    * rebalance. A commit of a later batch of the partition replaces the retry.
    */
   private async retryUncommitted(): Promise<void> {
-    // Only while no batch is in hand: a retry must not overtake a later commit of its
-    // partition (one sent after it goes down the same coordinator connection behind it).
-    if (this.handling.size > 0) return;
-    for (const [stream, pending] of [...this.uncommitted]) {
-      if (this.stopping) return;
-      if (!this.rebalances.mayCommit(pending.ticket)) {
-        this.uncommitted.delete(stream); // settled at the next join
-        continue;
+    if (this.retrying) return; // one run at a time
+    this.retrying = true;
+    try {
+      for (const [stream, pending] of [...this.uncommitted]) {
+        if (this.stopping) return;
+        if (!this.rebalances.mayCommit(pending.ticket)) {
+          this.uncommitted.delete(stream); // settled at the next join
+          continue;
+        }
+        // Only while no batch of its partition is in hand and nothing replaced it: a
+        // retry must not overtake a later commit of the partition (one sent after it
+        // goes down the same coordinator connection behind it).
+        if (this.inHand.has(stream) || this.uncommitted.get(stream) !== pending) continue;
+        if (!(await this.commitLanded(pending, () => this.rebalances.mayCommit(pending.ticket), 1))) continue;
+        if (this.uncommitted.get(stream) === pending) this.uncommitted.delete(stream);
+        this.committed(pending);
       }
-      if (!(await this.commitLanded(pending, () => this.rebalances.mayCommit(pending.ticket), 1))) continue;
-      if (this.uncommitted.get(stream) === pending) this.uncommitted.delete(stream);
-      this.committed(pending);
+    } finally {
+      this.retrying = false;
     }
   }
 

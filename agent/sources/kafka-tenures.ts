@@ -29,6 +29,8 @@ export interface TenureDeps {
   source: string;
   heldBatches: (source: string) => Promise<HeldBatch[]>;
   settleHolds: (keep: string[], drop: string[]) => Promise<SettleOutcome>;
+  /** The group's readers start a partition without a usable committed offset at the earliest offset (`from_beginning`). */
+  fromBeginning: boolean;
   /** The group's committed offsets (with their metadata) of these topics, and their low watermarks. */
   fetchOffsets: (topics: string[]) => Promise<CommittedOffsets[]>;
   log: Logger;
@@ -38,6 +40,11 @@ export interface PartitionTenure {
   id: string;
   /** The commit metadata of this tenure (its partition's history). */
   metadata: string;
+  history: Tenure[];
+  /** A new tenure's `since` waits for the first offset actually read (`firstRead`). */
+  sinceFixed: boolean;
+  /** Batches of this tenure left held at the settle (offsets first..next-1): a commit inside one is carried to its end (`commitThrough`). */
+  leftHeld: { first: number; next: number }[];
 }
 
 export interface SettleReport {
@@ -105,7 +112,8 @@ export class PartitionTenures {
         const stream = streamOf(topic, partition);
         const at = committed.get(stream) ?? { offset: -1, history: [], low: Infinity };
         const history = takeOver(at.history, at.offset, this.tenures.get(stream)?.id);
-        tenures.set(stream, { id: history.at(-1)!.id, metadata: formatHistory(history) });
+        const continued = history.at(-1)!.id === this.tenures.get(stream)?.id;
+        tenures.set(stream, { id: history.at(-1)!.id, metadata: formatHistory(history), history, sinceFixed: continued, leftHeld: [] });
       }
     }
     const report: SettleReport = { kept: 0, dropped: 0, leftHeld: 0, unproven: 0, rowsDropped: 0 };
@@ -113,9 +121,11 @@ export class PartitionTenures {
     const drop: string[] = [];
     for (const hold of held) {
       const at = committed.get(hold.stream);
-      const verdict: HoldVerdict = at ? judgeHold(hold, at.history, at.offset, at.low) : 'unknown';
+      const verdict: HoldVerdict = at ? judgeHold(hold, at.history, at.offset, at.low, deps.fromBeginning) : 'unknown';
       const fields = { stream: hold.stream, first_offset: hold.firstOffset, next_offset: hold.nextOffset, committed_offset: at?.offset ?? null };
-      if (verdict === 'drop' && tenures.get(hold.stream)?.id === hold.tenure) {
+      const continued = tenures.get(hold.stream);
+      if (verdict === 'drop' && continued?.id === hold.tenure) {
+        continued.leftHeld.push({ first: hold.firstOffset, next: hold.nextOffset });
         report.leftHeld++;
       } else if (verdict === 'drop') {
         drop.push(hold.hold);
@@ -133,5 +143,35 @@ export class PartitionTenures {
     report.dropped = drop.length;
     this.tenures = tenures;
     return report;
+  }
+
+  /**
+   * The first offset a new tenure reads: its `since` becomes it if higher than the
+   * committed offset read at the settle (a commit that became visible after it, or a
+   * lost offset reset to the latest), before its first commit carries the history.
+   */
+  firstRead(tenure: PartitionTenure, offset: number): void {
+    if (tenure.sinceFixed) return;
+    tenure.sinceFixed = true;
+    const last = tenure.history.at(-1)!;
+    if (offset <= last.since) return;
+    tenure.history = [...tenure.history.slice(0, -1), { id: last.id, since: offset }];
+    tenure.metadata = formatHistory(tenure.history);
+  }
+
+  /**
+   * The offset to commit after a batch ending at `next`: carried to the end of a batch
+   * left held whose offsets it stops inside (those records are landed here, held;
+   * committing them releases the hold, which a commit inside it would not).
+   */
+  commitThrough(tenure: PartitionTenure, next: number): number {
+    let through = next;
+    for (const held of tenure.leftHeld) if (held.first < through && through < held.next) through = held.next;
+    return through;
+  }
+
+  /** A commit of `next` was answered: the left-held batches it covers are released. */
+  committed(tenure: PartitionTenure, next: number): void {
+    if (tenure.leftHeld.length > 0) tenure.leftHeld = tenure.leftHeld.filter((held) => held.next > next);
   }
 }

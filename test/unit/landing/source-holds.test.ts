@@ -138,7 +138,7 @@ describe('held batches', () => {
   it('a dropped batch forgets its rows\' dedupe keys: landed again, its rows are not taken for duplicates', async () => {
     const keyedBatch = (from: number, to: number): LandingItem[] =>
       Array.from({ length: to - from }, (_, i) => ({
-        rows: [{ dataset: 'keyed', values: [T0 + from + i, 'k', from + i, (from + i) % 2 === 0] }],
+        rows: [{ dataset: 'keyed', values: [T0 + from + i, (from + i) % 3 === 0 ? 'k\ud800' : 'k', from + i, (from + i) % 2 === 0] }], // a lone surrogate: stored as U+FFFD
         quarantine: [],
         blobs: [],
         source: SOURCE,

@@ -37,32 +37,36 @@ describe('handover history', () => {
     const B = { id: 'agentB', since: 200 };
     const low = 0; // Kafka still holds every offset
     // A committed up to 200, then B took over at 200.
-    expect(judgeHold(hold(150, 200), [A, B], 900, low)).toBe('keep');
-    expect(judgeHold(hold(200, 260), [A, B], 900, low)).toBe('drop'); // A landed 200..259 and died before committing
-    expect(judgeHold(hold(220, 260), [A, B], 900, low)).toBe('drop');
+    expect(judgeHold(hold(150, 200), [A, B], 900, low, false)).toBe('keep');
+    expect(judgeHold(hold(200, 260), [A, B], 900, low, false)).toBe('drop'); // A landed 200..259 and died before committing
+    expect(judgeHold(hold(220, 260), [A, B], 900, low, false)).toBe('drop');
     // A is still the last tenure: the committed offset tells.
-    expect(judgeHold(hold(200, 260), [A], 260, low)).toBe('keep');
-    expect(judgeHold(hold(200, 260), [A], 200, low)).toBe('drop');
+    expect(judgeHold(hold(200, 260), [A], 260, low, false)).toBe('keep');
+    expect(judgeHold(hold(200, 260), [A], 200, low, false)).toBe('drop');
     // A never committed in this tenure: absent from the history; a tenure recorded after it read from before the batch.
-    expect(judgeHold(hold(120, 150, 'gone'), [A, B], 900, low)).toBe('drop'); // A (since 100) read it
-    expect(judgeHold(hold(120, 150, 'gone'), [{ id: 'genesis', since: -1 }, A, B], 900, low)).toBe('drop'); // the group's first tenure does not hide it
-    expect(judgeHold(hold(0, 50, 'gone'), [A, B], 900, low)).toBe('unknown'); // every recorded reader started after it
-    expect(judgeHold(hold(100, 150), [], 100, low)).toBe('drop'); // no history: committed at the batch, its reader reads it again
+    expect(judgeHold(hold(120, 150, 'gone'), [A, B], 900, low, false)).toBe('drop'); // A (since 100) read it
+    expect(judgeHold(hold(120, 150, 'gone'), [{ id: 'genesis', since: -1 }, A, B], 900, low, false)).toBe('drop'); // the group's first tenure does not hide it
+    expect(judgeHold(hold(0, 50, 'gone'), [A, B], 900, low, false)).toBe('unknown'); // every recorded reader started after it
+    expect(judgeHold(hold(100, 150), [], 100, low, false)).toBe('drop'); // no history: committed at the batch, its reader reads it again
     // Nothing proves either way.
-    expect(judgeHold(hold(200, 260), [A], 230, low)).toBe('unknown'); // a boundary inside the batch (an offset reset by hand)
-    expect(judgeHold(hold(0, 50), [], 900, low)).toBe('unknown'); // a history of another tool, committed past the batch
-    expect(judgeHold(hold(0, 50), [], -1, low)).toBe('unknown'); // nothing committed at all (a deleted group or topic)
-    expect(judgeHold(hold(0, 50, 'gone'), [{ id: 'c', since: -1 }], 900, low)).toBe('unknown'); // its reader started from latest or earliest, not at the batch
-    expect(judgeHold(hold(200, 260), [A, { id: 'c', since: -2 }], 900, low)).toBe('unknown'); // a reset to a sentinel after A
+    expect(judgeHold(hold(200, 260), [A], 230, low, false)).toBe('unknown'); // a boundary inside the batch (an offset reset by hand)
+    expect(judgeHold(hold(0, 50), [], 900, low, false)).toBe('unknown'); // a history of another tool, committed past the batch
+    expect(judgeHold(hold(0, 50), [], -1, low, false)).toBe('unknown'); // nothing committed at all (a deleted group or topic)
+    expect(judgeHold(hold(0, 50, 'gone'), [{ id: 'c', since: -1 }], 900, low, false)).toBe('unknown'); // its reader started from latest or earliest, not at the batch
+    expect(judgeHold(hold(200, 260), [A, { id: 'c', since: -2 }], 900, low, false)).toBe('unknown'); // a reset to a sentinel after A
+    // Kafka no longer holds the reader's starting offset: it resets to the latest (kept) or, with from_beginning, the earliest (drop).
+    expect(judgeHold(hold(200, 260), [A, { id: 'b', since: 150 }], 900, 180, false)).toBe('unknown');
+    expect(judgeHold(hold(200, 260), [A, { id: 'b', since: 150 }], 900, 180, true)).toBe('drop');
+    expect(judgeHold(hold(0, 50, 'gone'), [{ id: 'c', since: -1 }], 900, low, true)).toBe('drop'); // started from the earliest offset
     // Kafka no longer holds the batch's records (retention): nobody can read them again.
-    expect(judgeHold(hold(200, 260), [A, B], 900, 210)).toBe('unknown');
-    expect(judgeHold(hold(200, 260), [A, B], 900, 200)).toBe('drop');
+    expect(judgeHold(hold(200, 260), [A, B], 900, 210, false)).toBe('unknown');
+    expect(judgeHold(hold(200, 260), [A, B], 900, 200, false)).toBe('drop');
     // A full history: a recorded reader at or before the batch still proves a drop; else nothing does.
     const full = Array.from({ length: HISTORY_LIMIT }, (_, i) => ({ id: `t${i}`, since: 10 + i }));
-    expect(judgeHold(hold(10, 50, 'pushed-out'), full, 900, low)).toBe('drop');
-    expect(judgeHold(hold(0, 5, 'pushed-out'), full, 900, low)).toBe('unknown');
+    expect(judgeHold(hold(10, 50, 'pushed-out'), full, 900, low, false)).toBe('drop');
+    expect(judgeHold(hold(0, 5, 'pushed-out'), full, 900, low, false)).toBe('unknown');
     // A history wiped by a reset to the latest offset after A committed: no recorded reader read it.
-    expect(judgeHold(hold(150, 200), [{ id: 'after-reset', since: -1 }, { id: 'later', since: 5000 }], 6000, low)).toBe('unknown');
+    expect(judgeHold(hold(150, 200), [{ id: 'after-reset', since: -1 }, { id: 'later', since: 5000 }], 6000, low, false)).toBe('unknown');
   });
 });
 
@@ -87,6 +91,7 @@ describe('settle at a join', () => {
             .map(([stream, c]) => ({ partition: Number(stream.split('/')[1]), offset: String(c.offset), metadata: c.history.length ? formatHistory(c.history) : null, low: '0' })),
         }));
       },
+      fromBeginning: false,
       log: silentLogger(),
     });
     return { t, settled, fetched };
@@ -122,6 +127,7 @@ describe('settle at a join', () => {
       fetchOffsets: async () => {
         throw Object.assign(new Error('coordinator not available'), { type: 'COORDINATOR_NOT_AVAILABLE' });
       },
+      fromBeginning: false,
       log: silentLogger(),
     });
     await expect(failing.settle({})).rejects.toThrow('coordinator not available');
@@ -146,10 +152,30 @@ describe('settle at a join', () => {
         ],
       }));
     const report = await first.t.settle({ events: [0] });
-    expect(first.t.of('events', 0)).toEqual(mine);
+    expect(first.t.of('events', 0)).toMatchObject({ id: mine.id, metadata: mine.metadata, leftHeld: [{ first: 100, next: 150 }] });
     // events/0: left held; events/1 (moved to another member, which read from 7): dropped.
     expect(report).toMatchObject({ leftHeld: 1, dropped: 1, kept: 0 });
     expect(first.settled).toEqual([{ keep: [], drop: ['h0'] }]);
+  });
+
+  it('a new tenure starts its history at the first offset it reads; a commit inside a batch left held is carried to its end', async () => {
+    const { t } = tenures([], { 'events/0': { offset: 40, history: [A] } });
+    await t.settle({ events: [0] });
+    const tenure = t.of('events', 0)!;
+    expect(parseHistory(tenure.metadata).at(-1)).toEqual({ id: tenure.id, since: 40 });
+    t.firstRead(tenure, 55); // the committed offset moved on after the settle read it (a late commit)
+    expect(parseHistory(tenure.metadata)).toEqual([A, { id: tenure.id, since: 55 }]);
+    t.firstRead(tenure, 90); // only the first read counts
+    expect(parseHistory(tenure.metadata).at(-1)!.since).toBe(55);
+    tenure.leftHeld = [
+      { first: 100, next: 150 },
+      { first: 150, next: 180 },
+    ];
+    expect(t.commitThrough(tenure, 100)).toBe(100); // stops before the first: nothing to carry
+    expect(t.commitThrough(tenure, 120)).toBe(150);
+    expect(t.commitThrough(tenure, 160)).toBe(180);
+    t.committed(tenure, 150);
+    expect(tenure.leftHeld).toEqual([{ first: 150, next: 180 }]);
   });
 
   it('keeps its tenure when it keeps a partition it last committed, and starts a new one after another member committed', async () => {
@@ -161,7 +187,7 @@ describe('settle at a join', () => {
     const again = first.t as unknown as { deps: { fetchOffsets: unknown } };
     again.deps.fetchOffsets = async (topics: string[]) => topics.map((topic) => ({ topic, partitions: [{ partition: 0, offset: '50', metadata: formatHistory(history), low: '0' }] }));
     await first.t.settle({ events: [0] });
-    expect(first.t.of('events', 0)).toEqual(mine);
+    expect(first.t.of('events', 0)).toMatchObject({ id: mine.id, metadata: mine.metadata });
     // Another member committed since: a new tenure, starting where it stopped.
     again.deps.fetchOffsets = async (topics: string[]) =>
       topics.map((topic) => ({ topic, partitions: [{ partition: 0, offset: '80', metadata: formatHistory([...history, { id: 'other', since: 50 }]), low: '0' }] }));

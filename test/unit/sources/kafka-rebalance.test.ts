@@ -146,7 +146,7 @@ function payload(firstOffset: number, count: number, heartbeat: () => Promise<vo
 
 /** A commit of `next`, carrying the partition's handover history (kafka-handover.ts). */
 const commitOf = (next: number) => ({
-  topics: [{ topic: 't', partitions: [{ partition: PARTITION, offset: String(next), metadata: expect.stringMatching(/^lakeside1 [\w-]+:-1$/) }] }],
+  topics: [{ topic: 't', partitions: [{ partition: PARTITION, offset: String(next), metadata: expect.stringMatching(/^lakeside1 [\w-]+:\d+$/) }] }],
 });
 
 describe('kafka source: batches overtaken by a rebalance', () => {
@@ -208,8 +208,13 @@ describe('kafka source: batches overtaken by a rebalance', () => {
     expect(log.committed).toEqual([]);
     expect(h.released).toEqual([]);
     expect(h.source.stats.commitFailures).toBe(1);
-    const internals = h.source as unknown as { retryUncommitted: () => Promise<void>; uncommitted: Map<string, unknown> };
+    const internals = h.source as unknown as { retryUncommitted: () => Promise<void>; uncommitted: Map<string, unknown>; inHand: Map<string, number> };
     expect([...internals.uncommitted.keys()]).toEqual(['t/3']);
+    // Not while a batch of the partition is in hand (its later commit must not be overtaken).
+    internals.inHand.set('t/3', 1);
+    await internals.retryUncommitted();
+    expect(log.committed).toEqual([]);
+    internals.inHand.delete('t/3');
     await internals.retryUncommitted();
     expect(log.committed).toEqual([commitOf(13)]);
     expect(h.released).toEqual([['t/3', 13]]);
