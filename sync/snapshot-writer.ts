@@ -186,7 +186,7 @@ export class SnapshotWriter {
       }
       if (own && request.mergeOwnManifests) {
         merged++;
-        carried.push(...out);
+        for (const entry of out) carried.push(entry); // a loop: a manifest can hold more entries than a spread's argument limit
       } else {
         rewrittenOutputs.push({ entries: out });
       }
@@ -199,7 +199,7 @@ export class SnapshotWriter {
     });
     const asAdded = (dataFile: DataFile): ManifestEntry => ({ status: ADDED, snapshot_id: null, sequence_number: null, file_sequence_number: null, data_file: dataFile });
     if (rewrittenOutputs.length === 0) rewrittenOutputs.push({ entries: [] });
-    rewrittenOutputs[0]!.entries.push(...adding.map(asAdded));
+    for (const dataFile of adding) rewrittenOutputs[0]!.entries.push(asAdded(dataFile));
     const added: { path: string; length: number; entries: ManifestEntry[] }[] = [];
     const dir = this.metadataDir(table);
     for (let i = 0; i < rewrittenOutputs.length; i++) {

@@ -67,7 +67,8 @@ export function readHotTier(stateDir: string, datasetName: string, options: { db
     const newest = bytes.length > 0 ? readArrowTable(bytes[bytes.length - 1] as Uint8Array) : null;
     const dataset = options.dataset ?? inferDataset(datasetName, landedColumns, newest);
     const rows: RowValue[][] = [];
-    for (const file of bytes) rows.push(...batchToRows(dataset, decodeParquet(dataset, file)));
+    // A loop, not push(...rows): a file of 100,000+ rows overflows a spread's argument limit.
+    for (const file of bytes) for (const row of batchToRows(dataset, decodeParquet(dataset, file))) rows.push(row);
     const fromFiles = rows.length;
     const names = dataset.columns.map((c) => `"${c.name}"`).join(', ');
     for (const row of db.prepare(`SELECT ${names} FROM "${table}" WHERE ${landedRowsWhere(datasetName)} ORDER BY id`).raw().all() as RowValue[][]) {
