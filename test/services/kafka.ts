@@ -242,7 +242,8 @@ export async function startKafka(opts: KafkaOptions = {}): Promise<KafkaBroker> 
     plain = await freePort();
     controller = await freePort();
     secure = secureUsers ? await freePort() : null;
-    if (new Set([plain, controller, secure]).size < (secure === null ? 2 : 3)) continue;
+    const ports = secure === null ? [plain, controller] : [plain, controller, secure];
+    if (new Set(ports).size < ports.length) continue; // the kernel handed out a port twice (each was released first)
     rmSync(join(dir, 'data'), { recursive: true, force: true });
     writeFileSync(propsFile, serverProperties({ plain, controller, secure, dir, partitions: opts.defaultPartitions ?? 1 }));
     const scram = (secureUsers ?? []).flatMap((u) => ['--add-scram', `${u.mechanism ?? 'SCRAM-SHA-256'}=[name=${u.name},password=${u.password}]`]);
